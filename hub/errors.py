@@ -1,0 +1,33 @@
+"""Errors of the hub. Each carries a ``reason``: a short, bounded label for metrics and logs.
+
+    HubError
+    ├── PayloadError        their fault: the callback cannot be understood.
+    │                       The provider gets its negative answer; the request is quarantined.
+    └── SinkUnavailable     our fault: the event could not be made safe (broker down, journal
+                            unwritable). The provider gets the answer that makes it retry.
+
+Code branches on the type and on ``reason``, never on the message text.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    reason: str = "error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class PayloadError(HubError):
+    """The provider sent something the parser cannot turn into events."""
+
+    reason = "invalid_payload"
+
+
+class SinkUnavailable(HubError):
+    """An event could not be made durable; nothing was acknowledged."""
+
+    reason = "sink_unavailable"
