@@ -175,7 +175,7 @@ def local_time(value: str, formats: Sequence[str], zone: ZoneInfo) -> datetime:
     text = value.strip()
     for fmt in formats:
         try:
-            naive = datetime.strptime(text, fmt)  # noqa: DTZ007 - the zone is attached next line
+            naive = datetime.strptime(text, fmt)  # naive: the zone is attached below
         except ValueError:
             continue
         return naive.replace(tzinfo=zone)

@@ -96,7 +96,10 @@ def _reply(reply: Any) -> dict[str, Any]:
 if __name__ == "__main__":
     for arg in sys.argv[1:]:
         case = load_case(Path(arg))
-        out = {k: case.spec[k] for k in ("callback", "method", "content_type", "received_at")
-               if k in case.spec}
+        out = {
+            k: case.spec[k]
+            for k in ("callback", "method", "content_type", "received_at")
+            if k in case.spec
+        }
         out.update(run(case))
         sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_INDENT_2) + b"\n")

@@ -1,0 +1,143 @@
+"""``hub`` command line: serve, tail, urls. The only reader of the environment."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from hub.app import create_app, endpoints
+from hub.models import Event
+from hub.settings import Settings
+from sinks import journal as journal_store
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hub", description="Provider callbacks in, events out.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the hub (configured by HUB_* variables)")
+    serve.set_defaults(run=serve_command)
+
+    tail = commands.add_parser("tail", help="show events as they arrive")
+    tail.add_argument("-n", "--lines", type=int, default=10, help="past events to show first")
+    tail.add_argument("--json", action="store_true", help="one CloudEvents JSON document a line")
+    tail.add_argument("--no-follow", action="store_true", help="stop after the past events")
+    tail.add_argument("--pattern", default="#", help="routing pattern (broker mode)")
+    tail.set_defaults(run=tail_command)
+
+    urls = commands.add_parser("urls", help="the callback URLs to give each provider")
+    urls.add_argument(
+        "--base", required=True, help="the hub's public URL, e.g. https://hooks.example.com"
+    )
+    urls.set_defaults(run=urls_command)
+    return parser
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _install_uvloop()
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=lambda text: logging.getLogger("hub").info("%s", text.strip()),
+    )
+    return 0
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop  # optional: not on every platform
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def urls_command(args: argparse.Namespace) -> int:
+    base = args.base.rstrip("/")
+    for endpoint in endpoints():
+        methods = ",".join(endpoint.callback.methods)
+        print(
+            f"{endpoint.provider.value:<10} {endpoint.callback.name:<13} {methods:<9} "
+            f"{base}{endpoint.path}    # {endpoint.callback.summary}"
+        )
+    return 0
+
+
+def describe(event: Event) -> str:
+    """One line for a person: when, routing key, who, what."""
+    d = event.data
+    who = d.recipient or d.sender or "-"
+    what = d.text if d.text is not None else (d.error.meaning if d.error else None) or ""
+    ref = d.message_id or d.related_message_id or "-"
+    return f"{event.time:%Y-%m-%d %H:%M:%S}Z  {event.routing_key:<40} {ref:<14} {who:<16} {what}"
+
+
+def _show(event_json: bytes, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(event_json.decode() + "\n")
+    else:
+        sys.stdout.write(describe(Event.from_json(event_json)) + "\n")
+    sys.stdout.flush()
+
+
+def tail_command(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if settings.rabbitmq_url:
+        return asyncio.run(_tail_broker(settings, args))
+    return _tail_journal(settings.data_dir / journal_store.JOURNAL_FILE, args)
+
+
+def _tail_journal(path: Path, args: argparse.Namespace) -> int:
+    if not path.exists():
+        print(f"no journal at {path} yet: has the hub run here?", file=sys.stderr)
+        return 1
+    after = max(journal_store.last_seq(path) - args.lines, 0)
+    try:
+        while True:
+            for stored in journal_store.iter_events(path, after):
+                _show(stored.body, args.json)
+                after = stored.seq
+            if args.no_follow:
+                return 0
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _tail_broker(settings: Settings, args: argparse.Namespace) -> int:
+    import aio_pika  # only broker mode needs it
+
+    from sinks.rabbitmq import declare_topology
+
+    assert settings.rabbitmq_url is not None
+    connection = await aio_pika.connect_robust(settings.rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await declare_topology(channel, settings.exchange)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, args.pattern)
+        try:
+            async with queue.iterator() as messages:
+                async for message in messages:
+                    async with message.process():
+                        _show(message.body, args.json)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            return 0
+    return 0

@@ -1,0 +1,169 @@
+"""HTTP handlers: provider callbacks, metrics, health.
+
+A callback goes: request → :class:`RawRequest` → the provider's parser → the sink (events made
+safe) → the provider's acknowledgement. Input the parser refuses is quarantined in the journal
+before the provider gets its negative answer; if even that fails, the provider is told to retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hub.errors import HubError, PayloadError, SinkUnavailable
+from hub.models import RawRequest, Reply, utc_now
+from parsers.base import Callback, ParserModule
+from sinks.base import Sink
+from sinks.journal import Journal, QuarantineEntry
+from sinks.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+@dataclass
+class Runtime:
+    """What the handlers use, filled in when the app starts (see ``hub.app``)."""
+
+    metrics: Metrics
+    journal: Journal | None = None
+    sink: Sink | None = None
+    draining: bool = field(default=False)
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+def raw_request(
+    request: web.Request, module: ParserModule, callback: Callback, body: bytes
+) -> RawRequest:
+    _, _, query = request.raw_path.partition("?")
+    return RawRequest(
+        provider=module.PROVIDER,
+        callback=callback.name,
+        method=request.method,
+        query=query.encode("utf-8", "surrogateescape"),
+        body=body,
+        content_type=request.headers.get("Content-Type", ""),
+        received_at=utc_now(),
+    )
+
+
+def callback_handler(module: ParserModule, callback: Callback) -> Handler:
+    provider, endpoint = module.PROVIDER.value, callback.name
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        runtime = request.app[RUNTIME]
+        raw = raw_request(request, module, callback, await request.read())
+        outcome, reason = "accepted", ""
+        try:
+            reply = await _accept(runtime, module, raw)
+        except PayloadError as exc:
+            outcome, reason = "rejected", exc.reason
+            reply = await _refuse(runtime, module, request, raw, exc)
+        except SinkUnavailable as exc:
+            outcome, reason = "unavailable", exc.reason
+            log.warning(
+                "%s/%s: events not safe (%s), provider told to retry",
+                provider,
+                endpoint,
+                exc.reason,
+            )
+            reply = module.retry(exc)
+        except Exception:  # a parser bug must not become a 500: keep the input, ask for a retry
+            log.exception("%s/%s: unexpected error", provider, endpoint)
+            error = SinkUnavailable("internal error", reason="internal_error")
+            outcome, reason = "unavailable", error.reason
+            reply = await _refuse(runtime, module, request, raw, error)
+        runtime.metrics.callbacks.labels(provider, endpoint, outcome, reason).inc()
+        runtime.metrics.latency.labels(provider, endpoint).observe(time.perf_counter() - started)
+        return _response(reply)
+
+    return handle
+
+
+async def _accept(runtime: Runtime, module: ParserModule, raw: RawRequest) -> Reply:
+    events = module.parse(raw)
+    if events:
+        if runtime.sink is None:
+            raise SinkUnavailable("the hub is starting", reason="starting")
+        await runtime.sink.publish(events)
+        runtime.metrics.observe_events(events)
+    return module.ack(events)
+
+
+async def _refuse(
+    runtime: Runtime, module: ParserModule, request: web.Request, raw: RawRequest, error: HubError
+) -> Reply:
+    """Keeps the request in the quarantine, then gives the provider its negative answer."""
+    headers = {
+        str(k): v for k, v in request.headers.items() if k.lower() not in _PRIVATE_HEADERS
+    }
+    entry = QuarantineEntry(
+        received_at=raw.received_at.isoformat(),
+        provider=raw.provider.value,
+        callback=raw.callback,
+        method=raw.method,
+        reason=error.reason,
+        content_type=raw.content_type,
+        headers=orjson.dumps(headers).decode(),
+        query=raw.query,
+        body=raw.body,
+    )
+    try:
+        if runtime.journal is None:
+            raise SinkUnavailable("the hub is starting", reason="starting")
+        number = await runtime.journal.quarantine(entry)
+    except SinkUnavailable as exc:
+        log.error("%s: could not quarantine a refused request (%s)", raw.provider.value, exc.reason)
+        return module.retry(exc)
+    log.info(
+        "%s/%s: refused (%s), quarantined as #%d",
+        raw.provider.value,
+        raw.callback,
+        error.reason,
+        number,
+    )
+    if isinstance(error, PayloadError):
+        return module.nack(error)
+    return module.retry(error)
+
+
+def _response(reply: Reply) -> web.Response:
+    return web.Response(
+        status=reply.status, body=reply.body, content_type=reply.content_type, charset=reply.charset
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[RUNTIME].metrics.registry
+    return web.Response(
+        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def live(request: web.Request) -> web.Response:
+    """The event loop answers."""
+    return web.Response(text="ok")
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Callbacks can be made safe now: the journal is open and the sink can take events."""
+    runtime = request.app[RUNTIME]
+    checks = {
+        "journal": runtime.journal is not None and runtime.journal.ready,
+        "sink": runtime.sink is not None and runtime.sink.ready,
+        "draining": not runtime.draining,
+    }
+    status = 200 if all(checks.values()) else 503
+    return web.json_response(checks, status=status, dumps=lambda o: orjson.dumps(o).decode())
