@@ -106,9 +106,7 @@ async def _refuse(
     runtime: Runtime, module: ParserModule, request: web.Request, raw: RawRequest, error: HubError
 ) -> Reply:
     """Keeps the request in the quarantine, then gives the provider its negative answer."""
-    headers = {
-        str(k): v for k, v in request.headers.items() if k.lower() not in _PRIVATE_HEADERS
-    }
+    headers = {str(k): v for k, v in request.headers.items() if k.lower() not in _PRIVATE_HEADERS}
     entry = QuarantineEntry(
         received_at=raw.received_at.isoformat(),
         provider=raw.provider.value,

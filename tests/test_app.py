@@ -69,9 +69,17 @@ async def test_bad_input_gets_probleme_and_is_quarantined(client, settings, memo
     assert memory.events == []
     path = settings.data_dir / journal_store.JOURNAL_FILE
     with journal_store.closing(journal_store.sqlite3.connect(path)) as conn:
-        rows = conn.execute("SELECT provider, callback, method, reason, query FROM quarantine").fetchall()
+        rows = conn.execute(
+            "SELECT provider, callback, method, reason, query FROM quarantine"
+        ).fetchall()
     assert rows == [
-        ("isendpro", "delivery", "GET", "bad_timestamp", b"tel=0612345678&statut=0&date=yesterday&heure=noon")
+        (
+            "isendpro",
+            "delivery",
+            "GET",
+            "bad_timestamp",
+            b"tel=0612345678&statut=0&date=yesterday&heure=noon",
+        )
     ]
     metrics = await (await client.get("/metrics")).text()
     assert 'outcome="rejected",provider="isendpro",reason="bad_timestamp"} 1.0' in metrics
@@ -79,14 +87,19 @@ async def test_bad_input_gets_probleme_and_is_quarantined(client, settings, memo
 
 async def test_metrics_count_events_and_start_at_zero(client) -> None:
     before = await (await client.get("/metrics")).text()
-    assert 'hub_callbacks_total{endpoint="reply",outcome="accepted",provider="isendpro",reason=""} 0.0' in before
+    assert (
+        'hub_callbacks_total{endpoint="reply",outcome="accepted",provider="isendpro",reason=""} 0.0'
+        in before
+    )
     await client.get(f"{DLR}?{SEED_DLR.decode()}")
     after = await (await client.get("/metrics")).text()
     assert (
         'hub_events_total{channel="sms",kind="delivery",provider="isendpro",state="delivered"} 1.0'
         in after
     )
-    assert 'hub_callback_duration_seconds_count{endpoint="delivery",provider="isendpro"} 1.0' in after
+    assert (
+        'hub_callback_duration_seconds_count{endpoint="delivery",provider="isendpro"} 1.0' in after
+    )
 
 
 async def test_health(client, memory) -> None:
@@ -118,7 +131,7 @@ def test_routes_match_registry() -> None:
         assert module.PROVIDER is module_provider
         assert module.__name__ == f"parsers.{module_provider.value}"
     paths = {e.path for e in endpoints()}
-    assert f"/callbacks/isendpro/delivery" in paths
+    assert "/callbacks/isendpro/delivery" in paths
     assert all(p.split("/")[2] in {x.value for x in Provider} for p in paths)
 
 

@@ -143,7 +143,9 @@ async def test_broker_outage_gives_probleme_then_recovers(aiohttp_client, tmp_pa
             kept = await drain(unrouted)
         assert [m.routing_key for m in kept] == ["isendpro.sms.inbound.received"]
         metrics = await (await client.get("/metrics")).text()
-        assert 'outcome="unavailable",provider="isendpro",reason="broker_unavailable"} 1.0' in metrics
+        assert (
+            'outcome="unavailable",provider="isendpro",reason="broker_unavailable"} 1.0' in metrics
+        )
         assert (
             'hub_events_total{channel="sms",kind="delivery",provider="isendpro",state="delivered"}'
             not in metrics

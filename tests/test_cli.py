@@ -1,0 +1,114 @@
+"""The hub as its users run it: a real `hub serve` process, `hub tail`, `hub urls`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from hub.app import endpoints
+from hub.models import Provider
+from tests.conftest import SEED_DLR
+from tests.golden import PAYLOADS
+from tests.harness.ports import free_port
+
+
+def hub(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+
+
+@pytest.fixture
+def hub_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(HUB_PORT=str(free_port()), HUB_DATA_DIR=str(tmp_path / "data"))
+    return env
+
+
+@pytest.fixture
+def served(hub_env: dict[str, str]) -> Iterator[str]:
+    """`hub serve` on the embedded default; yields its base URL; stopped with SIGTERM."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub", "serve"],
+        env=hub_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{hub_env['HUB_PORT']}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health/ready", timeout=1) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=20)[0]
+    assert proc.returncode == 0, output
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.read()
+
+
+def test_serve_answers_validation_and_tail_shows_the_event(served: str, hub_env) -> None:
+    assert get(f"{served}/callbacks/isendpro/delivery?{SEED_DLR.decode()}") == b"validation"
+
+    text = hub("tail", "--no-follow", env=hub_env).stdout
+    assert "isendpro.sms.delivery.delivered" in text
+    assert "+33612345678" in text
+    assert "2012-08-12 13:07:12Z" in text
+
+    [line] = hub("tail", "--no-follow", "--json", env=hub_env).stdout.splitlines()
+    event = orjson.loads(line)
+    assert event["data"]["message_id"] == "35986"
+    assert event["time"] == "2012-08-12T13:07:12Z"
+
+
+def test_tail_without_a_journal_says_so(hub_env) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "hub", "tail", "--no-follow"],
+        env=hub_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "no journal" in proc.stderr
+
+
+def test_urls_lists_every_endpoint_and_agrees_with_registry_and_payloads(hub_env) -> None:
+    lines = hub("urls", "--base", "https://hooks.example.com/", env=hub_env).stdout.splitlines()
+    listed = {(line.split()[0], line.split()[1], line.split()[3]) for line in lines}
+    expected = {
+        (e.provider.value, e.callback.name, f"https://hooks.example.com{e.path}")
+        for e in endpoints()
+    }
+    assert listed == expected
+    assert len(lines) == len(expected)
+    with_urls = {slug for slug, _, _ in listed}
+    folders = {p.name for p in PAYLOADS.iterdir() if p.is_dir()}
+    assert folders <= {p.value for p in Provider}
+    assert folders <= with_urls
