@@ -10,7 +10,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Protocol
@@ -167,7 +167,7 @@ def to_e164(value: str | None, region: str = "FR") -> str | None:
 
 
 def local_time(value: str, formats: Sequence[str], zone: ZoneInfo) -> datetime:
-    """A provider's local wall-clock time (no zone given) as an aware datetime.
+    """A provider's local wall-clock time (no zone given), in UTC.
 
     In the autumn hour that happens twice the first one is taken (``fold=0``); a time in the
     spring gap is read with the offset before the change.
@@ -178,8 +178,16 @@ def local_time(value: str, formats: Sequence[str], zone: ZoneInfo) -> datetime:
             naive = datetime.strptime(text, fmt)  # naive: the zone is attached below
         except ValueError:
             continue
-        return naive.replace(tzinfo=zone)
+        return to_utc(naive.replace(tzinfo=zone))
     raise PayloadError(f"unreadable time {value!r}", reason="bad_timestamp")
+
+
+def to_utc(when: datetime) -> datetime:
+    """An aware time in UTC; one that UTC cannot hold (year 1 in Paris) is a payload error."""
+    try:
+        return when.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise PayloadError(f"time out of range {when!r}", reason="bad_timestamp") from exc
 
 
 # -- code tables ------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ must make of it::
      "events": [<CloudEvents JSON documents>]}       # or "error": "<PayloadError reason>"
 
 Cases named ``seed-*`` are samples copied from the provider's seed: a test checks that their input
-stands in the seed text.
+stands in the seed text. ``pdf-*`` cases follow a sample the seed's extraction lost (given in
+``shared/PROVIDERS.md`` from the published PDF).
 
 ``python -m tests.golden PATH.json`` prints what the parser makes of a case, to help write one;
 what it prints must be checked against the seed by hand before it becomes the expected result.

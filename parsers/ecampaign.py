@@ -1,0 +1,253 @@
+"""eCampaign (PROSOLUCE, seed 000): message tracking and contact-import reports, POST form ``xml``.
+
+Acknowledgement contract: the provider specifies none; any HTTP 200 is success. We answer
+``200 OK`` once the events are safe, ``400`` to what we cannot read (the request is quarantined)
+and ``503`` when the events could not be made safe, so that the provider tries again.
+
+Both callbacks are a form body ``xml=<url-encoded XML>`` in UTF-8. The XML says which one it is,
+whatever the URL segment it came to.
+
+- ``tracking`` ("Réponse asynchrone (suivi des envois)", p.18): an URL that PROSOLUCE sets on the
+  account is called at each state change of a message sent through the web services::
+
+      <ecampaign><msgid>ID_MESSAGE</msgid><state>CODE_ETAT</state><timestamp>DATE_HEURE</timestamp></ecampaign>
+
+  ``msgid`` is the id of the synchronous send response, ``state`` a code of the annex "États de
+  remise" (``tables/ecampaign.toml``). The code also tells the channel (calls: voice, mail, fax)
+  and whether the recipient did something (call answered, key X pressed for ``2X``, complaint,
+  click...): an interaction. Codes common to all channels (1 to 10) do not say which one: they
+  are reported as ``sms``. ``timestamp`` is French local time, ``AAAA-MM-JJ HH:MM:SS`` or
+  ``AAAA:MM:JJ HH:MM:SS`` (the format is not specified and the doc writes dates both ways);
+  without one the reception time is used, an unreadable one is refused.
+
+  Several messages in one document (the doc shows one): repeated ``msgid``/``state``/``timestamp``
+  groups in sequence (a group ends where one of its names comes again), and repeated wrapper
+  elements of any name holding one group each, anywhere under the root
+  (``<ecampaign><message><msgid>…</msgid>…</message><message>…</message></ecampaign>``).
+- ``import`` (p.30): the report of ``manageGroup/ID/importMembers``, POSTed to the ``callbackUrl``
+  given in the import request::
+
+      <ecampaign><importFromXml><state>…</state><imported>…</imported>
+      <errors><error>…</error>…</errors></importFromXml></ecampaign>
+
+  One event of kind ``report``: ``completed``, or ``failed`` when ``state`` says so (its values
+  are not documented: ``KO`` as in the send response, ``error``, ``failed``...). ``details`` hold
+  ``imported`` (a number, or null) and ``errors`` (their texts). An import is about a group, not a
+  channel: reported as ``sms``, the hub's main channel.
+
+Element names are matched without namespace and case; ``raw`` keeps them as received, with
+attributes and child elements side by side (repeated names as lists, ``#text`` for the text of
+an element that also has attributes). A DTD (hence any entity) is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from xml.etree.ElementTree import Element, ParseError
+
+# defusedxml ships no type hints (types-defusedxml is not among our dev dependencies)
+from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
+from defusedxml.ElementTree import fromstring  # type: ignore[import-untyped]
+from pydantic import JsonValue
+
+from hub.errors import HubError, PayloadError
+from hub.models import Channel, Code, Event, EventData, Kind, Provider, RawRequest, Reply, State
+from parsers.base import (
+    OK_REPLY,
+    PARIS,
+    Callback,
+    bad_request,
+    decode_query,
+    load_tables,
+    local_time,
+    required,
+    unavailable,
+)
+
+PROVIDER = Provider.ECAMPAIGN
+CALLBACKS: Sequence[Callback] = (
+    Callback("tracking", ("POST",), "state changes of messages sent (p.18, annex p.55-56)"),
+    Callback("import", ("POST",), "report of a contact import into a group (p.30)"),
+)
+
+TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M:%S")
+_FAILED_IMPORT = frozenset(
+    {"ko", "nok", "error", "erreur", "failed", "failure", "fail", "echec", "échec"}
+)
+_COUNT = re.compile(r"[0-9]{1,18}")
+MAX_DEPTH = 20
+"""How deep ``raw`` follows nested elements; the documented callbacks have three levels."""
+
+Fields = dict[str, str]
+"""Lower-cased local element names → stripped text, for reading."""
+
+
+def parse(request: RawRequest) -> list[Event]:
+    root = _xml(required(decode_query(request.body), "xml"))
+    events = [
+        _report(element, request) for element in root.iter() if _name(element) == "importfromxml"
+    ]
+    events += [_tracking(group, request) for group in _message_groups(root)]
+    if not events:
+        raise PayloadError(
+            "neither a tracking callback nor an import report", reason="unknown_callback"
+        )
+    return events
+
+
+def ack(events: list[Event]) -> Reply:
+    return OK_REPLY
+
+
+def nack(error: HubError) -> Reply:
+    return bad_request(error)
+
+
+def retry(error: HubError) -> Reply:
+    return unavailable(error)
+
+
+# -- XML --------------------------------------------------------------------------------------
+
+
+def _xml(text: str) -> Element:
+    try:
+        root: Element = fromstring(text, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise PayloadError(
+            f"refused XML construct: {type(exc).__name__}", reason="forbidden_xml"
+        ) from exc
+    except ParseError as exc:
+        raise PayloadError(f"invalid XML: {exc}", reason="invalid_xml") from exc
+    return root
+
+
+def _name(element: Element) -> str:
+    """The element's name without namespace, lower-cased."""
+    return element.tag.rpartition("}")[2].lower()
+
+
+def _fields(elements: Iterable[Element]) -> Fields:
+    fields: Fields = {}
+    for element in elements:
+        fields.setdefault(_name(element), (element.text or "").strip())
+    return fields
+
+
+def _raw(
+    attributes: dict[str, str], elements: Iterable[Element], depth: int = 0
+) -> dict[str, JsonValue]:
+    """Attributes and child elements as received; a repeated name gives a list."""
+    if depth > MAX_DEPTH:
+        raise PayloadError("XML nested too deep", reason="invalid_xml")
+    raw: dict[str, JsonValue] = dict(attributes)
+    for element in elements:
+        value = _content(element, depth + 1)
+        if element.tag not in raw:
+            raw[element.tag] = value
+            continue
+        previous = raw[element.tag]
+        raw[element.tag] = [*previous, value] if isinstance(previous, list) else [previous, value]
+    return raw
+
+
+def _content(element: Element, depth: int) -> JsonValue:
+    if len(element) == 0 and not element.attrib:
+        return element.text or ""
+    raw = _raw(element.attrib, element, depth)
+    if len(element) == 0:
+        raw["#text"] = element.text or ""
+    return raw
+
+
+Group = tuple[dict[str, str], list[Element]]
+"""One message of a tracking callback: the attributes of its parent element, and its elements."""
+
+
+def _message_groups(root: Element) -> list[Group]:
+    """The msgid/state/timestamp groups of the document, in document order."""
+    groups: list[Group] = []
+    for parent in root.iter():
+        if any(_name(child) == "msgid" for child in parent):
+            groups += [(parent.attrib, group) for group in _split(list(parent))]
+    return groups
+
+
+def _split(children: list[Element]) -> list[list[Element]]:
+    """Consecutive groups of ``children``: a new one starts where a name comes again."""
+    groups: list[list[Element]] = []
+    seen: set[str] = set()
+    for child in children:
+        if not groups or _name(child) in seen:
+            groups.append([])
+            seen = set()
+        groups[-1].append(child)
+        seen.add(_name(child))
+    return groups
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+def _tracking(group: Group, request: RawRequest) -> Event:
+    attributes, elements = group
+    fields = _fields(elements)
+    code = required(fields, "state")
+    if not code:
+        raise PayloadError("empty state", reason="missing_field")
+    entry = load_tables(PROVIDER)["state"].get(code)
+    state = entry.state if entry else State.UNKNOWN
+    data = EventData(
+        provider=PROVIDER,
+        channel=entry.channel if entry and entry.channel else Channel.SMS,
+        kind=entry.kind if entry and entry.kind else Kind.DELIVERY,
+        state=state,
+        final=entry.final if entry else False,
+        failure=entry.failure if entry else None,
+        message_id=required(fields, "msgid") or None,
+        status=Code(code=code, meaning=entry.meaning if entry else None),
+        details={"key": code[-1]} if state is State.KEY_PRESSED else {},
+        raw=_raw(attributes, elements),
+        received_at=request.received_at,
+    )
+    timestamp = fields.get("timestamp")
+    return Event.of(data, _when(timestamp) if timestamp else None)
+
+
+def _when(timestamp: str) -> datetime:
+    """French local time, in UTC (a year-1 time has no UTC equivalent: refused)."""
+    when = local_time(timestamp, TIMESTAMP_FORMATS, PARIS)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError as exc:
+        raise PayloadError(f"time out of range {timestamp!r}", reason="bad_timestamp") from exc
+
+
+def _report(element: Element, request: RawRequest) -> Event:
+    fields = _fields(element)
+    outcome = fields.get("state", "")
+    imported = fields.get("imported", "")
+    errors: list[JsonValue] = [
+        (error.text or "").strip()
+        for child in element
+        if _name(child) == "errors"
+        for error in child
+        if _name(error) == "error"
+    ]
+    data = EventData(
+        provider=PROVIDER,
+        channel=Channel.SMS,
+        kind=Kind.REPORT,
+        state=State.FAILED if outcome.casefold() in _FAILED_IMPORT else State.COMPLETED,
+        final=True,
+        status=Code(code=outcome) if outcome else None,
+        details={
+            "imported": int(imported) if _COUNT.fullmatch(imported) else None,
+            "errors": errors,
+        },
+        raw=_raw(element.attrib, element),
+        received_at=request.received_at,
+    )
+    return Event.of(data)
