@@ -9,6 +9,8 @@ URLs (stable, documented in the README):
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
@@ -16,17 +18,20 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from hub import handlers
+from hub.errors import SinkUnavailable
+from hub.forwarder import Forwarder
 from hub.handlers import RUNTIME, Runtime
 from hub.models import Provider
 from hub.settings import Settings
 from parsers import REGISTRY
 from parsers.base import Callback, ParserModule
 from sinks.base import Sink
-from sinks.journal import Journal, JournalSink
+from sinks.journal import Journal
 from sinks.metrics import Metrics
 from sinks.rabbitmq import RabbitMQSink
 
 MAX_BODY = 256 * 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ def endpoints() -> Iterator[Endpoint]:
 
 
 def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Application:
-    """The hub. ``sink`` replaces the configured one (tests pass an in-memory sink)."""
+    """The hub. ``sink`` replaces the configured broker (tests pass an in-memory sink)."""
     app = web.Application(client_max_size=MAX_BODY)
     metrics = Metrics(CollectorRegistry(auto_describe=True))
     app[RUNTIME] = Runtime(metrics=metrics)
@@ -69,20 +74,64 @@ def _storage(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         runtime = app[RUNTIME]
-        journal = Journal.open(settings.data_dir)
+        metrics = runtime.metrics
+        journal = Journal.open(
+            settings.data_dir,
+            dedup_window=settings.dedup_window,
+            max_bytes=settings.journal_max_bytes,
+            on_commit=metrics.journal_commit.observe,
+        )
         runtime.journal = journal
-        runtime.sink = sink or _configured_sink(settings, journal)
+        target = sink or _configured_sink(settings)
+        forwarder = None
+        if target is not None:
+            forwarder = Forwarder(journal, target, metrics, batch=settings.forward_batch)
+            forwarder.start()
+            runtime.forwarder = forwarder
+        metrics.watch(
+            backlog=lambda: forwarder.backlog if forwarder else 0,
+            oldest_age=lambda: _age(forwarder.oldest) if forwarder else 0,
+            broker_up=(lambda: float(target.ready)) if target is not None else None,
+        )
+        pruning = asyncio.get_running_loop().create_task(
+            _prune_forever(journal, settings, forwarded_only=target is not None)
+        )
         yield
         runtime.draining = True
-        await runtime.sink.close()
+        pruning.cancel()
+        if forwarder is not None:
+            await forwarder.stop(settings.drain_timeout)
+        if target is not None:
+            await target.close()
         await asyncio.to_thread(journal.close)
 
     return ctx
 
 
-def _configured_sink(settings: Settings, journal: Journal) -> Sink:
+def _age(since: float | None) -> float:
+    return max(time.time() - since, 0.0) if since is not None else 0.0
+
+
+async def _prune_forever(journal: Journal, settings: Settings, *, forwarded_only: bool) -> None:
+    """Applies the retention now, then every hour."""
+    while True:
+        try:
+            deleted = await journal.prune(
+                time.time() - settings.retention, forwarded_only=forwarded_only
+            )
+        except SinkUnavailable as exc:
+            log.warning("journal retention not applied: %s", exc.reason)
+        else:
+            if deleted:
+                log.info(
+                    "retention: %d events older than %.0f s deleted", deleted, settings.retention
+                )
+        await asyncio.sleep(3600)
+
+
+def _configured_sink(settings: Settings) -> Sink | None:
     if settings.rabbitmq_url is None:
-        return JournalSink(journal)
+        return None
     sink = RabbitMQSink(
         settings.rabbitmq_url, exchange=settings.exchange, publish_timeout=settings.publish_timeout
     )

@@ -8,12 +8,14 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 from aiohttp import web
 
 from hub.app import create_app, endpoints
-from hub.models import Event
+from hub.models import Event, Kind, Provider
 from hub.settings import Settings
 from sinks import journal as journal_store
 
@@ -36,6 +38,22 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--no-follow", action="store_true", help="stop after the past events")
     tail.add_argument("--pattern", default="#", help="routing pattern (broker mode)")
     tail.set_defaults(run=tail_command)
+
+    replay = commands.add_parser(
+        "replay", help="publish journaled events to the broker again (HUB_RABBITMQ_URL)"
+    )
+    replay.add_argument("--since", type=_moment, help="received at or after (ISO 8601)")
+    replay.add_argument("--until", type=_moment, help="received before (ISO 8601)")
+    replay.add_argument("--provider", choices=[p.value for p in Provider])
+    replay.add_argument("--kind", choices=[k.value for k in Kind])
+    replay.add_argument("--dry-run", action="store_true", help="count, publish nothing")
+    replay.set_defaults(run=replay_command)
+
+    journal = commands.add_parser("journal", help="the local journal")
+    journal_commands = journal.add_subparsers(required=True, metavar="COMMAND")
+    journal_stats = journal_commands.add_parser("stats", help="backlog, duplicates, quarantine")
+    journal_stats.add_argument("--json", action="store_true")
+    journal_stats.set_defaults(run=journal_stats_command)
 
     urls = commands.add_parser("urls", help="the callback URLs to give each provider")
     urls.add_argument(
@@ -101,19 +119,26 @@ def tail_command(args: argparse.Namespace) -> int:
     settings = Settings()
     if settings.rabbitmq_url:
         return asyncio.run(_tail_broker(settings, args))
-    return _tail_journal(settings.data_dir / journal_store.JOURNAL_FILE, args)
+    path = _journal_path(settings)
+    return _tail_journal(path, args) if path else 1
+
+
+def _journal_path(settings: Settings) -> Path | None:
+    path = settings.data_dir / journal_store.JOURNAL_FILE
+    if not path.exists():
+        print(f"no journal at {path} yet: has the hub run here?", file=sys.stderr)
+        return None
+    return path
 
 
 def _tail_journal(path: Path, args: argparse.Namespace) -> int:
-    if not path.exists():
-        print(f"no journal at {path} yet: has the hub run here?", file=sys.stderr)
-        return 1
-    after = max(journal_store.last_seq(path) - args.lines, 0)
+    after = max(journal_store.stats(path).last_seq - args.lines, 0)
     try:
         while True:
-            for stored in journal_store.iter_events(path, after):
-                _show(stored.body, args.json)
-                after = stored.seq
+            while batch := journal_store.select(path, after=after):
+                for stored in batch:
+                    _show(stored.envelope.body, args.json)
+                after = batch[-1].seq
             if args.no_follow:
                 return 0
             time.sleep(0.5)
@@ -140,4 +165,81 @@ async def _tail_broker(settings: Settings, args: argparse.Namespace) -> int:
                         _show(message.body, args.json)
         except (KeyboardInterrupt, asyncio.CancelledError):
             return 0
+    return 0
+
+
+def _moment(text: str) -> float:
+    """An ISO 8601 time (UTC when no offset is given) as epoch seconds."""
+    when = datetime.fromisoformat(text)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    settings = Settings()
+    path = _journal_path(settings)
+    if path is None:
+        return 1
+    if not args.dry_run and not settings.rabbitmq_url:
+        print("replay publishes to the broker: set HUB_RABBITMQ_URL", file=sys.stderr)
+        return 2
+    return asyncio.run(_replay(settings, path, args))
+
+
+async def _replay(settings: Settings, path: Path, args: argparse.Namespace) -> int:
+    from sinks.rabbitmq import RabbitMQSink  # only replay needs a connection of its own
+
+    sink = None
+    if not args.dry_run:
+        assert settings.rabbitmq_url is not None
+        sink = RabbitMQSink(
+            settings.rabbitmq_url,
+            exchange=settings.exchange,
+            publish_timeout=settings.publish_timeout,
+        )
+        sink.start()
+        async with asyncio.timeout(30):
+            await sink.wait_connected()
+    after, count = 0, 0
+    filters = {
+        "since": args.since,
+        "until": args.until,
+        "provider": args.provider,
+        "kind": args.kind,
+    }
+    try:
+        while batch := journal_store.select(
+            path, after=after, limit=settings.forward_batch, **filters
+        ):
+            if sink is not None:
+                await sink.publish([s.envelope for s in batch])
+            count += len(batch)
+            after = batch[-1].seq
+    finally:
+        if sink is not None:
+            await sink.close()
+    print(f"{'would replay' if args.dry_run else 'replayed'} {count} events")
+    return 0
+
+
+def journal_stats_command(args: argparse.Namespace) -> int:
+    settings = Settings()
+    path = _journal_path(settings)
+    if path is None:
+        return 1
+    stats = journal_store.stats(path)
+    age = time.time() - stats.oldest_unforwarded if stats.oldest_unforwarded else None
+    doc = {
+        "path": str(path),
+        "bytes": sum(p.stat().st_size for p in path.parent.glob(path.name + "*")),
+        "events": stats.events,
+        "unforwarded": stats.unforwarded,
+        "oldest_unforwarded_age_seconds": round(age, 3) if age is not None else None,
+        "duplicates": stats.duplicates,
+        "quarantined": stats.quarantined,
+    }
+    if args.json:
+        print(orjson.dumps(doc).decode())
+    else:
+        for key, value in doc.items():
+            print(f"{key:<32} {value}")
     return 0

@@ -28,6 +28,13 @@ class PayloadError(HubError):
 
 
 class SinkUnavailable(HubError):
-    """An event could not be made durable; nothing was acknowledged."""
+    """Events could not be made safe (journal unwritable, broker down); nothing is acknowledged.
+
+    ``done`` counts the leading events of the batch that were made safe all the same.
+    """
 
     reason = "sink_unavailable"
+
+    def __init__(self, message: str, *, reason: str | None = None, done: int = 0) -> None:
+        super().__init__(message, reason=reason)
+        self.done = done

@@ -1,8 +1,9 @@
 """HTTP handlers: provider callbacks, metrics, health.
 
-A callback goes: request → :class:`RawRequest` → the provider's parser → the sink (events made
-safe) → the provider's acknowledgement. Input the parser refuses is quarantined in the journal
-before the provider gets its negative answer; if even that fails, the provider is told to retry.
+A callback goes: request → :class:`RawRequest` → the provider's parser → the journal (events
+committed to disk, retries recognized) → the provider's acknowledgement; the forwarder takes it
+from there. Input the parser refuses is quarantined in the journal before the provider gets its
+negative answer; if even that fails, the provider is told to retry.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.errors import HubError, PayloadError, SinkUnavailable
+from hub.forwarder import Forwarder
 from hub.models import RawRequest, Reply, utc_now
 from parsers.base import Callback, ParserModule
-from sinks.base import Sink
 from sinks.journal import Journal, QuarantineEntry
 from sinks.metrics import Metrics
 
@@ -36,7 +37,7 @@ class Runtime:
 
     metrics: Metrics
     journal: Journal | None = None
-    sink: Sink | None = None
+    forwarder: Forwarder | None = None
     draining: bool = field(default=False)
 
 
@@ -65,9 +66,9 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
         started = time.perf_counter()
         runtime = request.app[RUNTIME]
         raw = raw_request(request, module, callback, await request.read())
-        outcome, reason = "accepted", ""
+        reason = ""
         try:
-            reply = await _accept(runtime, module, raw)
+            reply, outcome = await _accept(runtime, module, raw)
         except PayloadError as exc:
             outcome, reason = "rejected", exc.reason
             reply = await _refuse(runtime, module, request, raw, exc)
@@ -92,14 +93,21 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
     return handle
 
 
-async def _accept(runtime: Runtime, module: ParserModule, raw: RawRequest) -> Reply:
+async def _accept(runtime: Runtime, module: ParserModule, raw: RawRequest) -> tuple[Reply, str]:
+    """Parses and journals; the reply and the outcome (accepted, or duplicate for a retry)."""
     events = module.parse(raw)
+    outcome = "accepted"
     if events:
-        if runtime.sink is None:
+        if runtime.journal is None:
             raise SinkUnavailable("the hub is starting", reason="starting")
-        await runtime.sink.publish(events)
-        runtime.metrics.observe_events(events)
-    return module.ack(events)
+        appended = await runtime.journal.append(events)
+        runtime.metrics.observe_events(appended.new)
+        runtime.metrics.observe_duplicates(appended.duplicates)
+        if not appended.new:
+            outcome = "duplicate"
+        if runtime.forwarder is not None:
+            runtime.forwarder.notify(len(appended.new))
+    return module.ack(events), outcome
 
 
 async def _refuse(
@@ -156,12 +164,14 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """Callbacks can be made safe now: the journal is open and the sink can take events."""
+    """Callbacks can be made safe now: the journal is open and the hub is not shutting down.
+
+    The broker is not a condition: while it is away, events wait in the journal.
+    """
     runtime = request.app[RUNTIME]
     checks = {
         "journal": runtime.journal is not None and runtime.journal.ready,
-        "sink": runtime.sink is not None and runtime.sink.ready,
-        "draining": not runtime.draining,
+        "not_draining": not runtime.draining,
     }
     status = 200 if all(checks.values()) else 503
     return web.json_response(checks, status=status, dumps=lambda o: orjson.dumps(o).decode())

@@ -12,7 +12,7 @@ Serialisation lives here and only here (:meth:`Event.to_json`), with orjson.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Final, Literal
@@ -246,11 +246,24 @@ class Reply(BaseModel):
     charset: str | None = "utf-8"
 
 
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """An event as a broker needs it: its serialized document and the properties to route it.
+
+    The journal keeps these columns beside the body, so forwarding never re-reads the JSON.
+    """
+
+    id: str
+    type: str
+    routing_key: str
+    time: datetime
+    body: bytes
+
+    @classmethod
+    def of(cls, event: Event) -> Envelope:
+        return cls(event.id, event.type, event.routing_key, event.time, event.to_json())
+
+
 def utc_now() -> datetime:
     """The only clock read of the request path; parsers get the result in the request view."""
     return datetime.now(UTC)
-
-
-def raw_fields(fields: Mapping[str, str]) -> dict[str, JsonValue]:
-    """A plain dict copy of decoded text fields, as kept in :attr:`EventData.raw`."""
-    return dict(fields)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sinks.journal import DAY
 from sinks.rabbitmq import DEFAULT_EXCHANGE
 
 
@@ -25,3 +26,20 @@ class Settings(BaseSettings):
     publish_timeout: float = Field(default=5.0, gt=0)
     """Seconds to wait for the broker's confirms before telling the provider to retry."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    dedup_window: float = Field(default=7 * DAY, gt=0)
+    """Seconds during which a callback sent again is recognized as a retry. The longest retry
+    schedule in the providers' documents is iSendPro's: three more tries, a day apart."""
+    retention: float = Field(default=14 * DAY, gt=0)
+    """Seconds an event stays in the journal (once forwarded, with a broker)."""
+    journal_max_bytes: int | None = Field(default=None, gt=0)
+    """A cap on the journal's size: past it, providers are told to retry (never a full disk)."""
+    forward_batch: int = Field(default=512, gt=0)
+    """Events the forwarder has in flight at once."""
+    drain_timeout: float = Field(default=10.0, ge=0)
+    """On SIGTERM, seconds the forwarder may keep forwarding before the process exits."""
+
+    @model_validator(mode="after")
+    def _retention_covers_dedup(self) -> Settings:
+        if self.retention < self.dedup_window:
+            raise ValueError("HUB_RETENTION must be at least HUB_DEDUP_WINDOW")
+        return self

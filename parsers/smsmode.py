@@ -53,7 +53,6 @@ from hub.models import (
     RawRequest,
     Reply,
     State,
-    raw_fields,
 )
 from parsers.base import (
     OK_REPLY,
@@ -135,7 +134,7 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
         status=Code(code=statut, meaning=entry.meaning if entry else None),
         operator=operator,
         details=_network(operator),
-        raw=raw_fields(fields),
+        raw=dict(fields),
         received_at=request.received_at,
     )
     return Event.of(data, when)
@@ -155,7 +154,7 @@ def _reply(fields: dict[str, str], request: RawRequest) -> Event:
         recipient=to_e164(fields.get("numero")),
         sender=to_e164(required(fields, "emetteur")),
         text=fields.get("message", ""),
-        raw=raw_fields(fields),
+        raw=dict(fields),
         received_at=request.received_at,
     )
     return Event.of(data, when)

@@ -1,8 +1,8 @@
-"""The sink contract: where events go once parsed.
+"""The sink contract: where the forwarder sends journaled events.
 
-A sink is two async methods. ``publish`` returns only when every event it was given is safe
-(committed to disk, or confirmed by the broker); otherwise it raises
-:class:`hub.errors.SinkUnavailable` and the provider is told to retry.
+A sink is two async methods. ``publish`` returns only when every envelope it was given is safe
+(confirmed by the broker); otherwise it raises :class:`hub.errors.SinkUnavailable`, whose
+``done`` says how many leading envelopes were confirmed all the same.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from hub.models import Event
+from hub.models import Envelope
 
 
 class Sink(Protocol):
-    async def publish(self, events: Sequence[Event]) -> None: ...
+    async def publish(self, envelopes: Sequence[Envelope]) -> None: ...
 
     async def close(self) -> None: ...
 
     @property
     def ready(self) -> bool:
-        """Whether ``publish`` can be expected to succeed now (for the readiness probe)."""
+        """Whether ``publish`` can be expected to succeed now."""
         ...

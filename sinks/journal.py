@@ -1,14 +1,21 @@
-"""The local journal: SQLite in WAL mode, in the hub's data directory.
+"""The journal: SQLite in WAL mode in the hub's data directory, the spine of the hub.
+
+Every accepted callback's events are committed here before the provider is answered; the
+forwarder then publishes them to the broker and marks them forwarded.
 
 One writer thread owns the database. Requests hand it their rows and wait; the thread takes every
 row waiting at that moment, writes them in one transaction and commits with ``synchronous=FULL``
 (the WAL is synced to disk) before any of those requests is answered. Durability therefore costs
 one disk sync per batch, not per request (group commit).
 
+An event whose id is already in the journal, received within the deduplication window, is not
+written again: it is a provider's retry (counted in ``counters.duplicates``).
+
 Tables:
-- ``events``: every event made safe here, as its CloudEvents JSON, in arrival order (``seq``).
-  ``forwarded_at`` is for the broker forwarder.
+- ``events``: each event once, as its CloudEvents JSON with the columns needed to route it, in
+  arrival order (``seq``); ``forwarded_at`` is set once the broker confirmed it.
 - ``quarantine``: requests that could not be parsed, kept whole for inspection and replay.
+- ``counters``: totals that outlive the process (duplicates).
 """
 
 from __future__ import annotations
@@ -17,14 +24,16 @@ import asyncio
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Sequence
 from contextlib import closing, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hub.errors import SinkUnavailable
-from hub.models import Event
+from hub.models import Envelope, Event
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -32,13 +41,16 @@ CREATE TABLE IF NOT EXISTS events (
     id           TEXT NOT NULL,
     provider     TEXT NOT NULL,
     kind         TEXT NOT NULL,
+    type         TEXT NOT NULL,
     routing_key  TEXT NOT NULL,
-    time         TEXT NOT NULL,
-    received_at  TEXT NOT NULL,
+    time         REAL NOT NULL,
+    received_at  REAL NOT NULL,
     body         BLOB NOT NULL,
-    forwarded_at TEXT
+    forwarded_at REAL
 );
-CREATE INDEX IF NOT EXISTS events_id ON events (id);
+CREATE INDEX IF NOT EXISTS events_id ON events (id, received_at);
+CREATE INDEX IF NOT EXISTS events_pending ON events (seq) WHERE forwarded_at IS NULL;
+CREATE INDEX IF NOT EXISTS events_received ON events (received_at);
 CREATE TABLE IF NOT EXISTS quarantine (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     received_at  TEXT NOT NULL,
@@ -51,8 +63,14 @@ CREATE TABLE IF NOT EXISTS quarantine (
     query        BLOB NOT NULL,
     body         BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('duplicates', 0);
 """
 JOURNAL_FILE = "journal.sqlite3"
+DAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +90,33 @@ class QuarantineEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredEvent:
+class Appended:
+    new: list[Event]
+    duplicates: list[Event]
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An event as the journal holds it."""
+
     seq: int
-    body: bytes
+    provider: str
+    received_at: float
+    envelope: Envelope
 
     def event(self) -> Event:
-        return Event.from_json(self.body)
+        return Event.from_json(self.envelope.body)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    events: int
+    unforwarded: int
+    oldest_unforwarded: float | None
+    """Reception time (epoch seconds) of the oldest event not yet forwarded."""
+    duplicates: int
+    quarantined: int
+    last_seq: int
 
 
 Writer = Callable[[sqlite3.Connection], Any]
@@ -104,9 +143,20 @@ def connect(path: Path) -> sqlite3.Connection:
 class Journal:
     """Durable local storage with group commit. Open with :meth:`open`, end with :meth:`close`."""
 
-    def __init__(self, path: Path, *, max_batch: int = 1024) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        dedup_window: float = 7 * DAY,
+        max_bytes: int | None = None,
+        max_batch: int = 1024,
+        on_commit: Callable[[float], None] | None = None,
+    ) -> None:
         self.path = path
+        self.dedup_window = dedup_window
+        self.max_bytes = max_bytes
         self._max_batch = max_batch
+        self._on_commit = on_commit
         self._jobs: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
@@ -115,35 +165,64 @@ class Journal:
     def open(cls, data_dir: Path, **kwargs: Any) -> Journal:
         data_dir.mkdir(parents=True, exist_ok=True)
         journal = cls(data_dir / JOURNAL_FILE, **kwargs)
-        journal._conn = connect(journal.path)
-        journal._conn.executescript(SCHEMA)
+        conn = journal._conn = connect(journal.path)
+        conn.executescript(SCHEMA)
+        if journal.max_bytes is not None:
+            (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+            conn.execute(f"PRAGMA max_page_count={max(journal.max_bytes // page_size, 1)}")
         journal._thread = threading.Thread(target=journal._run, name="journal-writer", daemon=True)
         journal._thread.start()
         return journal
 
-    async def append(self, events: Sequence[Event]) -> None:
-        """Returns once ``events`` are on disk; raises :class:`SinkUnavailable` if they are not."""
+    # -- writing (through the writer thread) --------------------------------------------------
+
+    async def append(self, events: Sequence[Event]) -> Appended:
+        """Commits the events not already journaled within the deduplication window.
+
+        Returns once they are on disk; raises :class:`SinkUnavailable` if they are not.
+        """
         rows = [
             (
                 e.id,
                 e.data.provider.value,
                 e.data.kind.value,
+                e.type,
                 e.routing_key,
-                e.time.isoformat(),
-                e.data.received_at.isoformat(),
+                e.time.timestamp(),
+                e.data.received_at.timestamp(),
                 e.to_json(),
             )
             for e in events
         ]
+        window = self.dedup_window
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "INSERT INTO events (id, provider, kind, routing_key, time, received_at, body)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        def write(conn: sqlite3.Connection) -> list[bool]:
+            fresh: list[bool] = []
+            for row in rows:
+                seen = conn.execute(
+                    "SELECT 1 FROM events WHERE id = ? AND received_at >= ? LIMIT 1",
+                    (row[0], row[6] - window),
+                ).fetchone()
+                fresh.append(seen is None)
+                if seen is None:
+                    conn.execute(
+                        "INSERT INTO events (id, provider, kind, type, routing_key, time,"
+                        " received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        row,
+                    )
+            duplicates = fresh.count(False)
+            if duplicates:
+                conn.execute(
+                    "UPDATE counters SET value = value + ? WHERE name = 'duplicates'",
+                    (duplicates,),
+                )
+            return fresh
 
-        await self._submit(write)
+        fresh: list[bool] = await self._submit(write)
+        return Appended(
+            new=[e for e, f in zip(events, fresh, strict=True) if f],
+            duplicates=[e for e, f in zip(events, fresh, strict=True) if not f],
+        )
 
     async def quarantine(self, entry: QuarantineEntry) -> int:
         """Keeps a request that could not be parsed; returns its quarantine number."""
@@ -166,8 +245,30 @@ class Journal:
             )
             return int(cursor.lastrowid or 0)
 
-        result: int = await self._submit(write)
-        return result
+        number: int = await self._submit(write)
+        return number
+
+    async def mark_forwarded(self, seqs: Sequence[int], at: float) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE events SET forwarded_at = ? WHERE seq = ?", [(at, s) for s in seqs]
+            )
+
+        await self._submit(write)
+
+    async def prune(self, received_before: float, *, forwarded_only: bool) -> int:
+        """Deletes events received before the given time (only forwarded ones if asked)."""
+        condition = " AND forwarded_at IS NOT NULL" if forwarded_only else ""
+
+        def write(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                f"DELETE FROM events WHERE received_at < ?{condition}",  # noqa: S608 - fixed text
+                (received_before,),
+            )
+            return cursor.rowcount
+
+        deleted: int = await self._submit(write)
+        return deleted
 
     async def _submit(self, write: Writer) -> Any:
         if self._thread is None or not self._thread.is_alive():
@@ -211,7 +312,10 @@ class Journal:
                     break
                 assert isinstance(job, _Job)
                 batch.append(job)
+            started = time.perf_counter()
             self._commit(conn, batch)
+            if self._on_commit is not None:
+                self._on_commit(time.perf_counter() - started)
 
     @staticmethod
     def _commit(conn: sqlite3.Connection, batch: list[_Job]) -> None:
@@ -222,7 +326,9 @@ class Journal:
             results = [job.write(conn) for job in batch]
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            error = SinkUnavailable(f"journal write failed: {exc}", reason="journal_unwritable")
+            full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+            reason = "journal_full" if full else "journal_unwritable"
+            error = SinkUnavailable(f"journal write failed: {exc}", reason=reason)
             if conn.in_transaction:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
@@ -230,7 +336,8 @@ class Journal:
         for i, job in enumerate(batch):
             by_loop.setdefault(job.loop, []).append((job, results[i] if results else None))
         for loop, settled in by_loop.items():
-            loop.call_soon_threadsafe(_settle, settled, error)
+            with suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_settle, settled, error)
 
 
 def _settle(settled: list[tuple[_Job, Any]], error: BaseException | None) -> None:
@@ -243,44 +350,71 @@ def _settle(settled: list[tuple[_Job, Any]], error: BaseException | None) -> Non
             job.future.set_result(result)
 
 
-def read_events(path: Path, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
-    """Events with ``seq`` greater than ``after``, oldest first, from a read-only connection."""
-    with _reader(path) as conn:
-        rows = conn.execute(
-            "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
-        ).fetchall()
-    return [StoredEvent(seq, bytes(body)) for seq, body in rows]
-
-
-def last_seq(path: Path) -> int:
-    with _reader(path) as conn:
-        (seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-    return int(seq)
+# -- reading (any thread, read-only connections) ------------------------------------------
 
 
 def _reader(path: Path) -> closing[sqlite3.Connection]:
     return closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True))
 
 
-def iter_events(path: Path, after: int = 0) -> Iterator[StoredEvent]:
-    """Every event after ``after``, in pages."""
-    while batch := read_events(path, after):
-        yield from batch
-        after = batch[-1].seq
+_STORED = "SELECT seq, provider, received_at, id, type, routing_key, time, body FROM events"
 
 
-class JournalSink:
-    """The embedded default sink: events are safe once committed to the journal."""
+def _stored(row: tuple[Any, ...]) -> Stored:
+    seq, provider, received_at, id_, type_, key, when, body = row
+    envelope = Envelope(id_, type_, key, datetime.fromtimestamp(when, UTC), bytes(body))
+    return Stored(seq, provider, received_at, envelope)
 
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
 
-    async def publish(self, events: Sequence[Event]) -> None:
-        await self.journal.append(events)
+def pending(path: Path, after: int = 0, limit: int = 1000) -> list[Stored]:
+    """Events not forwarded yet with ``seq`` above ``after``, in arrival order."""
+    with _reader(path) as conn:
+        rows = conn.execute(
+            f"{_STORED} WHERE forwarded_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        ).fetchall()
+    return [_stored(r) for r in rows]
 
-    async def close(self) -> None:
-        """The journal belongs to the app, which closes it."""
 
-    @property
-    def ready(self) -> bool:
-        return self.journal.ready
+def select(
+    path: Path,
+    *,
+    after: int = 0,
+    limit: int = 1000,
+    since: float | None = None,
+    until: float | None = None,
+    provider: str | None = None,
+    kind: str | None = None,
+) -> list[Stored]:
+    """Events with ``seq`` above ``after`` matching the filters (reception time, provider,
+    kind), in arrival order."""
+    clauses: list[str] = ["seq > ?"]
+    params: list[Any] = [after]
+    for clause, value in (
+        ("received_at >= ?", since),
+        ("received_at < ?", until),
+        ("provider = ?", provider),
+        ("kind = ?", kind),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    with _reader(path) as conn:
+        rows = conn.execute(
+            f"{_STORED} WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+    return [_stored(r) for r in rows]
+
+
+def stats(path: Path) -> Stats:
+    with _reader(path) as conn:
+        events, last = conn.execute("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events").fetchone()
+        unforwarded, oldest = conn.execute(
+            "SELECT COUNT(*), MIN(received_at) FROM events WHERE forwarded_at IS NULL"
+        ).fetchone()
+        (duplicates,) = conn.execute(
+            "SELECT value FROM counters WHERE name = 'duplicates'"
+        ).fetchone()
+        (quarantined,) = conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()
+    return Stats(events, unforwarded, oldest, duplicates, quarantined, last)

@@ -5,19 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hub.errors import SinkUnavailable
-from hub.models import Event
+from hub.models import Envelope, Event
 
 
 class MemorySink:
     def __init__(self) -> None:
-        self.events: list[Event] = []
+        self.envelopes: list[Envelope] = []
         self.failing = False
         self.closed = False
 
-    async def publish(self, events: Sequence[Event]) -> None:
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
         if self.failing:
             raise SinkUnavailable("memory sink set to fail", reason="test_failure")
-        self.events.extend(events)
+        self.envelopes.extend(envelopes)
+
+    @property
+    def events(self) -> list[Event]:
+        return [Event.from_json(e.body) for e in self.envelopes]
 
     async def close(self) -> None:
         self.closed = True

@@ -6,15 +6,18 @@ state. Never numbers, ids or texts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hub.models import Event
 
-OUTCOMES = ("accepted", "rejected", "unavailable")
-"""accepted: events safe, provider acknowledged; rejected: the provider's input could not be
-parsed (their fault); unavailable: the events could not be made safe (our fault)."""
+OUTCOMES = ("accepted", "duplicate", "rejected", "unavailable")
+"""accepted: events journaled, provider acknowledged; duplicate: a retry of a callback already
+journaled, acknowledged again; rejected: the provider's input could not be parsed (their fault);
+unavailable: the events could not be made safe (our fault), the provider is told to retry."""
+
+_FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
 class Metrics:
@@ -28,8 +31,14 @@ class Metrics:
         )
         self.events = Counter(
             "hub_events",
-            "Events made safe (journal committed or broker confirmed).",
+            "Events made safe in the journal.",
             ("provider", "channel", "kind", "state"),
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "hub_duplicate_events",
+            "Events a provider sent again within the deduplication window (not journaled again).",
+            ("provider",),
             registry=registry,
         )
         self.latency = Histogram(
@@ -37,16 +46,68 @@ class Metrics:
             "Time from a callback's arrival to the provider's answer.",
             ("provider", "endpoint"),
             registry=registry,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            buckets=_FAST,
+        )
+        self.journal_commit = Histogram(
+            "hub_journal_commit_duration_seconds",
+            "Time to write and sync one group commit of the journal.",
+            registry=registry,
+            buckets=_FAST,
+        )
+        self.forwarded = Counter(
+            "hub_forwarded_events",
+            "Events the broker confirmed.",
+            ("provider",),
+            registry=registry,
+        )
+        self.confirm_latency = Histogram(
+            "hub_forward_confirm_duration_seconds",
+            "Time from publishing a batch of events to the broker's last confirm.",
+            registry=registry,
+            buckets=_FAST,
+        )
+        self.backlog = Gauge(
+            "hub_journal_backlog_events",
+            "Events journaled and not yet forwarded to the broker.",
+            registry=registry,
+        )
+        self.oldest_age = Gauge(
+            "hub_journal_oldest_unforwarded_age_seconds",
+            "Age of the oldest event not yet forwarded (0 when none waits).",
+            registry=registry,
         )
 
     def start_at_zero(self, endpoints: Iterable[tuple[str, str]]) -> None:
         """Creates the known label sets, so that rates exist before the first callback."""
         for provider, endpoint in endpoints:
-            self.callbacks.labels(provider, endpoint, "accepted", "")
+            for outcome in ("accepted", "duplicate"):
+                self.callbacks.labels(provider, endpoint, outcome, "")
             self.latency.labels(provider, endpoint)
+            self.duplicates.labels(provider)
+            self.forwarded.labels(provider)
+
+    def watch(
+        self,
+        *,
+        backlog: Callable[[], float],
+        oldest_age: Callable[[], float],
+        broker_up: Callable[[], float] | None,
+    ) -> None:
+        """Gauges read at scrape time from the running parts."""
+        self.backlog.set_function(backlog)
+        self.oldest_age.set_function(oldest_age)
+        if broker_up is not None:  # no such series without a broker: nothing to alert on
+            Gauge(
+                "hub_broker_connected",
+                "1 when the broker connection is up, 0 otherwise.",
+                registry=self.registry,
+            ).set_function(broker_up)
 
     def observe_events(self, events: Sequence[Event]) -> None:
         for e in events:
             d = e.data
             self.events.labels(d.provider.value, d.channel.value, d.kind.value, d.state.value).inc()
+
+    def observe_duplicates(self, events: Sequence[Event]) -> None:
+        for e in events:
+            self.duplicates.labels(e.data.provider.value).inc()

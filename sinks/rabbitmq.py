@@ -34,7 +34,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import AMQPError, PublishError
 
 from hub.errors import SinkUnavailable
-from hub.models import CONTENT_TYPE, Event
+from hub.models import CONTENT_TYPE, Envelope
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,14 @@ async def declare_topology(channel: AbstractChannel, exchange: str) -> AbstractE
     )
 
 
-def to_message(event: Event) -> aio_pika.Message:
+def to_message(envelope: Envelope) -> aio_pika.Message:
     return aio_pika.Message(
-        body=event.to_json(),
+        body=envelope.body,
         content_type=CONTENT_TYPE,
         delivery_mode=DeliveryMode.PERSISTENT,
-        message_id=event.id,
-        type=event.type,
-        timestamp=event.time,
+        message_id=envelope.id,
+        type=envelope.type,
+        timestamp=envelope.time,
         app_id="callback-hub",
     )
 
@@ -87,10 +87,15 @@ class RabbitMQSink:
         self._connection: AbstractRobustConnection | None = None
         self._exchange: AbstractExchange | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
 
     def start(self) -> None:
         """Connects in the background, trying again until the broker answers."""
         self._connecting = asyncio.get_running_loop().create_task(self._connect_forever())
+
+    async def wait_connected(self) -> None:
+        """Returns once the first connection is up (bound it with ``asyncio.timeout``)."""
+        await self._connected.wait()
 
     async def _connect_forever(self) -> None:
         while True:
@@ -107,27 +112,34 @@ class RabbitMQSink:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             self._exchange = await declare_topology(channel, self.exchange_name)
             self._connection = connection
+            self._connected.set()
             log.info("connected to the broker, exchange %s", self.exchange_name)
             return
 
-    async def publish(self, events: Sequence[Event]) -> None:
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """All envelopes in flight at once, in order on one channel; returns when all are
+        confirmed. On failure, ``SinkUnavailable.done`` counts the leading ones confirmed."""
         exchange = self._exchange
         if exchange is None or not self.ready:
             raise SinkUnavailable("not connected to the broker", reason="broker_unavailable")
-        try:
-            async with asyncio.timeout(self.publish_timeout):
-                await asyncio.gather(
-                    *(
-                        exchange.publish(to_message(e), e.routing_key, mandatory=True)
-                        for e in events
-                    )
-                )
-        except PublishError as exc:
-            raise SinkUnavailable("the broker returned an event", reason="unroutable") from exc
-        except TimeoutError as exc:
-            raise SinkUnavailable("no confirm from the broker", reason="broker_timeout") from exc
-        except (AMQPError, OSError, RuntimeError) as exc:
-            raise SinkUnavailable(f"broker error: {exc!r}", reason="broker_unavailable") from exc
+        tasks = [
+            asyncio.ensure_future(exchange.publish(to_message(e), e.routing_key, mandatory=True))
+            for e in envelopes
+        ]
+        _, late = await asyncio.wait(tasks, timeout=self.publish_timeout)
+        for task in late:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        done = 0
+        for result in results:
+            if isinstance(result, BaseException):
+                break
+            done += 1
+        if done == len(results):
+            return
+        error = results[done]
+        assert isinstance(error, BaseException)
+        raise SinkUnavailable(_describe(error), reason=_reason(error), done=done) from error
 
     @property
     def ready(self) -> bool:
@@ -143,3 +155,17 @@ class RabbitMQSink:
             await self._connection.close()
             self._connection = None
         self._exchange = None
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, asyncio.CancelledError):
+        return "broker_timeout"
+    if isinstance(error, PublishError):
+        return "unroutable"
+    return "broker_unavailable"
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, asyncio.CancelledError):
+        return "no confirm from the broker in time"
+    return f"broker error: {error!r}"

@@ -9,11 +9,6 @@ import pytest
 
 from hub.settings import Settings
 
-SEED_DLR = (
-    Path(__file__).parent / "payloads" / "isendpro" / "seed-delivery-report.query"
-).read_bytes()
-SEED_REPLY = (Path(__file__).parent / "payloads" / "isendpro" / "seed-reply.query").read_bytes()
-
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

@@ -1,6 +1,9 @@
-"""The web app with an in-memory sink or the embedded journal: replies, quarantine, metrics."""
+"""The web app with the real journal and an in-memory sink: replies, dedup, quarantine, metrics."""
 
 from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
 
 import orjson
 import pytest
@@ -12,9 +15,7 @@ from hub.settings import Settings
 from parsers import REGISTRY
 from sinks import journal as journal_store
 from sinks.memory import MemorySink
-from tests.conftest import SEED_DLR, SEED_REPLY
-
-DLR = "/callbacks/isendpro/delivery"
+from tests.support import DLR, REPLY, SEED_DLR, SEED_REPLY, dlr_query, eventually, metric
 
 
 @pytest.fixture
@@ -27,48 +28,104 @@ async def client(aiohttp_client, settings: Settings, memory: MemorySink) -> Test
     return await aiohttp_client(create_app(settings, sink=memory))
 
 
-async def test_delivery_report_is_acknowledged_with_validation(client, memory) -> None:
+def journal_path(settings: Settings):
+    return settings.data_dir / journal_store.JOURNAL_FILE
+
+
+async def metrics_of(client) -> str:
+    return await (await client.get("/metrics")).text()
+
+
+async def test_delivery_report_is_journaled_acknowledged_and_forwarded(client, settings, memory):
     resp = await client.get(f"{DLR}?{SEED_DLR.decode()}")
     assert resp.status == 200
     assert await resp.read() == b"validation"
     assert resp.content_type == "text/plain"
+    [stored] = journal_store.select(journal_path(settings))
+    assert stored.event().routing_key == "isendpro.sms.delivery.delivered"
+
+    async def forwarded() -> bool:
+        return len(memory.envelopes) == 1
+
+    await eventually(forwarded)
     [event] = memory.events
-    assert event.routing_key == "isendpro.sms.delivery.delivered"
+    assert event.id == stored.envelope.id
     assert event.data.message_id == "35986"
     assert event.data.recipient == "+33612345678"
+    assert journal_store.stats(journal_path(settings)).unforwarded == 0
 
 
-async def test_reply_is_acknowledged_with_validation(client, memory) -> None:
-    resp = await client.get(f"/callbacks/isendpro/reply?{SEED_REPLY.decode()}")
+async def test_reply_is_acknowledged_with_validation(client, settings):
+    resp = await client.get(f"{REPLY}?{SEED_REPLY.decode()}")
     assert await resp.read() == b"validation"
-    assert [e.data.text for e in memory.events] == ["STOP SMS"]
+    [stored] = journal_store.select(journal_path(settings))
+    assert stored.event().data.text == "STOP SMS"
 
 
-async def test_retry_gives_the_same_event_id(client, memory) -> None:
+async def test_a_retry_is_acknowledged_but_not_journaled_twice(client, settings, memory):
+    first = await client.get(f"{DLR}?{SEED_DLR.decode()}")
+    second = await client.get(f"{DLR}?{SEED_DLR.decode()}")
+    assert await first.read() == await second.read() == b"validation"
+    assert len(journal_store.select(journal_path(settings))) == 1
+    text = await metrics_of(client)
+    labels = {"provider": "isendpro", "endpoint": "delivery"}
+    assert metric(text, "hub_callbacks_total", outcome="accepted", **labels) == 1
+    assert metric(text, "hub_callbacks_total", outcome="duplicate", **labels) == 1
+    assert metric(text, "hub_duplicate_events_total", provider="isendpro") == 1
+    assert journal_store.stats(journal_path(settings)).duplicates == 1
+
+
+async def test_retry_outside_the_window_is_a_new_event(aiohttp_client, tmp_path):
+    settings = Settings(data_dir=tmp_path / "d", dedup_window=1e-9)
+    client = await aiohttp_client(create_app(settings))
     for _ in range(2):
         await client.get(f"{DLR}?{SEED_DLR.decode()}")
-    first, second = memory.events
-    assert first.id == second.id
+    assert len(journal_store.select(settings.data_dir / journal_store.JOURNAL_FILE)) == 2
 
 
-async def test_sink_unavailable_gives_probleme_and_counts_nothing_delivered(client, memory) -> None:
+async def test_broker_away_still_acknowledges_and_keeps_a_backlog(client, settings, memory):
     memory.failing = True
-    resp = await client.get(f"{DLR}?{SEED_DLR.decode()}")
-    assert await resp.read() == b"probleme"
-    metrics = await (await client.get("/metrics")).text()
-    assert (
-        'hub_callbacks_total{endpoint="delivery",outcome="unavailable",provider="isendpro",'
-        'reason="test_failure"} 1.0' in metrics
+    for i in range(3):
+        resp = await client.get(f"{DLR}?{dlr_query(i)}")
+        assert await resp.read() == b"validation"
+    text = await metrics_of(client)
+    assert metric(text, "hub_journal_backlog_events") == 3
+    assert metric(text, "hub_forwarded_events_total", provider="isendpro") == 0
+    assert metric(text, "hub_broker_connected") == 0
+
+    memory.failing = False
+
+    async def drained() -> bool:
+        return len(memory.envelopes) == 3
+
+    await eventually(drained)
+    assert [e.data.message_id for e in memory.events] == ["0", "1", "2"]
+    text = await metrics_of(client)
+    assert metric(text, "hub_journal_backlog_events") == 0
+    assert metric(text, "hub_forwarded_events_total", provider="isendpro") == 3
+
+
+async def test_full_journal_gives_probleme_and_loses_nothing_acknowledged(aiohttp_client, tmp_path):
+    settings = Settings(data_dir=tmp_path / "d", journal_max_bytes=64 * 1024)
+    client = await aiohttp_client(create_app(settings))
+    acknowledged, refused = [], []
+    for i in range(400):
+        body = await (await client.get(f"{DLR}?{dlr_query(i)}")).read()
+        (acknowledged if body == b"validation" else refused).append(str(i))
+        assert body in (b"validation", b"probleme")
+    assert acknowledged and refused
+    stored = journal_store.select(settings.data_dir / journal_store.JOURNAL_FILE, limit=10_000)
+    assert [s.event().data.message_id for s in stored] == acknowledged
+    text = await metrics_of(client)
+    assert metric(text, "hub_callbacks_total", outcome="unavailable", reason="journal_full") == len(
+        refused
     )
-    assert "hub_events_total{" not in metrics
 
 
-async def test_bad_input_gets_probleme_and_is_quarantined(client, settings, memory) -> None:
+async def test_bad_input_gets_probleme_and_is_quarantined(client, settings):
     resp = await client.get(f"{DLR}?tel=0612345678&statut=0&date=yesterday&heure=noon")
     assert await resp.read() == b"probleme"
-    assert memory.events == []
-    path = settings.data_dir / journal_store.JOURNAL_FILE
-    with journal_store.closing(journal_store.sqlite3.connect(path)) as conn:
+    with closing(sqlite3.connect(journal_path(settings))) as conn:
         rows = conn.execute(
             "SELECT provider, callback, method, reason, query FROM quarantine"
         ).fetchall()
@@ -81,68 +138,92 @@ async def test_bad_input_gets_probleme_and_is_quarantined(client, settings, memo
             b"tel=0612345678&statut=0&date=yesterday&heure=noon",
         )
     ]
-    metrics = await (await client.get("/metrics")).text()
-    assert 'outcome="rejected",provider="isendpro",reason="bad_timestamp"} 1.0' in metrics
+    assert journal_store.stats(journal_path(settings)).events == 0
+    text = await metrics_of(client)
+    assert metric(text, "hub_callbacks_total", outcome="rejected", reason="bad_timestamp") == 1
 
 
-async def test_metrics_count_events_and_start_at_zero(client) -> None:
-    before = await (await client.get("/metrics")).text()
-    assert (
-        'hub_callbacks_total{endpoint="reply",outcome="accepted",provider="isendpro",reason=""} 0.0'
-        in before
-    )
+async def test_metrics_count_events_and_start_at_zero(client):
+    before = await metrics_of(client)
+    for e in endpoints():
+        labels = {"provider": e.provider.value, "endpoint": e.callback.name}
+        assert metric(before, "hub_callbacks_total", outcome="accepted", reason="", **labels) == 0
     await client.get(f"{DLR}?{SEED_DLR.decode()}")
-    after = await (await client.get("/metrics")).text()
+    after = await metrics_of(client)
     assert (
-        'hub_events_total{channel="sms",kind="delivery",provider="isendpro",state="delivered"} 1.0'
-        in after
+        metric(
+            after,
+            "hub_events_total",
+            provider="isendpro",
+            channel="sms",
+            kind="delivery",
+            state="delivered",
+        )
+        == 1
     )
     assert (
-        'hub_callback_duration_seconds_count{endpoint="delivery",provider="isendpro"} 1.0' in after
+        metric(
+            after, "hub_callback_duration_seconds_count", provider="isendpro", endpoint="delivery"
+        )
+        == 1
     )
+    assert metric(after, "hub_journal_commit_duration_seconds_count") >= 1
 
 
-async def test_health(client, memory) -> None:
+async def test_health(client):
     assert (await client.get("/health/live")).status == 200
     ready = await client.get("/health/ready")
     assert ready.status == 200
-    memory.failing = True
-    not_ready = await client.get("/health/ready")
-    assert not_ready.status == 503
-    assert (await not_ready.json())["sink"] is False
+    assert await ready.json() == {"journal": True, "not_draining": True}
 
 
-async def test_wrong_method_is_405(client) -> None:
+async def test_without_broker_there_is_no_broker_gauge(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(settings))
+    text = await metrics_of(client)
+    assert metric(text, "hub_broker_connected") is None
+    assert metric(text, "hub_journal_backlog_events") == 0
+
+
+async def test_wrong_method_is_405(client):
     assert (await client.post(DLR, data=b"x")).status == 405
 
 
-async def test_embedded_default_journals_the_event(aiohttp_client, settings) -> None:
-    client = await aiohttp_client(create_app(settings))
-    resp = await client.get(f"{DLR}?{SEED_DLR.decode()}")
-    assert await resp.read() == b"validation"
-    [stored] = journal_store.read_events(settings.data_dir / journal_store.JOURNAL_FILE)
-    assert stored.event().routing_key == "isendpro.sms.delivery.delivered"
+async def test_restart_forwards_what_was_left(aiohttp_client, settings):
+    """Events journaled while the sink failed are forwarded by the next process at start."""
+    failing = MemorySink()
+    failing.failing = True
+    first = await aiohttp_client(create_app(settings, sink=failing))
+    await first.get(f"{DLR}?{dlr_query(1)}")
+    await first.close()
+    assert journal_store.stats(journal_path(settings)).unforwarded == 1
+
+    memory = MemorySink()
+    await aiohttp_client(create_app(settings, sink=memory))
+
+    async def forwarded() -> bool:
+        return len(memory.envelopes) == 1
+
+    await eventually(forwarded)
 
 
 def test_routes_match_registry() -> None:
     """Parser modules, registry keys and routes agree."""
     assert set(REGISTRY) == set(Provider)
-    for module_provider, module in REGISTRY.items():
-        assert module.PROVIDER is module_provider
-        assert module.__name__ == f"parsers.{module_provider.value}"
-    paths = {e.path for e in endpoints()}
-    assert "/callbacks/isendpro/delivery" in paths
-    assert all(p.split("/")[2] in {x.value for x in Provider} for p in paths)
+    for provider, module in REGISTRY.items():
+        assert module.PROVIDER is provider
+        assert module.__name__ == f"parsers.{provider.value}"
+        assert module.CALLBACKS
+    assert {e.path.split("/")[2] for e in endpoints()} == {p.value for p in Provider}
 
 
-def test_cloudevents_sdk_reads_our_events(settings) -> None:
+def test_cloudevents_sdk_reads_our_events() -> None:
     """The SDK's JSON format reader validates the CloudEvents 1.0 attributes."""
     from cloudevents.core.formats.json import JSONFormat
 
     from tests.golden import all_cases, run
 
     docs = [doc for case in all_cases() for doc in run(case).get("events", [])]
-    assert docs
+    assert len(docs) > 50
     for doc in docs:
         body = orjson.dumps(doc)
         ce = JSONFormat().read(None, body)

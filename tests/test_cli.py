@@ -16,9 +16,9 @@ import pytest
 
 from hub.app import endpoints
 from hub.models import Provider
-from tests.conftest import SEED_DLR
 from tests.golden import PAYLOADS
 from tests.harness.ports import free_port
+from tests.support import SEED_DLR
 
 
 def hub(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:

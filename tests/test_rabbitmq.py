@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
@@ -13,24 +12,24 @@ import pytest
 from hub.app import create_app
 from hub.models import CONTENT_TYPE, Event
 from hub.settings import Settings
-from tests.conftest import SEED_DLR, SEED_REPLY
 from tests.harness.rabbitmq import RabbitNode, broker_required
+from tests.support import DLR, REPLY, SEED_DLR, SEED_REPLY, dlr_query, eventually, metric
 
 pytestmark = pytest.mark.broker
 
-DLR = "/callbacks/isendpro/delivery"
-REPLY = "/callbacks/isendpro/reply"
 
+async def drain(
+    queue, expect: int, timeout: float = 30.0
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Waits until the queue has given ``expect`` messages, then takes what else is there."""
+    got: list[aio_pika.abc.AbstractIncomingMessage] = []
 
-async def wait_ready(client, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while (await client.get("/health/ready")).status != 200:
-            await asyncio.sleep(0.1)
+    async def enough() -> bool:
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            got.append(message)
+        return len(got) >= expect
 
-
-async def drain(queue: aio_pika.abc.AbstractQueue) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    """Every message in the queue now, acknowledged."""
-    got = []
+    await eventually(enough, timeout)
     while (message := await queue.get(no_ack=True, fail=False)) is not None:
         got.append(message)
     return got
@@ -42,21 +41,25 @@ def exchange_name() -> str:
 
 
 @pytest.fixture
-async def broker_hub(aiohttp_client, rabbit, tmp_path: Path, exchange_name: str):
-    settings = Settings(data_dir=tmp_path / "data", rabbitmq_url=rabbit.url, exchange=exchange_name)
-    client = await aiohttp_client(create_app(settings))
-    await wait_ready(client)
-    return client
-
-
-@pytest.fixture
 async def channel(rabbit):
     connection = await aio_pika.connect(rabbit.url)
     async with connection:
         yield await connection.channel()
 
 
-async def bound_queue(channel, exchange: str, pattern: str) -> aio_pika.abc.AbstractQueue:
+@pytest.fixture
+async def broker_hub(aiohttp_client, rabbit, channel, tmp_path: Path, exchange_name: str):
+    settings = Settings(data_dir=tmp_path / "data", rabbitmq_url=rabbit.url, exchange=exchange_name)
+    client = await aiohttp_client(create_app(settings))
+
+    async def connected() -> bool:
+        return metric(await (await client.get("/metrics")).text(), "hub_broker_connected") == 1
+
+    await eventually(connected)
+    return client
+
+
+async def bound_queue(channel, exchange: str, pattern: str):
     queue = await channel.declare_queue(exclusive=True)
     await queue.bind(exchange, pattern)
     return queue
@@ -71,7 +74,7 @@ async def test_one_cloudevent_per_callback_on_a_bound_queue(broker_hub, channel,
     assert await dlr.read() == b"validation"
     assert await reply.read() == b"validation"
 
-    messages = await drain(queue)
+    messages = await drain(queue, 2)
     assert [m.routing_key for m in messages] == [
         "isendpro.sms.delivery.delivered",
         "isendpro.sms.inbound.received",
@@ -89,30 +92,60 @@ async def test_one_cloudevent_per_callback_on_a_bound_queue(broker_hub, channel,
     assert delivered.data.recipient == "+33612345678"
     assert delivered.data.reference == "compte12_5874"
     assert delivered.time.isoformat() == "2012-08-12T13:07:12+00:00"
-    assert await drain(other) == []
+    assert await drain(other, 0) == []
+
+
+async def test_a_retry_after_forwarding_gives_one_message(broker_hub, channel, exchange_name):
+    queue = await bound_queue(channel, exchange_name, "#")
+    assert await (await broker_hub.get(f"{DLR}?{SEED_DLR.decode()}")).read() == b"validation"
+    [first] = await drain(queue, 1)
+    again = await broker_hub.get(f"{DLR}?{SEED_DLR.decode()}")
+    assert await again.read() == b"validation"
+    text = await (await broker_hub.get("/metrics")).text()
+    assert metric(text, "hub_callbacks_total", provider="isendpro", outcome="duplicate") == 1
+    assert metric(text, "hub_forwarded_events_total", provider="isendpro") == 1
+    assert await drain(queue, 0) == []
+    assert first.message_id == Event.from_json(first.body).id
 
 
 async def test_unrouted_events_are_kept_not_dropped(broker_hub, channel, exchange_name):
     unrouted = await channel.get_queue(f"{exchange_name}.unrouted")
     resp = await broker_hub.get(f"{DLR}?{SEED_DLR.decode()}")
     assert await resp.read() == b"validation"
-    [kept] = await drain(unrouted)
+    [kept] = await drain(unrouted, 1)
     assert kept.routing_key == "isendpro.sms.delivery.delivered"
 
 
-async def test_event_the_broker_returns_is_not_acknowledged(broker_hub, channel, exchange_name):
-    """Without even the unrouted queue, the broker returns the message: the provider must retry."""
+async def test_an_event_the_broker_returns_is_not_counted_and_waits(
+    broker_hub, channel, exchange_name
+):
+    """Without even the unrouted queue the broker returns the message: it is not forwarded, it
+    waits in the journal, and leaves once a queue can take it."""
     await channel.queue_delete(f"{exchange_name}.unrouted")
     resp = await broker_hub.get(f"{DLR}?{SEED_DLR.decode()}")
-    assert await resp.read() == b"probleme"
-    metrics = await (await broker_hub.get("/metrics")).text()
-    assert 'outcome="unavailable",provider="isendpro",reason="unroutable"} 1.0' in metrics
-    assert "hub_events_total{" not in metrics
+    assert await resp.read() == b"validation"
+
+    async def text() -> str:
+        return await (await broker_hub.get("/metrics")).text()
+
+    async def stuck() -> bool:
+        return metric(await text(), "hub_journal_backlog_events") == 1
+
+    await eventually(stuck)
+    assert metric(await text(), "hub_forwarded_events_total", provider="isendpro") == 0
+
+    queue = await bound_queue(channel, exchange_name, "#")
+    [message] = await drain(queue, 1)
+    assert message.routing_key == "isendpro.sms.delivery.delivered"
+    assert metric(await text(), "hub_forwarded_events_total", provider="isendpro") == 1
 
 
-async def test_broker_outage_gives_probleme_then_recovers(aiohttp_client, tmp_path: Path):
-    """A node of its own, stopped and started again: the hub answers probleme meanwhile, counts
-    nothing as delivered, and reconnects by itself."""
+async def test_broker_outage_keeps_acknowledging_then_drains_in_order(
+    aiohttp_client, tmp_path: Path
+):
+    """A node of its own, stopped and started again: the hub keeps answering validation, the
+    backlog waits in the journal, the connection comes back by itself and the backlog drains in
+    arrival order, each event once."""
     node = RabbitNode(tmp_path / "node")
     try:
         node.start()
@@ -122,33 +155,48 @@ async def test_broker_outage_gives_probleme_then_recovers(aiohttp_client, tmp_pa
             pytest.fail(f"RabbitMQ could not start: {exc}")
         pytest.skip(f"RabbitMQ could not start: {exc}")
     try:
+        connection = await aio_pika.connect_robust(node.url)
+        channel = await connection.channel()
+        await channel.declare_exchange(
+            "outage",
+            aio_pika.ExchangeType.TOPIC,
+            durable=True,
+            arguments={"alternate-exchange": "outage.unrouted"},
+        )
+        queue = await channel.declare_queue("subscriber", durable=True)
+        await queue.bind("outage", "#")
+        await connection.close()
+
         settings = Settings(data_dir=tmp_path / "data", rabbitmq_url=node.url, exchange="outage")
         client = await aiohttp_client(create_app(settings))
-        await wait_ready(client)
 
+        async def broker(up: float) -> bool:
+            return metric(await (await client.get("/metrics")).text(), "hub_broker_connected") == up
+
+        await eventually(lambda: broker(1))
+        assert await (await client.get(f"{DLR}?{dlr_query(0)}")).read() == b"validation"
+
+        async def forwarded() -> bool:
+            text = await (await client.get("/metrics")).text()
+            return metric(text, "hub_journal_backlog_events") == 0
+
+        await eventually(forwarded)
         node.stop()
-        resp = await client.get(f"{DLR}?{SEED_DLR.decode()}")
-        assert await resp.read() == b"probleme"
-        assert (await client.get("/health/ready")).status == 503
+        for i in range(1, 21):
+            assert await (await client.get(f"{DLR}?{dlr_query(i)}")).read() == b"validation"
+        assert (await client.get("/health/ready")).status == 200
+        text = await (await client.get("/metrics")).text()
+        assert metric(text, "hub_broker_connected") == 0
+        assert metric(text, "hub_journal_backlog_events") == 20
 
         node.start()
-        await wait_ready(client, timeout=60)
-        resp = await client.get(f"{REPLY}?{SEED_REPLY.decode()}")
-        assert await resp.read() == b"validation"
-
+        await eventually(lambda: broker(1), timeout=60)
         connection = await aio_pika.connect(node.url)
         async with connection:
             channel = await connection.channel()
-            unrouted = await channel.get_queue("outage.unrouted")
-            kept = await drain(unrouted)
-        assert [m.routing_key for m in kept] == ["isendpro.sms.inbound.received"]
-        metrics = await (await client.get("/metrics")).text()
-        assert (
-            'outcome="unavailable",provider="isendpro",reason="broker_unavailable"} 1.0' in metrics
-        )
-        assert (
-            'hub_events_total{channel="sms",kind="delivery",provider="isendpro",state="delivered"}'
-            not in metrics
-        )
+            queue = await channel.get_queue("subscriber")
+            messages = await drain(queue, 21)
+        ids = [Event.from_json(m.body).data.message_id for m in messages]
+        assert ids == [str(i) for i in range(21)]
     finally:
         node.stop()

@@ -1,0 +1,1 @@
+"""Reusable helpers for integration tests (throwaway brokers, ports)."""

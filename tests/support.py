@@ -1,0 +1,41 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+PAYLOADS = Path(__file__).parent / "payloads"
+SEED_DLR = (PAYLOADS / "isendpro" / "seed-delivery-report.query").read_bytes()
+SEED_REPLY = (PAYLOADS / "isendpro" / "seed-reply.query").read_bytes()
+DLR = "/callbacks/isendpro/delivery"
+REPLY = "/callbacks/isendpro/reply"
+
+
+def dlr_query(message_id: int, *, statut: str = "0") -> str:
+    """A distinct iSendPro delivery report (its own id, so its own event)."""
+    return (
+        f"tel=0612345678&statut={statut}&code_erreur=000&date=2024-05-01&heure=10:00:00"
+        f"&id={message_id}&operateur=SFR&tracker=t{message_id}"
+    )
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+    """Waits until ``check()`` is true, polling; fails after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.05)
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in a Prometheus exposition, or None when absent."""
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(match.group(3))
+    return None
