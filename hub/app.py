@@ -25,6 +25,7 @@ from hub.models import Provider
 from hub.settings import Settings
 from parsers import REGISTRY
 from parsers.base import Callback, ParserModule
+from sinks import journal as store
 from sinks.base import Sink
 from sinks.journal import Journal
 from sinks.metrics import Metrics
@@ -54,7 +55,7 @@ def endpoints() -> Iterator[Endpoint]:
 
 def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Application:
     """The hub. ``sink`` replaces the configured broker (tests pass an in-memory sink)."""
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[handlers.observe_http])
     metrics = Metrics(CollectorRegistry(auto_describe=True))
     app[RUNTIME] = Runtime(metrics=metrics)
     for endpoint in endpoints():
@@ -82,6 +83,7 @@ def _storage(
             on_commit=metrics.journal_commit.observe,
         )
         runtime.journal = journal
+        metrics.quarantined.set(store.stats(journal.path).quarantined)
         target = sink or _configured_sink(settings)
         forwarder = None
         if target is not None:

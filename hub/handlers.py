@@ -130,6 +130,7 @@ async def _refuse(
         if runtime.journal is None:
             raise SinkUnavailable("the hub is starting", reason="starting")
         number = await runtime.journal.quarantine(entry)
+        runtime.metrics.quarantined.inc()
     except SinkUnavailable as exc:
         log.error("%s: could not quarantine a refused request (%s)", raw.provider.value, exc.reason)
         return module.retry(exc)
@@ -175,3 +176,23 @@ async def ready(request: web.Request) -> web.Response:
     }
     status = 200 if all(checks.values()) else 503
     return web.json_response(checks, status=status, dumps=lambda o: orjson.dumps(o).decode())
+
+
+@web.middleware
+async def observe_http(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Counts every request by route pattern (bounded), method and status."""
+    started = time.perf_counter()
+    info = request.match_info.route.resource
+    route = info.canonical if info is not None else "unmatched"
+    metrics = request.app[RUNTIME].metrics
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics.http_requests.labels(route, request.method, str(status)).inc()
+        metrics.http_latency.labels(route).observe(time.perf_counter() - started)

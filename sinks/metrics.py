@@ -6,9 +6,11 @@ state. Never numbers, ids or texts.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterable, Sequence
+from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from hub.models import Event
 
@@ -66,6 +68,27 @@ class Metrics:
             registry=registry,
             buckets=_FAST,
         )
+        self.quarantined = Gauge(
+            "hub_quarantine_requests",
+            "Requests kept in the quarantine (refused input awaiting inspection or replay).",
+            registry=registry,
+        )
+        self.http_requests = Counter(
+            "hub_http_requests",
+            "HTTP requests, by route (the URL pattern, not the URL), method and status.",
+            ("route", "method", "status"),
+            registry=registry,
+        )
+        self.http_latency = Histogram(
+            "hub_http_request_duration_seconds",
+            "HTTP request handling time, by route.",
+            ("route",),
+            registry=registry,
+            buckets=_FAST,
+        )
+        Info("hub_build", "The hub's version.", registry=registry).info(
+            {"version": _version(), "python": platform.python_version()}
+        )
         self.backlog = Gauge(
             "hub_journal_backlog_events",
             "Events journaled and not yet forwarded to the broker.",
@@ -111,3 +134,10 @@ class Metrics:
     def observe_duplicates(self, events: Sequence[Event]) -> None:
         for e in events:
             self.duplicates.labels(e.data.provider.value).inc()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("callback-hub")
+    except metadata.PackageNotFoundError:
+        return "unknown"

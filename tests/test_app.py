@@ -233,3 +233,15 @@ def test_cloudevents_sdk_reads_our_events() -> None:
         assert ce.get_time() is not None and ce.get_time().utcoffset().total_seconds() == 0
         assert ce.get_data() == doc["data"]
         assert Event.from_json(body).to_json() == body
+
+
+async def test_http_metrics_use_route_patterns_and_quarantine_is_counted(client):
+    await client.get(f"{DLR}?{SEED_DLR.decode()}")
+    await client.get("/no/such/path/0612345678")
+    await client.get(f"{DLR}?statut=0")
+    text = await metrics_of(client)
+    assert metric(text, "hub_http_requests_total", route=DLR, method="GET", status="200") == 2
+    assert metric(text, "hub_http_requests_total", route="unmatched", method="GET", status="404") == 1
+    assert "0612345678" not in text
+    assert metric(text, "hub_quarantine_requests") == 1
+    assert metric(text, "hub_build_info", version="0.1.0") == 1
