@@ -1,7 +1,8 @@
 """The one wiring module: parsers, sinks and the web app put together.
 
 URLs (stable, documented in the README):
-- ``/callbacks/<provider>/<callback>``: one per provider callback style (``hub urls`` lists them)
+- ``/callbacks/<provider>/<secret>/<callback>``: one per provider callback style, behind the
+  provider's secret (``hub urls`` lists them; see ``hub.secrets``)
 - ``/metrics``: Prometheus exposition of the app's own registry
 - ``/health/live``, ``/health/ready``
 """
@@ -22,6 +23,7 @@ from hub.errors import SinkUnavailable
 from hub.forwarder import Forwarder
 from hub.handlers import RUNTIME, Runtime
 from hub.models import Provider
+from hub.secrets import resolve as resolve_secrets
 from hub.settings import Settings
 from parsers import REGISTRY
 from parsers.base import Callback, ParserModule
@@ -42,8 +44,12 @@ class Endpoint:
     callback: Callback
 
     @property
-    def path(self) -> str:
-        return f"/callbacks/{self.provider.value}/{self.callback.name}"
+    def route(self) -> str:
+        """The route pattern (also the ``route`` label of HTTP metrics: no secret in it)."""
+        return self.path("{secret}")
+
+    def path(self, secret: str) -> str:
+        return f"/callbacks/{self.provider.value}/{secret}/{self.callback.name}"
 
 
 def endpoints() -> Iterator[Endpoint]:
@@ -57,11 +63,14 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
     """The hub. ``sink`` replaces the configured broker (tests pass an in-memory sink)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[handlers.observe_http])
     metrics = Metrics(CollectorRegistry(auto_describe=True))
-    app[RUNTIME] = Runtime(metrics=metrics)
+    app[RUNTIME] = Runtime(
+        metrics=metrics,
+        secrets=resolve_secrets(settings.configured_secrets(), settings.data_dir),
+    )
     for endpoint in endpoints():
         handler = handlers.callback_handler(endpoint.module, endpoint.callback)
         for method in endpoint.callback.methods:
-            app.router.add_route(method, endpoint.path, handler)
+            app.router.add_route(method, endpoint.route, handler)
     metrics.start_at_zero((e.provider.value, e.callback.name) for e in endpoints())
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/health/live", handlers.live)

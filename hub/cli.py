@@ -16,6 +16,7 @@ from aiohttp import web
 
 from hub.app import create_app, endpoints
 from hub.models import Event, Kind, Provider
+from hub.secrets import resolve as resolve_secrets
 from hub.settings import Settings
 from sinks import journal as journal_store
 
@@ -88,12 +89,16 @@ def _install_uvloop() -> None:
 
 
 def urls_command(args: argparse.Namespace) -> int:
+    """One line per callback URL, with the provider's current secret."""
+    settings = Settings()
+    secrets = resolve_secrets(settings.configured_secrets(), settings.data_dir)
     base = args.base.rstrip("/")
     for endpoint in endpoints():
         methods = ",".join(endpoint.callback.methods)
+        url = base + endpoint.path(secrets[endpoint.provider][0])
         print(
-            f"{endpoint.provider.value:<10} {endpoint.callback.name:<13} {methods:<9} "
-            f"{base}{endpoint.path}    # {endpoint.callback.summary}"
+            f"{endpoint.provider.value:<10} {endpoint.callback.name:<13} {methods:<9} {url}"
+            f"    # {endpoint.callback.summary}"
         )
     return 0
 

@@ -17,9 +17,11 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hub import secrets
 from hub.errors import HubError, PayloadError, SinkUnavailable
 from hub.forwarder import Forwarder
 from hub.models import RawRequest, Reply, utc_now
+from hub.secrets import Secrets
 from parsers.base import Callback, ParserModule
 from sinks.journal import Journal, QuarantineEntry
 from sinks.metrics import Metrics
@@ -36,6 +38,7 @@ class Runtime:
     """What the handlers use, filled in when the app starts (see ``hub.app``)."""
 
     metrics: Metrics
+    secrets: Secrets
     journal: Journal | None = None
     forwarder: Forwarder | None = None
     draining: bool = field(default=False)
@@ -65,6 +68,9 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         runtime = request.app[RUNTIME]
+        if not secrets.matches(request.match_info["secret"], runtime.secrets[module.PROVIDER]):
+            runtime.metrics.callbacks.labels(provider, endpoint, "unauthorized", "secret").inc()
+            raise web.HTTPNotFound()
         raw = raw_request(request, module, callback, await request.read())
         reason = ""
         try:

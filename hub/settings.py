@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.models import Provider
 from sinks.journal import DAY
 from sinks.rabbitmq import DEFAULT_EXCHANGE
 
@@ -37,6 +38,24 @@ class Settings(BaseSettings):
     """Events the forwarder has in flight at once."""
     drain_timeout: float = Field(default=10.0, ge=0)
     """On SIGTERM, seconds the forwarder may keep forwarding before the process exits."""
+
+    secret_ecampaign: SecretStr | None = None
+    """Callback URL secrets, comma-separated (the first is the current one; a second one is
+    accepted too during a rotation). Unset: ``secrets.json`` in the data directory."""
+    secret_dmc: SecretStr | None = None
+    secret_isendpro: SecretStr | None = None
+    secret_ecall: SecretStr | None = None
+    secret_smsmode: SecretStr | None = None
+
+    def configured_secrets(self) -> dict[Provider, list[str]]:
+        found = {}
+        for provider in Provider:
+            value: SecretStr | None = getattr(self, f"secret_{provider.value}")
+            if value is not None:
+                found[provider] = [
+                    s.strip() for s in value.get_secret_value().split(",") if s.strip()
+                ]
+        return found
 
     @model_validator(mode="after")
     def _retention_covers_dedup(self) -> Settings:

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from hub.settings import Settings
+from tests.support import make_settings
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data")
+    return make_settings(tmp_path / "data")
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,24 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
+
+from hub.models import Provider
+from hub.settings import Settings
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SEED_DLR = (PAYLOADS / "isendpro" / "seed-delivery-report.query").read_bytes()
 SEED_REPLY = (PAYLOADS / "isendpro" / "seed-reply.query").read_bytes()
-DLR = "/callbacks/isendpro/delivery"
-REPLY = "/callbacks/isendpro/reply"
+SECRET = "test-secret-0123456789"
+"""The callback secret of every provider in the tests' settings."""
+DLR = f"/callbacks/isendpro/{SECRET}/delivery"
+REPLY = f"/callbacks/isendpro/{SECRET}/reply"
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings on a throwaway data directory, every provider's secret being ``SECRET``."""
+    secrets = {f"secret_{p.value}": SECRET for p in Provider}
+    return Settings(data_dir=data_dir, **{**secrets, **overrides})
 
 
 def dlr_query(message_id: int, *, statut: str = "0") -> str:

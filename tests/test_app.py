@@ -10,12 +10,22 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from hub.app import create_app, endpoints
+from hub.handlers import RUNTIME
 from hub.models import Event, Provider
 from hub.settings import Settings
 from parsers import REGISTRY
 from sinks import journal as journal_store
 from sinks.memory import MemorySink
-from tests.support import DLR, REPLY, SEED_DLR, SEED_REPLY, dlr_query, eventually, metric
+from tests.support import (
+    DLR,
+    REPLY,
+    SEED_DLR,
+    SEED_REPLY,
+    dlr_query,
+    eventually,
+    make_settings,
+    metric,
+)
 
 
 @pytest.fixture
@@ -76,7 +86,7 @@ async def test_a_retry_is_acknowledged_but_not_journaled_twice(client, settings,
 
 
 async def test_retry_outside_the_window_is_a_new_event(aiohttp_client, tmp_path):
-    settings = Settings(data_dir=tmp_path / "d", dedup_window=1e-9)
+    settings = make_settings(tmp_path / "d", dedup_window=1e-9)
     client = await aiohttp_client(create_app(settings))
     for _ in range(2):
         await client.get(f"{DLR}?{SEED_DLR.decode()}")
@@ -106,7 +116,7 @@ async def test_broker_away_still_acknowledges_and_keeps_a_backlog(client, settin
 
 
 async def test_full_journal_gives_probleme_and_loses_nothing_acknowledged(aiohttp_client, tmp_path):
-    settings = Settings(data_dir=tmp_path / "d", journal_max_bytes=64 * 1024)
+    settings = make_settings(tmp_path / "d", journal_max_bytes=64 * 1024)
     client = await aiohttp_client(create_app(settings))
     acknowledged, refused = [], []
     for i in range(400):
@@ -213,7 +223,8 @@ def test_routes_match_registry() -> None:
         assert module.PROVIDER is provider
         assert module.__name__ == f"parsers.{provider.value}"
         assert module.CALLBACKS
-    assert {e.path.split("/")[2] for e in endpoints()} == {p.value for p in Provider}
+    assert {e.route.split("/")[2] for e in endpoints()} == {p.value for p in Provider}
+    assert all(e.route.split("/")[3] == "{secret}" for e in endpoints())
 
 
 def test_cloudevents_sdk_reads_our_events() -> None:
@@ -240,8 +251,58 @@ async def test_http_metrics_use_route_patterns_and_quarantine_is_counted(client)
     await client.get("/no/such/path/0612345678")
     await client.get(f"{DLR}?statut=0")
     text = await metrics_of(client)
-    assert metric(text, "hub_http_requests_total", route=DLR, method="GET", status="200") == 2
-    assert metric(text, "hub_http_requests_total", route="unmatched", method="GET", status="404") == 1
+    route = "/callbacks/isendpro/{secret}/delivery"
+    assert metric(text, "hub_http_requests_total", route=route, method="GET", status="200") == 2
+    assert (
+        metric(text, "hub_http_requests_total", route="unmatched", method="GET", status="404") == 1
+    )
     assert "0612345678" not in text
     assert metric(text, "hub_quarantine_requests") == 1
     assert metric(text, "hub_build_info", version="0.1.0") == 1
+
+
+async def test_wrong_or_missing_secret_is_404_and_counted(client, memory):
+    wrong = await client.get(f"/callbacks/isendpro/not-the-secret/delivery?{SEED_DLR.decode()}")
+    missing = await client.get(f"/callbacks/isendpro/delivery?{SEED_DLR.decode()}")
+    assert wrong.status == missing.status == 404
+    text = await metrics_of(client)
+    assert (
+        metric(
+            text,
+            "hub_callbacks_total",
+            outcome="unauthorized",
+            reason="secret",
+            endpoint="delivery",
+        )
+        == 1
+    )
+    assert "not-the-secret" not in text
+    assert metric(text, "hub_http_requests_total", route="unmatched", status="404") == 1
+    assert memory.envelopes == []
+
+
+async def test_two_secrets_are_accepted_during_a_rotation(aiohttp_client, tmp_path):
+    settings = make_settings(tmp_path / "d", secret_isendpro="new-secret, old-secret")
+    client = await aiohttp_client(create_app(settings))
+    for secret in ("new-secret", "old-secret"):
+        resp = await client.get(f"/callbacks/isendpro/{secret}/delivery?{dlr_query(1)}")
+        assert await resp.read() == b"validation"
+    assert (
+        await client.get(f"/callbacks/isendpro/test-secret-0123456789/delivery?{dlr_query(2)}")
+    ).status == 404
+
+
+async def test_without_configured_secrets_they_are_generated_once(aiohttp_client, tmp_path):
+    from hub.secrets import SECRETS_FILE
+
+    settings = Settings(data_dir=tmp_path / "d")
+    client = await aiohttp_client(create_app(settings))
+    stored = orjson.loads((settings.data_dir / SECRETS_FILE).read_bytes())
+    assert set(stored) == {p.value for p in Provider}
+    assert all(len(s[0]) >= 22 for s in stored.values())  # 16 random bytes, base64url
+    assert (settings.data_dir / SECRETS_FILE).stat().st_mode & 0o077 == 0
+    secret = stored["isendpro"][0]
+    resp = await client.get(f"/callbacks/isendpro/{secret}/delivery?{dlr_query(1)}")
+    assert await resp.read() == b"validation"
+    again = create_app(settings)
+    assert again[RUNTIME].secrets[Provider.ISENDPRO] == (secret,)

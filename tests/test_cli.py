@@ -18,7 +18,7 @@ from hub.app import endpoints
 from hub.models import Provider
 from tests.golden import PAYLOADS
 from tests.harness.ports import free_port
-from tests.support import SEED_DLR
+from tests.support import DLR, SECRET, SEED_DLR
 
 
 def hub(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -36,6 +36,7 @@ def hub(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.Comp
 def hub_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env.update(HUB_PORT=str(free_port()), HUB_DATA_DIR=str(tmp_path / "data"))
+    env.update({f"HUB_SECRET_{p.value.upper()}": SECRET for p in Provider})
     return env
 
 
@@ -73,7 +74,7 @@ def get(url: str) -> bytes:
 
 
 def test_serve_answers_validation_and_tail_shows_the_event(served: str, hub_env) -> None:
-    assert get(f"{served}/callbacks/isendpro/delivery?{SEED_DLR.decode()}") == b"validation"
+    assert get(f"{served}{DLR}?{SEED_DLR.decode()}") == b"validation"
 
     text = hub("tail", "--no-follow", env=hub_env).stdout
     assert "isendpro.sms.delivery.delivered" in text
@@ -103,7 +104,7 @@ def test_urls_lists_every_endpoint_and_agrees_with_registry_and_payloads(hub_env
     lines = hub("urls", "--base", "https://hooks.example.com/", env=hub_env).stdout.splitlines()
     listed = {(line.split()[0], line.split()[1], line.split()[3]) for line in lines}
     expected = {
-        (e.provider.value, e.callback.name, f"https://hooks.example.com{e.path}")
+        (e.provider.value, e.callback.name, f"https://hooks.example.com{e.path(SECRET)}")
         for e in endpoints()
     }
     assert listed == expected
@@ -112,3 +113,12 @@ def test_urls_lists_every_endpoint_and_agrees_with_registry_and_payloads(hub_env
     folders = {p.name for p in PAYLOADS.iterdir() if p.is_dir()}
     assert folders <= {p.value for p in Provider}
     assert folders <= with_urls
+
+
+def test_urls_without_configured_secrets_prints_the_generated_ones(hub_env, tmp_path) -> None:
+    env = {k: v for k, v in hub_env.items() if not k.startswith("HUB_SECRET_")}
+    first = hub("urls", "--base", "https://h.example", env=env).stdout
+    second = hub("urls", "--base", "https://h.example", env=env).stdout
+    assert first == second
+    stored = orjson.loads((Path(env["HUB_DATA_DIR"]) / "secrets.json").read_bytes())
+    assert f"https://h.example/callbacks/isendpro/{stored['isendpro'][0]}/delivery" in first

@@ -11,9 +11,17 @@ import pytest
 
 from hub.app import create_app
 from hub.models import CONTENT_TYPE, Event
-from hub.settings import Settings
 from tests.harness.rabbitmq import RabbitNode, broker_required
-from tests.support import DLR, REPLY, SEED_DLR, SEED_REPLY, dlr_query, eventually, metric
+from tests.support import (
+    DLR,
+    REPLY,
+    SEED_DLR,
+    SEED_REPLY,
+    dlr_query,
+    eventually,
+    make_settings,
+    metric,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -49,7 +57,7 @@ async def channel(rabbit):
 
 @pytest.fixture
 async def broker_hub(aiohttp_client, rabbit, channel, tmp_path: Path, exchange_name: str):
-    settings = Settings(data_dir=tmp_path / "data", rabbitmq_url=rabbit.url, exchange=exchange_name)
+    settings = make_settings(tmp_path / "data", rabbitmq_url=rabbit.url, exchange=exchange_name)
     client = await aiohttp_client(create_app(settings))
 
     async def connected() -> bool:
@@ -167,7 +175,7 @@ async def test_broker_outage_keeps_acknowledging_then_drains_in_order(
         await queue.bind("outage", "#")
         await connection.close()
 
-        settings = Settings(data_dir=tmp_path / "data", rabbitmq_url=node.url, exchange="outage")
+        settings = make_settings(tmp_path / "data", rabbitmq_url=node.url, exchange="outage")
         client = await aiohttp_client(create_app(settings))
 
         async def broker(up: float) -> bool:
