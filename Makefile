@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint rabbitmq-server clean
+.PHONY: run test lint bench system-packages clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,19 +15,30 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(BIN)/hub serve
 
-# Debian's RabbitMQ, for the integration tests (the harness starts its own node on loopback).
-rabbitmq-server:
-	@test -x /usr/lib/rabbitmq/bin/rabbitmq-server || { \
+# Debian packages the tests and the benchmark run for real (each harness starts its own
+# throwaway instance on loopback): RabbitMQ, Prometheus (promtool too), wrk.
+SYSTEM_PACKAGES := rabbitmq-server:/usr/lib/rabbitmq/bin/rabbitmq-server \
+	prometheus:/usr/bin/promtool wrk:/usr/bin/wrk
+
+system-packages:
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
+	  test -x "$${entry#*:}" || missing="$$missing $${entry%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends rabbitmq-server; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(VENV)/.installed rabbitmq-server lint
+test: $(VENV)/.installed system-packages lint
 	HUB_REQUIRE_BROKER=1 $(BIN)/pytest
+
+bench: $(VENV)/.installed system-packages
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) var
