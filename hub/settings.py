@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     drain_timeout: float = Field(default=10.0, ge=0)
     """On SIGTERM, seconds the forwarder may keep forwarding before the process exits."""
 
+    events_token: SecretStr | None = None
+    """Bearer token of the Server-Sent Events endpoint ``/events``; unset: no such endpoint."""
+    stream_max_age: str = "7D"
+    """Retention of the RabbitMQ stream that keeps every event for new subscribers (x-max-age:
+    a number and a unit among Y M D h m s)."""
+    stream_max_bytes: int = Field(default=2_000_000_000, gt=0)
+    """Size cap of that stream."""
     secret_ecampaign: SecretStr | None = None
     """Callback URL secrets, comma-separated (the first is the current one; a second one is
     accepted too during a rotation). Unset: ``secrets.json`` in the data directory."""
