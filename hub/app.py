@@ -33,7 +33,6 @@ from sinks.journal import Journal
 from sinks.metrics import Metrics
 from sinks.rabbitmq import RabbitMQSink
 
-MAX_BODY = 256 * 1024
 log = logging.getLogger(__name__)
 
 
@@ -61,11 +60,14 @@ def endpoints() -> Iterator[Endpoint]:
 
 def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Application:
     """The hub. ``sink`` replaces the configured broker (tests pass an in-memory sink)."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[handlers.observe_http])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[handlers.observe_http]
+    )
     metrics = Metrics(CollectorRegistry(auto_describe=True))
     app[RUNTIME] = Runtime(
         metrics=metrics,
         secrets=resolve_secrets(settings.configured_secrets(), settings.data_dir),
+        access=settings.access_policy(),
     )
     for endpoint in endpoints():
         handler = handlers.callback_handler(endpoint.module, endpoint.callback)

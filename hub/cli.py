@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
+from hub import logs, quarantine
 from hub.app import create_app, endpoints
 from hub.models import Event, Kind, Provider
 from hub.secrets import resolve as resolve_secrets
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     journal_stats.add_argument("--json", action="store_true")
     journal_stats.set_defaults(run=journal_stats_command)
 
+    quarantine.add_command(commands)
+
     urls = commands.add_parser("urls", help="the callback URLs to give each provider")
     urls.add_argument(
         "--base", required=True, help="the hub's public URL, e.g. https://hooks.example.com"
@@ -66,9 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def serve_command(args: argparse.Namespace) -> int:
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level)
     _install_uvloop()
     web.run_app(
         create_app(settings),

@@ -18,6 +18,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import secrets
+from hub.access import AccessPolicy
 from hub.errors import HubError, PayloadError, SinkUnavailable
 from hub.forwarder import Forwarder
 from hub.models import RawRequest, Reply, utc_now
@@ -39,6 +40,7 @@ class Runtime:
 
     metrics: Metrics
     secrets: Secrets
+    access: AccessPolicy
     journal: Journal | None = None
     forwarder: Forwarder | None = None
     draining: bool = field(default=False)
@@ -71,6 +73,13 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
         if not secrets.matches(request.match_info["secret"], runtime.secrets[module.PROVIDER]):
             runtime.metrics.callbacks.labels(provider, endpoint, "unauthorized", "secret").inc()
             raise web.HTTPNotFound()
+        client = runtime.access.client(
+            request.remote, request.headers.getall("X-Forwarded-For", ())
+        )
+        if not runtime.access.allows(module.PROVIDER, client):
+            runtime.metrics.callbacks.labels(provider, endpoint, "unauthorized", "source").inc()
+            log.warning("%s/%s: refused a request from %s", provider, endpoint, client)
+            raise web.HTTPForbidden()
         raw = raw_request(request, module, callback, await request.read())
         reason = ""
         try:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.access import ECALL_SOURCES, AccessPolicy, networks
 from hub.models import Provider
 from sinks.journal import DAY
 from sinks.rabbitmq import DEFAULT_EXCHANGE
@@ -53,6 +54,25 @@ class Settings(BaseSettings):
     secret_isendpro: SecretStr | None = None
     secret_ecall: SecretStr | None = None
     secret_smsmode: SecretStr | None = None
+    allow_ecampaign: str | None = None
+    """Source networks allowed to call a provider's callbacks, comma-separated (``any``: open).
+    Unset: open, except eCall, whose documented sources are the default."""
+    allow_dmc: str | None = None
+    allow_isendpro: str | None = None
+    allow_ecall: str | None = ECALL_SOURCES
+    allow_smsmode: str | None = None
+    trusted_proxies: str = ""
+    """Reverse proxies whose ``X-Forwarded-For`` is believed, comma-separated networks."""
+    max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    """Largest request body accepted; larger ones get 413."""
+
+    def access_policy(self) -> AccessPolicy:
+        allow = {}
+        for provider in Provider:
+            value: str | None = getattr(self, f"allow_{provider.value}")
+            if value is not None and value.strip().lower() != "any":
+                allow[provider] = networks(value)
+        return AccessPolicy(allow=allow, trusted_proxies=networks(self.trusted_proxies))
 
     def configured_secrets(self) -> dict[Provider, list[str]]:
         found = {}

@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     content_type TEXT NOT NULL,
     headers      TEXT NOT NULL,
     query        BLOB NOT NULL,
-    body         BLOB NOT NULL
+    body         BLOB NOT NULL,
+    replayed_at  REAL
 );
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
@@ -87,6 +88,15 @@ class QuarantineEntry:
     """The request headers as a JSON object."""
     query: bytes
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A quarantined request as stored, with its number and whether it was replayed."""
+
+    seq: int
+    entry: QuarantineEntry
+    replayed_at: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +266,12 @@ class Journal:
 
         await self._submit(write)
 
+    async def mark_replayed(self, seq: int, at: float) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE quarantine SET replayed_at = ? WHERE seq = ?", (at, seq))
+
+        await self._submit(write)
+
     async def prune(self, received_before: float, *, forwarded_only: bool) -> int:
         """Deletes events received before the given time (only forwarded ones if asked)."""
         condition = " AND forwarded_at IS NOT NULL" if forwarded_only else ""
@@ -418,3 +434,40 @@ def stats(path: Path) -> Stats:
         ).fetchone()
         (quarantined,) = conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()
     return Stats(events, unforwarded, oldest, duplicates, quarantined, last)
+
+
+def quarantined(
+    path: Path, *, seq: int | None = None, include_replayed: bool = False
+) -> list[Quarantined]:
+    """Quarantined requests, oldest first (one by number; replayed ones only if asked)."""
+    clauses = ["1"]
+    params: list[Any] = []
+    if seq is not None:
+        clauses.append("seq = ?")
+        params.append(seq)
+    if not include_replayed and seq is None:
+        clauses.append("replayed_at IS NULL")
+    # the clauses are fixed text; values are bound parameters
+    where = " AND ".join(clauses)
+    columns = "seq, received_at, provider, callback, method, reason, content_type, headers"
+    query = f"SELECT {columns}, query, body, replayed_at FROM quarantine WHERE {where} ORDER BY seq"  # noqa: S608
+    with _reader(path) as conn:
+        rows = conn.execute(query, params).fetchall()
+    return [
+        Quarantined(
+            row[0],
+            QuarantineEntry(
+                received_at=row[1],
+                provider=row[2],
+                callback=row[3],
+                method=row[4],
+                reason=row[5],
+                content_type=row[6],
+                headers=row[7],
+                query=bytes(row[8]),
+                body=bytes(row[9]),
+            ),
+            row[10],
+        )
+        for row in rows
+    ]

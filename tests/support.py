@@ -23,7 +23,19 @@ REPLY = f"/callbacks/isendpro/{SECRET}/reply"
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings on a throwaway data directory, every provider's secret being ``SECRET``."""
     secrets = {f"secret_{p.value}": SECRET for p in Provider}
-    return Settings(data_dir=data_dir, **{**secrets, **overrides})
+    return Settings(data_dir=data_dir, **{**secrets, "allow_ecall": LOOPBACK, **overrides})
+
+
+LOOPBACK = "127.0.0.0/8,::1"
+"""eCall's callbacks are refused from anywhere but its own addresses by default: tests add
+loopback, as an operator would add a test host."""
+
+
+def hub_env() -> dict[str, str]:
+    """The environment a test gives a real ``hub serve`` process: secrets, loopback allowed."""
+    env = {f"HUB_SECRET_{p.value.upper()}": SECRET for p in Provider}
+    env["HUB_ALLOW_ECALL"] = LOOPBACK
+    return env
 
 
 def dlr_query(message_id: int, *, statut: str = "0") -> str:
