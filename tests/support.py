@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from yarl import URL
+
 from hub.models import Provider
 from hub.settings import Settings
 
@@ -44,6 +46,21 @@ def dlr_query(message_id: int, *, statut: str = "0") -> str:
         f"tel=0612345678&statut={statut}&code_erreur=000&date=2024-05-01&heure=10:00:00"
         f"&id={message_id}&operateur=SFR&tracker=t{message_id}"
     )
+
+
+def raw_url(client: Any, path_and_query: str) -> URL:
+    """The test server's URL for a path and query sent exactly as given.
+
+    aiohttp's client re-quotes URLs (``%a%`` becomes ``%25a%25``), which would change what a
+    provider really sends: pass this to ``client.session.request`` instead.
+    """
+    base = str(client.make_url("/")).rstrip("/")
+    return URL(base + path_and_query, encoded=True)
+
+
+async def get_raw(client: Any, path_and_query: str) -> Any:
+    """GET exactly this path and query (see :func:`raw_url`)."""
+    return await client.session.get(raw_url(client, path_and_query))
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:

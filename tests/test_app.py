@@ -23,6 +23,7 @@ from tests.support import (
     SEED_REPLY,
     dlr_query,
     eventually,
+    get_raw,
     make_settings,
     metric,
 )
@@ -47,7 +48,7 @@ async def metrics_of(client) -> str:
 
 
 async def test_delivery_report_is_journaled_acknowledged_and_forwarded(client, settings, memory):
-    resp = await client.get(f"{DLR}?{SEED_DLR.decode()}")
+    resp = await get_raw(client, f"{DLR}?{SEED_DLR.decode()}")
     assert resp.status == 200
     assert await resp.read() == b"validation"
     assert resp.content_type == "text/plain"
@@ -73,8 +74,8 @@ async def test_reply_is_acknowledged_with_validation(client, settings):
 
 
 async def test_a_retry_is_acknowledged_but_not_journaled_twice(client, settings, memory):
-    first = await client.get(f"{DLR}?{SEED_DLR.decode()}")
-    second = await client.get(f"{DLR}?{SEED_DLR.decode()}")
+    first = await get_raw(client, f"{DLR}?{SEED_DLR.decode()}")
+    second = await get_raw(client, f"{DLR}?{SEED_DLR.decode()}")
     assert await first.read() == await second.read() == b"validation"
     assert len(journal_store.select(journal_path(settings))) == 1
     text = await metrics_of(client)
@@ -89,7 +90,7 @@ async def test_retry_outside_the_window_is_a_new_event(aiohttp_client, tmp_path)
     settings = make_settings(tmp_path / "d", dedup_window=1e-9)
     client = await aiohttp_client(create_app(settings))
     for _ in range(2):
-        await client.get(f"{DLR}?{SEED_DLR.decode()}")
+        await get_raw(client, f"{DLR}?{SEED_DLR.decode()}")
     assert len(journal_store.select(settings.data_dir / journal_store.JOURNAL_FILE)) == 2
 
 
@@ -158,7 +159,7 @@ async def test_metrics_count_events_and_start_at_zero(client):
     for e in endpoints():
         labels = {"provider": e.provider.value, "endpoint": e.callback.name}
         assert metric(before, "hub_callbacks_total", outcome="accepted", reason="", **labels) == 0
-    await client.get(f"{DLR}?{SEED_DLR.decode()}")
+    await get_raw(client, f"{DLR}?{SEED_DLR.decode()}")
     after = await metrics_of(client)
     assert (
         metric(
@@ -247,7 +248,7 @@ def test_cloudevents_sdk_reads_our_events() -> None:
 
 
 async def test_http_metrics_use_route_patterns_and_quarantine_is_counted(client):
-    await client.get(f"{DLR}?{SEED_DLR.decode()}")
+    await get_raw(client, f"{DLR}?{SEED_DLR.decode()}")
     await client.get("/no/such/path/0612345678")
     await client.get(f"{DLR}?statut=0")
     text = await metrics_of(client)

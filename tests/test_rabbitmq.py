@@ -19,6 +19,7 @@ from tests.support import (
     SEED_REPLY,
     dlr_query,
     eventually,
+    get_raw,
     make_settings,
     metric,
 )
@@ -77,7 +78,7 @@ async def test_one_cloudevent_per_callback_on_a_bound_queue(broker_hub, channel,
     queue = await bound_queue(channel, exchange_name, "isendpro.#")
     other = await bound_queue(channel, exchange_name, "dmc.#")
 
-    dlr = await broker_hub.get(f"{DLR}?{SEED_DLR.decode()}")
+    dlr = await get_raw(broker_hub, f"{DLR}?{SEED_DLR.decode()}")
     reply = await broker_hub.get(f"{REPLY}?{SEED_REPLY.decode()}")
     assert await dlr.read() == b"validation"
     assert await reply.read() == b"validation"
@@ -105,9 +106,9 @@ async def test_one_cloudevent_per_callback_on_a_bound_queue(broker_hub, channel,
 
 async def test_a_retry_after_forwarding_gives_one_message(broker_hub, channel, exchange_name):
     queue = await bound_queue(channel, exchange_name, "#")
-    assert await (await broker_hub.get(f"{DLR}?{SEED_DLR.decode()}")).read() == b"validation"
+    assert await (await get_raw(broker_hub, f"{DLR}?{SEED_DLR.decode()}")).read() == b"validation"
     [first] = await drain(queue, 1)
-    again = await broker_hub.get(f"{DLR}?{SEED_DLR.decode()}")
+    again = await get_raw(broker_hub, f"{DLR}?{SEED_DLR.decode()}")
     assert await again.read() == b"validation"
     text = await (await broker_hub.get("/metrics")).text()
     assert metric(text, "hub_callbacks_total", provider="isendpro", outcome="duplicate") == 1
@@ -118,7 +119,7 @@ async def test_a_retry_after_forwarding_gives_one_message(broker_hub, channel, e
 
 async def test_unrouted_events_are_kept_not_dropped(broker_hub, channel, exchange_name):
     unrouted = await channel.get_queue(f"{exchange_name}.unrouted")
-    resp = await broker_hub.get(f"{DLR}?{SEED_DLR.decode()}")
+    resp = await get_raw(broker_hub, f"{DLR}?{SEED_DLR.decode()}")
     assert await resp.read() == b"validation"
     [kept] = await drain(unrouted, 1)
     assert kept.routing_key == "isendpro.sms.delivery.delivered"
@@ -130,7 +131,7 @@ async def test_an_event_the_broker_returns_is_not_counted_and_waits(
     """Without even the unrouted queue the broker returns the message: it is not forwarded, it
     waits in the journal, and leaves once a queue can take it."""
     await channel.queue_delete(f"{exchange_name}.unrouted")
-    resp = await broker_hub.get(f"{DLR}?{SEED_DLR.decode()}")
+    resp = await get_raw(broker_hub, f"{DLR}?{SEED_DLR.decode()}")
     assert await resp.read() == b"validation"
 
     async def text() -> str:
