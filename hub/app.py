@@ -77,8 +77,14 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/health/live", handlers.live)
     app.router.add_get("/health/ready", handlers.ready)
+    app.on_shutdown.append(_drain)
     app.cleanup_ctx.append(_storage(settings, sink))
     return app
+
+
+async def _drain(app: web.Application) -> None:
+    """Shutdown begun (SIGTERM): readiness goes false while requests in flight finish."""
+    app[RUNTIME].draining = True
 
 
 def _storage(

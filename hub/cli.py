@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
+import hub.subscribe
 from hub import logs, quarantine
 from hub.app import create_app, endpoints
 from hub.models import Event, Kind, Provider
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         "--base", required=True, help="the hub's public URL, e.g. https://hooks.example.com"
     )
     urls.set_defaults(run=urls_command)
+    hub.subscribe.add_command(commands)
     return parser
 
 

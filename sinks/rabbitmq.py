@@ -5,6 +5,10 @@ Topology (declared by the hub at connection, idempotently):
   ``<provider>.<channel>.<kind>.<state>``; its alternate exchange is ``<exchange>.unrouted``.
 - ``<exchange>.unrouted``: durable fanout exchange with a durable queue of the same name, where
   events no subscription matches are kept instead of being dropped.
+- ``<exchange>.stream`` (when asked for, :class:`StreamRetention`): a RabbitMQ stream bound with
+  ``#``, so every event stays readable, in order and by offset, for the retention's time and size.
+  Being bound to everything, it leaves nothing unrouted: with the stream, the unrouted queue only
+  catches events while the stream is deleted.
 
 Each event is one persistent message, body = the CloudEvents JSON document
 (``application/cloudevents+json``), ``message_id`` = the event id, ``type`` = the event type. It is
@@ -22,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import (
@@ -31,7 +36,8 @@ from aio_pika.abc import (
     DeliveryMode,
     ExchangeType,
 )
-from aio_pika.exceptions import AMQPError, PublishError
+from aio_pika.exceptions import AMQPError, ChannelPreconditionFailed, PublishError
+from pamqp.common import FieldTable
 
 from hub.errors import SinkUnavailable
 from hub.models import CONTENT_TYPE, Envelope
@@ -41,22 +47,75 @@ log = logging.getLogger(__name__)
 DEFAULT_EXCHANGE = "callback-hub"
 
 
+STREAM_SEGMENT_BYTES = 100_000_000
+"""Largest segment file of the stream: retention drops whole segments, the oldest first."""
+
+
 def unrouted_name(exchange: str) -> str:
     return f"{exchange}.unrouted"
 
 
-async def declare_topology(channel: AbstractChannel, exchange: str) -> AbstractExchange:
-    """Declares the event exchange, its alternate exchange and the unrouted queue."""
+def stream_name(exchange: str) -> str:
+    return f"{exchange}.stream"
+
+
+@dataclass(frozen=True)
+class StreamRetention:
+    """How long and how much the stream keeps (``x-max-age``, ``x-max-length-bytes``)."""
+
+    max_age: str = "7D"
+    """A number and a unit among Y M D h m s."""
+    max_bytes: int = 2_000_000_000
+
+    def arguments(self) -> FieldTable:
+        segment = max(min(STREAM_SEGMENT_BYTES, self.max_bytes // 4), 1)
+        return {
+            "x-queue-type": "stream",
+            "x-max-age": self.max_age,
+            "x-max-length-bytes": self.max_bytes,
+            "x-stream-max-segment-size-bytes": segment,
+        }
+
+
+async def declare_topology(
+    channel: AbstractChannel, exchange: str, *, stream: StreamRetention | None = None
+) -> AbstractExchange:
+    """Declares the event exchange, its alternate exchange and the unrouted queue; with
+    ``stream``, also the stream that keeps every event (see :func:`declare_stream`)."""
     unrouted = unrouted_name(exchange)
     fallback = await channel.declare_exchange(unrouted, ExchangeType.FANOUT, durable=True)
     queue = await channel.declare_queue(unrouted, durable=True)
     await queue.bind(fallback)
-    return await channel.declare_exchange(
+    declared = await channel.declare_exchange(
         exchange,
         ExchangeType.TOPIC,
         durable=True,
         arguments={"alternate-exchange": unrouted},
     )
+    if stream is not None:
+        await declare_stream(channel, exchange, stream)
+    return declared
+
+
+async def declare_stream(
+    channel: AbstractChannel, exchange: str, retention: StreamRetention
+) -> None:
+    """Declares ``<exchange>.stream`` bound with ``#``, on a channel of its own.
+
+    A stream that exists with other arguments is kept as it is, with a warning (the broker
+    refuses to change them: use a policy, or delete the stream); ``channel`` stays open."""
+    name = stream_name(exchange)
+    connection = (await channel.get_underlay_channel()).connection
+    side = await connection.channel()
+    try:
+        await side.queue_declare(name, durable=True, arguments=retention.arguments())
+    except ChannelPreconditionFailed as exc:
+        log.warning("stream %s kept with its own arguments: %s", name, exc)
+        side = await connection.channel()
+    try:
+        await side.queue_bind(name, exchange, routing_key="#")
+    finally:
+        await side.close()
 
 
 def to_message(envelope: Envelope) -> aio_pika.Message:
