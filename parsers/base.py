@@ -15,9 +15,12 @@ from functools import cache
 from importlib import resources
 from typing import Protocol
 from urllib.parse import unquote_to_bytes
+from xml.etree.ElementTree import Element, ParseError
 from zoneinfo import ZoneInfo
 
 import phonenumbers
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hub.errors import HubError, PayloadError
@@ -55,6 +58,11 @@ class ParserModule(Protocol):
 
 OK_REPLY = Reply(status=200, body=b"OK")
 """A 200 with a short non-empty body: what providers that 'want a 200' are happy with."""
+
+
+def ok(events: list[Event]) -> Reply:
+    """The acknowledgement of providers that want a 200."""
+    return OK_REPLY
 
 
 def bad_request(error: HubError) -> Reply:
@@ -129,6 +137,23 @@ def optional(fields: Mapping[str, str], name: str) -> str | None:
     """A field's value, ``None`` when absent or blank."""
     value = fields.get(name, "").strip()
     return value or None
+
+
+# -- XML ------------------------------------------------------------------------------------
+
+
+def parse_xml(document: bytes | str) -> Element:
+    """XML through defusedxml with DTDs forbidden: entity expansion ("billion laughs"), external
+    entities and quadratic blow-up are refused before anything is expanded."""
+    try:
+        root: Element = fromstring(document, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise PayloadError(
+            f"refused XML construct: {type(exc).__name__}", reason="forbidden_xml"
+        ) from exc
+    except (ParseError, ValueError) as exc:
+        raise PayloadError(f"invalid XML: {exc}", reason="invalid_xml") from exc
+    return root
 
 
 # -- phone numbers ----------------------------------------------------------------------------

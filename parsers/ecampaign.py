@@ -45,23 +45,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element
 
 # defusedxml ships no type hints (types-defusedxml is not among our dev dependencies)
-from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
-from defusedxml.ElementTree import fromstring  # type: ignore[import-untyped]
 from pydantic import JsonValue
 
-from hub.errors import HubError, PayloadError
-from hub.models import Channel, Code, Event, EventData, Kind, Provider, RawRequest, Reply, State
+from hub.errors import PayloadError
+from hub.models import Channel, Code, Event, EventData, Kind, Provider, RawRequest, State
 from parsers.base import (
-    OK_REPLY,
     PARIS,
     Callback,
     bad_request,
     decode_query,
     load_tables,
     local_time,
+    ok,
+    parse_xml,
     required,
     unavailable,
 )
@@ -85,7 +84,7 @@ Fields = dict[str, str]
 
 
 def parse(request: RawRequest) -> list[Event]:
-    root = _xml(required(decode_query(request.body), "xml"))
+    root = parse_xml(required(decode_query(request.body), "xml"))
     events = [
         _report(element, request) for element in root.iter() if _name(element) == "importfromxml"
     ]
@@ -97,31 +96,11 @@ def parse(request: RawRequest) -> list[Event]:
     return events
 
 
-def ack(events: list[Event]) -> Reply:
-    return OK_REPLY
-
-
-def nack(error: HubError) -> Reply:
-    return bad_request(error)
-
-
-def retry(error: HubError) -> Reply:
-    return unavailable(error)
+# The acknowledgement contract: 200 once safe, 400 for input we cannot read, 503 to be retried.
+ack, nack, retry = ok, bad_request, unavailable
 
 
 # -- XML --------------------------------------------------------------------------------------
-
-
-def _xml(text: str) -> Element:
-    try:
-        root: Element = fromstring(text, forbid_dtd=True)
-    except DefusedXmlException as exc:
-        raise PayloadError(
-            f"refused XML construct: {type(exc).__name__}", reason="forbidden_xml"
-        ) from exc
-    except ParseError as exc:
-        raise PayloadError(f"invalid XML: {exc}", reason="invalid_xml") from exc
-    return root
 
 
 def _name(element: Element) -> str:

@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 import orjson
 from pydantic import JsonValue
 
-from hub.errors import HubError, PayloadError
+from hub.errors import PayloadError
 from hub.models import (
     Channel,
     Code,
@@ -51,11 +51,9 @@ from hub.models import (
     Kind,
     Provider,
     RawRequest,
-    Reply,
     State,
 )
 from parsers.base import (
-    OK_REPLY,
     PARIS,
     Callback,
     TableEntry,
@@ -64,6 +62,7 @@ from parsers.base import (
     decode_text,
     load_tables,
     local_time,
+    ok,
     optional,
     required,
     to_e164,
@@ -100,16 +99,8 @@ def parse(request: RawRequest) -> list[Event]:
     raise PayloadError("neither a delivery report nor a reply", reason="unknown_callback")
 
 
-def ack(events: list[Event]) -> Reply:
-    return OK_REPLY
-
-
-def nack(error: HubError) -> Reply:
-    return bad_request(error)
-
-
-def retry(error: HubError) -> Reply:
-    return unavailable(error)
+# The acknowledgement contract: 200 once safe, 400 for input we cannot read, 503 to be retried.
+ack, nack, retry = ok, bad_request, unavailable
 
 
 # -- HTTP API: GET callbacks --------------------------------------------------------------------

@@ -280,11 +280,11 @@ def test_json_dates_may_be_epoch_milliseconds_and_values_not_strings() -> None:
             "<status_report>&x;</status_report>",
             "forbidden_xml",
         ),
-        ("", "bad_xml"),
-        ("status=SENT&call_id=1", "bad_xml"),
-        ("<status_report><sms status='SENT'></status_report>", "bad_xml"),
+        ("", "invalid_xml"),
+        ("status=SENT&call_id=1", "invalid_xml"),
+        ("<status_report><sms status='SENT'></status_report>", "invalid_xml"),
         ("<report/>", "unknown_document"),
-        ("[1, 2]", "bad_xml"),
+        ("[1, 2]", "invalid_xml"),
         ('{"status_report": []}', "unknown_document"),
         ('{"status_report": {"sms": ["SENT"]}}', "bad_element"),
         ('{"status_report": {"sms": {"status_list": "SENT"}}}', "bad_element"),
@@ -309,7 +309,7 @@ def test_nesting_deeper_than_any_report_is_refused() -> None:
     )
     with pytest.raises(PayloadError) as caught:
         dmc.parse(_request(deep_xml))
-    assert caught.value.reason == "bad_xml"
+    assert caught.value.reason == "invalid_xml"
 
 
 def test_json_is_recognized_after_a_byte_order_mark_and_blanks() -> None:
@@ -322,7 +322,7 @@ def test_json_is_recognized_after_a_byte_order_mark_and_blanks() -> None:
 
 def test_replies() -> None:
     assert dmc.ack([]).status == 200
-    assert dmc.nack(PayloadError("x", reason="bad_xml")).status == 400
+    assert dmc.nack(PayloadError("x", reason="invalid_xml")).status == 400
     assert dmc.retry(SinkUnavailable("down")).status == 503
     assert [c.name for c in dmc.CALLBACKS] == ["cra"]
 
