@@ -57,6 +57,7 @@ from parsers.base import (
     optional,
     parse_xml,
     to_e164,
+    to_utc,
     unavailable,
 )
 
@@ -474,7 +475,7 @@ def _time(value: str) -> datetime:
             when = datetime.fromisoformat(text)
         except ValueError as exc:
             raise PayloadError(f"unreadable time {value!r}", reason="bad_timestamp") from exc
-        return when if when.tzinfo is not None else when.replace(tzinfo=PARIS)
+        return to_utc(when if when.tzinfo is not None else when.replace(tzinfo=PARIS))
     return local_time(text, _LOCAL_FORMATS, PARIS)
 
 

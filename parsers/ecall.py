@@ -43,7 +43,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import JsonValue
 
@@ -184,11 +184,9 @@ def _timestamp(fields: _Fields) -> datetime | None:
     """``TimeStamp`` as an aware time; ``None`` when the (present) value cannot be read."""
     value = required(fields.named, "timestamp")
     try:
-        when = local_time(value, _TIME_FORMATS, ZURICH)
-        when.astimezone(UTC)  # years at the edge of the calendar cannot be converted
-    except (PayloadError, OverflowError):
+        return local_time(value, _TIME_FORMATS, ZURICH)
+    except PayloadError:
         return None
-    return when
 
 
 def _timestamp_details(when: datetime | None) -> dict[str, JsonValue]:

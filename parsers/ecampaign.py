@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 
 # defusedxml ships no type hints (types-defusedxml is not among our dev dependencies)
@@ -192,16 +191,7 @@ def _tracking(group: Group, request: RawRequest) -> Event:
         received_at=request.received_at,
     )
     timestamp = fields.get("timestamp")
-    return Event.of(data, _when(timestamp) if timestamp else None)
-
-
-def _when(timestamp: str) -> datetime:
-    """French local time, in UTC (a year-1 time has no UTC equivalent: refused)."""
-    when = local_time(timestamp, TIMESTAMP_FORMATS, PARIS)
-    try:
-        return when.astimezone(UTC)
-    except OverflowError as exc:
-        raise PayloadError(f"time out of range {timestamp!r}", reason="bad_timestamp") from exc
+    return Event.of(data, local_time(timestamp, TIMESTAMP_FORMATS, PARIS) if timestamp else None)
 
 
 def _report(element: Element, request: RawRequest) -> Event:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 from pydantic import JsonValue
@@ -66,6 +66,7 @@ from parsers.base import (
     optional,
     required,
     to_e164,
+    to_utc,
     unavailable,
 )
 
@@ -287,7 +288,7 @@ def _required_text(doc: Mapping[str, JsonValue], name: str) -> str:
 
 def _local(value: str) -> datetime:
     """An HTTP API time: French local time in one of :data:`TIME_FORMATS`."""
-    return _utc(local_time(value, TIME_FORMATS, PARIS))
+    return local_time(value, TIME_FORMATS, PARIS)
 
 
 def _first_time(*values: JsonValue) -> datetime | None:
@@ -301,13 +302,5 @@ def _first_time(*values: JsonValue) -> datetime | None:
             when = datetime.fromisoformat(value.strip())
         except ValueError as exc:
             raise PayloadError(f"unreadable time {value!r}", reason="bad_timestamp") from exc
-        return _utc(when if when.tzinfo is not None else when.replace(tzinfo=PARIS))
+        return to_utc(when if when.tzinfo is not None else when.replace(tzinfo=PARIS))
     return None
-
-
-def _utc(when: datetime) -> datetime:
-    """``when`` in UTC; a time that UTC cannot hold (year 1 in Paris) is the provider's error."""
-    try:
-        return when.astimezone(UTC)
-    except (OverflowError, ValueError) as exc:
-        raise PayloadError(f"time out of range {when!r}", reason="bad_timestamp") from exc
