@@ -85,6 +85,15 @@ class Settings(BaseSettings):
         return found
 
     @model_validator(mode="after")
+    def _no_empty_secret(self) -> Settings:
+        """An empty secret would silently mean 'generate one' on each replica."""
+        for provider in Provider:
+            value: SecretStr | None = getattr(self, f"secret_{provider.value}")
+            if value is not None and not value.get_secret_value().replace(",", "").strip():
+                raise ValueError(f"HUB_SECRET_{provider.value.upper()} is set but empty")
+        return self
+
+    @model_validator(mode="after")
     def _retention_covers_dedup(self) -> Settings:
         if self.retention < self.dedup_window:
             raise ValueError("HUB_RETENTION must be at least HUB_DEDUP_WINDOW")

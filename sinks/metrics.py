@@ -14,10 +14,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from hub.models import Event
 
-OUTCOMES = ("accepted", "duplicate", "rejected", "unavailable")
+OUTCOMES = ("accepted", "duplicate", "rejected", "unavailable", "unauthorized")
 """accepted: events journaled, provider acknowledged; duplicate: a retry of a callback already
 journaled, acknowledged again; rejected: the provider's input could not be parsed (their fault);
-unavailable: the events could not be made safe (our fault), the provider is told to retry."""
+unavailable: the events could not be made safe (our fault), the provider is told to retry;
+unauthorized: wrong secret (reason ``secret``) or source (reason ``source``)."""
 
 _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -33,8 +34,8 @@ class Metrics:
         )
         self.events = Counter(
             "hub_events",
-            "Events made safe in the journal.",
-            ("provider", "channel", "kind", "state"),
+            "Events made safe in the journal (failure: permanent, temporary, or empty).",
+            ("provider", "channel", "kind", "state", "failure"),
             registry=registry,
         )
         self.duplicates = Counter(
@@ -129,7 +130,10 @@ class Metrics:
     def observe_events(self, events: Sequence[Event]) -> None:
         for e in events:
             d = e.data
-            self.events.labels(d.provider.value, d.channel.value, d.kind.value, d.state.value).inc()
+            failure = d.failure.value if d.failure is not None else ""
+            self.events.labels(
+                d.provider.value, d.channel.value, d.kind.value, d.state.value, failure
+            ).inc()
 
     def observe_duplicates(self, events: Sequence[Event]) -> None:
         for e in events:
