@@ -237,3 +237,49 @@ def test_any_fields_give_events_or_a_payload_error(fields: dict[str, str]) -> No
     except PayloadError:
         return
     assert len(events) == 1
+
+
+# -- the fast paths of parsers.base agree with the general ones ------------------------------
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from(["0", "00{cc}", "+{cc}", "{cc}", "+{cc} ", "00 {cc} "]),
+    st.sampled_from(["33", "41"]),
+    st.from_regex(r"[1-9][0-9]{8}", fullmatch=True),
+    st.sampled_from(["FR", "CH"]),
+)
+def test_e164_fast_path_agrees_with_phonenumbers(
+    prefix: str, cc: str, nsn: str, region: str
+) -> None:
+    import phonenumbers
+
+    given_number = prefix.format(cc=cc) + nsn
+    candidate = given_number.replace(" ", "")
+    candidate = "+" + candidate[2:] if candidate.startswith("00") else candidate
+    if not candidate.startswith(("+", "0")):
+        candidate = "+" + candidate
+    number = phonenumbers.parse(candidate, region)
+    assert phonenumbers.is_possible_number(number)
+    expected = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    from parsers.base import to_e164
+
+    assert to_e164(given_number, region) == expected
+
+
+@settings(max_examples=300)
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)))
+def test_local_time_fast_path_agrees_with_strptime(moment: datetime) -> None:
+    from zoneinfo import ZoneInfo
+
+    from parsers.base import local_time
+
+    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    zone = ZoneInfo("Europe/Paris")
+    slow = datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone).astimezone(UTC)
+    assert local_time(text, ("%Y-%m-%d %H:%M:%S",), zone) == slow
+
+
+def test_impossible_dates_are_still_payload_errors() -> None:
+    with pytest.raises(PayloadError):
+        isendpro.parse(request(dlr(date="2024-02-31")))
