@@ -46,6 +46,11 @@ class Forwarder:
         self.oldest: float | None = None
         """Reception time of the oldest event not yet forwarded (epoch seconds)."""
         self._cursor = 0
+        self._confirmed: list[Stored] = []
+        """Confirmed by the broker, not yet marked forwarded: to mark, not to send again."""
+        self._stopping = False
+        self._paused = False
+        """The broker refused the last batch: wait ``retry_interval``, whatever arrives."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -70,17 +75,20 @@ class Forwarder:
             self._wake.set()
 
     async def stop(self, flush_timeout: float) -> None:
-        """Forwards what it can within ``flush_timeout`` seconds, then stops."""
-        if self._task is None:
+        """Forwards what it can within ``flush_timeout`` seconds, then stops. The batch in
+        flight is finished, not cancelled: cancelled, its confirmed events would be sent again."""
+        task, self._task = self._task, None
+        if task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-        with contextlib.suppress(TimeoutError):
+        self._stopping = True
+        self._wake.set()
+        try:
             async with asyncio.timeout(flush_timeout):
-                while self.backlog and await self.forward_batch():
-                    pass
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _run(self) -> None:
         while True:
@@ -91,17 +99,27 @@ class Forwarder:
                 log.error("forwarding paused, journal: %s", exc.reason)
             except Exception:  # a bug must not stop forwarding for good
                 log.exception("forwarding failed")
-            wait = self.retry_interval if self.backlog else self.idle_interval
+            if self._stopping:
+                return
+            if self._paused:  # new events must not make us knock on a closed door each time
+                await asyncio.sleep(self.retry_interval)
+                continue
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout(self.idle_interval):
                     await self._wake.wait()
             self._wake.clear()
 
     async def forward_batch(self) -> bool:
         """Forwards one batch; whether there may be more to do right away."""
+        if self._confirmed:
+            await self._forwarded(self._confirmed)
+        if not self.sink.ready:
+            self._pause("broker_unavailable")
+            return False
         rows = await asyncio.to_thread(store.pending, self.path, self._cursor, self.batch)
         if not rows:
             self.oldest = None
+            self._resume()
             return False
         self.oldest = rows[0].received_at
         started = time.perf_counter()
@@ -109,16 +127,29 @@ class Forwarder:
             await self.sink.publish([r.envelope for r in rows])
         except SinkUnavailable as exc:
             await self._forwarded(rows[: exc.done])
-            log.warning("forwarding paused: %s (%d events waiting)", exc.reason, self.backlog)
+            self._pause(exc.reason)
             return False
+        self._resume()
         self.metrics.confirm_latency.observe(time.perf_counter() - started)
         await self._forwarded(rows)
         return True
 
+    def _pause(self, reason: str) -> None:
+        if not self._paused:
+            log.warning("forwarding paused: %s (%d events waiting)", reason, self.backlog)
+        self._paused = True
+
+    def _resume(self) -> None:
+        if self._paused:
+            log.info("forwarding again (%d events waiting)", self.backlog)
+        self._paused = False
+
     async def _forwarded(self, rows: list[Stored]) -> None:
         if not rows:
             return
+        self._confirmed = rows
         await self.journal.mark_forwarded([r.seq for r in rows], time.time())
+        self._confirmed = []
         self._cursor = rows[-1].seq
         self.backlog = max(self.backlog - len(rows), 0)
         for row in rows:

@@ -341,13 +341,17 @@ class Journal:
             conn.execute("BEGIN IMMEDIATE")
             results = [job.write(conn) for job in batch]
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:
             full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
             reason = "journal_full" if full else "journal_unwritable"
-            error = SinkUnavailable(f"journal write failed: {exc}", reason=reason)
+            error = SinkUnavailable(f"journal write failed: {exc!r}", reason=reason)
             if conn.in_transaction:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+            if len(batch) > 1:  # SQLite undid them all: one job that does not fit must not
+                for job in batch:  # fail the others (a forwarder's marks among requests)
+                    Journal._commit(conn, [job])
+                return
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any]]] = {}
         for i, job in enumerate(batch):
             by_loop.setdefault(job.loop, []).append((job, results[i] if results else None))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 from hub.app import endpoints
 from hub.models import Provider
 from tests.golden import PAYLOADS
+from tests.harness.hubproc import HubProcess
 from tests.harness.ports import free_port
 from tests.support import DLR, SECRET, SEED_DLR
 
@@ -43,29 +42,13 @@ def hub_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def served(hub_env: dict[str, str]) -> Iterator[str]:
     """`hub serve` on the embedded default; yields its base URL; stopped with SIGTERM."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hub", "serve"],
-        env=hub_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{hub_env['HUB_PORT']}"
+    server = HubProcess(Path(hub_env["HUB_DATA_DIR"]), hub_env)
+    server.start()
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield base
+        yield server.url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        output = proc.communicate(timeout=20)[0]
-    assert proc.returncode == 0, output
+        code = server.terminate()
+    assert code == 0, server.log_tail()
 
 
 def get(url: str) -> bytes:
