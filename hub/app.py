@@ -5,6 +5,7 @@ URLs (stable, documented in the README):
   provider's secret (``hub urls`` lists them; see ``hub.secrets``)
 - ``/metrics``: Prometheus exposition of the app's own registry
 - ``/health/live``, ``/health/ready``
+- ``/events?pattern=...``: Server-Sent Events, with a broker and ``HUB_EVENTS_TOKEN`` set
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from hub import handlers
+from hub import handlers, sse
 from hub.errors import SinkUnavailable
 from hub.forwarder import Forwarder
 from hub.handlers import RUNTIME, Runtime
@@ -31,7 +32,7 @@ from sinks import journal as store
 from sinks.base import Sink
 from sinks.journal import Journal
 from sinks.metrics import Metrics
-from sinks.rabbitmq import RabbitMQSink
+from sinks.rabbitmq import RabbitMQSink, StreamRetention
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,13 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/health/live", handlers.live)
     app.router.add_get("/health/ready", handlers.ready)
+    if settings.rabbitmq_url and settings.events_token:
+        sse.setup(
+            app,
+            rabbitmq_url=settings.rabbitmq_url,
+            exchange=settings.exchange,
+            token=settings.events_token.get_secret_value(),
+        )
     app.on_shutdown.append(_drain)
     app.cleanup_ctx.append(_storage(settings, sink))
     return app
@@ -151,8 +159,12 @@ async def _prune_forever(journal: Journal, settings: Settings, *, forwarded_only
 def _configured_sink(settings: Settings) -> Sink | None:
     if settings.rabbitmq_url is None:
         return None
+    retention = StreamRetention(settings.stream_max_age, settings.stream_max_bytes)
     sink = RabbitMQSink(
-        settings.rabbitmq_url, exchange=settings.exchange, publish_timeout=settings.publish_timeout
+        settings.rabbitmq_url,
+        exchange=settings.exchange,
+        publish_timeout=settings.publish_timeout,
+        stream=retention if settings.stream else None,
     )
     sink.start()
     return sink

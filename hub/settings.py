@@ -42,6 +42,9 @@ class Settings(BaseSettings):
 
     events_token: SecretStr | None = None
     """Bearer token of the Server-Sent Events endpoint ``/events``; unset: no such endpoint."""
+    stream: bool = True
+    """Keep every event in the RabbitMQ stream ``<exchange>.stream`` for new subscribers (it is
+    bound with ``#``: with it, nothing is left for the unrouted queue)."""
     stream_max_age: str = "7D"
     """Retention of the RabbitMQ stream that keeps every event for new subscribers (x-max-age:
     a number and a unit among Y M D h m s)."""

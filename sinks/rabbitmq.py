@@ -138,9 +138,11 @@ class RabbitMQSink:
         exchange: str = DEFAULT_EXCHANGE,
         publish_timeout: float = 5.0,
         reconnect_interval: float = 1.0,
+        stream: StreamRetention | None = None,
     ) -> None:
         self.url = url
         self.exchange_name = exchange
+        self.stream = stream
         self.publish_timeout = publish_timeout
         self.reconnect_interval = reconnect_interval
         self._connection: AbstractRobustConnection | None = None
@@ -158,18 +160,24 @@ class RabbitMQSink:
 
     async def _connect_forever(self) -> None:
         while True:
+            connection: AbstractRobustConnection | None = None
             try:
                 connection = await aio_pika.connect_robust(
                     self.url,
                     reconnect_interval=self.reconnect_interval,
                     client_properties={"connection_name": "callback-hub"},
                 )
-            except (AMQPError, OSError) as exc:
-                log.warning("broker not reachable (%s), trying again", type(exc).__name__)
+                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+                self._exchange = await declare_topology(
+                    channel, self.exchange_name, stream=self.stream
+                )
+            except (AMQPError, OSError) as exc:  # down, or the topology refused: try again
+                log.warning("broker not usable (%s: %s), trying again", type(exc).__name__, exc)
+                if connection is not None:
+                    with contextlib.suppress(AMQPError, OSError):
+                        await connection.close()
                 await asyncio.sleep(self.reconnect_interval)
                 continue
-            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            self._exchange = await declare_topology(channel, self.exchange_name)
             self._connection = connection
             self._connected.set()
             log.info("connected to the broker, exchange %s", self.exchange_name)

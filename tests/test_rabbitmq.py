@@ -58,7 +58,10 @@ async def channel(rabbit):
 
 @pytest.fixture
 async def broker_hub(aiohttp_client, rabbit, channel, tmp_path: Path, exchange_name: str):
-    settings = make_settings(tmp_path / "data", rabbitmq_url=rabbit.url, exchange=exchange_name)
+    # no stream: it is bound to everything, and these tests are about what nothing routes
+    settings = make_settings(
+        tmp_path / "data", rabbitmq_url=rabbit.url, exchange=exchange_name, stream=False
+    )
     client = await aiohttp_client(create_app(settings))
 
     async def connected() -> bool:

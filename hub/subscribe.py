@@ -1,0 +1,399 @@
+"""Subscribing to the hub's events: a consumer helper for Python and the ``hub subscribe`` command.
+
+Three ways to read (docs/subscribe.md says what a consumer in any language receives):
+
+- live (the default): a temporary queue bound to the pattern, deleted when the subscriber leaves;
+- ``queue=NAME``: a durable quorum queue bound to the pattern, that keeps events while the
+  subscriber is away; rejected events, and events given back more than ``DELIVERY_LIMIT`` times,
+  go to the queue ``NAME.dead``;
+- ``from_=...``: the stream ``<exchange>.stream``, read from a point (``"first"``, an offset, a
+  time), then live; the pattern is applied by the subscriber, in :func:`matches`.
+
+::
+
+    async with Subscription(url, "*.*.delivery.failed") as events:
+        async for delivery in events:
+            print(delivery.event.data.recipient)
+            await delivery.ack()
+
+An event id already yielded (among the last ``dedup``) is acknowledged and skipped: providers'
+retries, events published again by ``hub replay``, the stream read again after a reconnection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import signal
+import sys
+import uuid
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Literal, TypeAlias
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity, ChannelPreconditionFailed
+from pamqp.common import FieldTable
+from pydantic import ValidationError
+
+from hub.models import Event
+from sinks.rabbitmq import DEFAULT_EXCHANGE, declare_topology, stream_name
+
+log = logging.getLogger(__name__)
+
+Offset: TypeAlias = Literal["first", "last", "next"] | int | datetime
+"""Where to start reading the stream: its first event, its last, the next one, an offset, or
+the first event the stream received at or after a time."""
+
+DELIVERY_LIMIT = 10
+"""Times an event may go back to a durable subscription's queue (requeued, or unacknowledged
+when its subscriber left); once more and it is dead-lettered."""
+
+
+class SubscribeError(Exception):
+    """The subscription cannot be opened as asked (no stream, a queue with other arguments)."""
+
+
+def matches(pattern: str, routing_key: str) -> bool:
+    """The broker's topic match: ``*`` is one word, ``#`` zero or more."""
+    return _match(pattern.split("."), routing_key.split("."))
+
+
+def _match(pattern: list[str], words: list[str]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(_match(rest, words[i:]) for i in range(len(words) + 1))
+    return bool(words) and head in ("*", words[0]) and _match(rest, words[1:])
+
+
+def check_pattern(pattern: str) -> str:
+    """``pattern`` if it is a routing pattern (dot-separated non-empty words), else ValueError."""
+    if not all(pattern.split(".")):
+        raise ValueError(f"not a routing pattern: {pattern!r} (e.g. isendpro.# or *.*.inbound.#)")
+    return pattern
+
+
+_AGO = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_from(text: str) -> Offset:
+    """``first``, ``last``, ``next``, an offset, an ISO 8601 time (UTC when no offset is given)
+    or a duration ago (``30m``, ``2h``, ``7d``)."""
+    if text in ("first", "last", "next"):
+        return text  # type: ignore[return-value]  # narrowed by the test above
+    if text == "beginning":
+        return "first"
+    if text.isdigit():
+        return int(text)
+    if ago := _AGO.fullmatch(text):
+        delta = timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
+        return datetime.now(UTC) - delta
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def dead_letter_name(queue: str) -> str:
+    return f"{queue}.dead"
+
+
+def durable_arguments(queue: str) -> FieldTable:
+    """The arguments of a durable subscription's quorum queue."""
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dead_letter_name(queue),
+        "x-delivery-limit": DELIVERY_LIMIT,
+    }
+
+
+class Delivery:
+    """One event, to settle with :meth:`ack` or :meth:`reject` (else it comes back when the
+    subscriber leaves, except from the stream)."""
+
+    def __init__(
+        self, event: Event, message: AbstractIncomingMessage, subscription: Subscription
+    ) -> None:
+        self.event = event
+        self.message = message
+        self._subscription = subscription
+
+    @property
+    def routing_key(self) -> str:
+        return self.message.routing_key or ""
+
+    @property
+    def offset(self) -> int | None:
+        """The event's offset in the stream, when read from it (also the SSE id)."""
+        offset = (self.message.headers or {}).get("x-stream-offset")
+        return offset if isinstance(offset, int) else None
+
+    @property
+    def redelivered(self) -> bool:
+        return bool(self.message.redelivered)
+
+    async def ack(self) -> None:
+        await self.message.ack()
+
+    async def reject(self, *, requeue: bool = False) -> None:
+        """Dead-letters the event (durable subscription), drops it (live) or requeues it. A
+        stream keeps every event: there, rejecting only moves on."""
+        if requeue:
+            self._subscription.forget(self.event.id)
+        if self._subscription.from_ is not None:
+            await self.message.ack()  # streams refuse reject and nack (a connection error)
+        else:
+            await self.message.reject(requeue=requeue)
+
+
+class Subscription:
+    """Events of ``exchange`` matching ``pattern``, as :class:`Delivery` objects, from the moment
+    ``async with`` returns. See the module's docstring for ``queue`` and ``from_``."""
+
+    def __init__(
+        self,
+        url: str,
+        pattern: str = "#",
+        *,
+        exchange: str = DEFAULT_EXCHANGE,
+        queue: str | None = None,
+        from_: Offset | None = None,
+        prefetch: int = 100,
+        dedup: int = 10_000,
+    ) -> None:
+        if queue is not None and from_ is not None:
+            raise ValueError("a subscription reads a queue or the stream, not both")
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1 (the stream needs a bound)")
+        self.url = url
+        self.pattern = check_pattern(pattern)
+        self.exchange = exchange
+        self.queue = queue
+        self.from_ = from_
+        self.prefetch = prefetch
+        self.queue_name = ""
+        """The queue (or stream) read, once open."""
+        self._dedup = dedup
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._connection: AbstractRobustConnection | None = None
+
+    async def __aenter__(self) -> Subscription:
+        try:
+            await self.open()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Connects, declares what the subscription needs and starts consuming."""
+        self._connection = await aio_pika.connect_robust(
+            self.url, client_properties={"connection_name": "callback-hub subscriber"}
+        )
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self.prefetch)
+        arguments: FieldTable = {}
+        queue: AbstractQueue
+        if self.from_ is not None:
+            name = stream_name(self.exchange)
+            try:
+                queue = await channel.get_queue(name)
+            except ChannelNotFoundEntity:
+                raise SubscribeError(f"no stream {name}: the hub keeps none yet") from None
+            arguments["x-stream-offset"] = self.from_
+        else:
+            exchange = await declare_topology(channel, self.exchange)
+            queue = await self._declare_queue(channel)
+            await queue.bind(exchange, self.pattern)
+        self.queue_name = queue.name
+        await queue.consume(self._inbox.put, arguments=arguments)
+
+    async def _declare_queue(self, channel: aio_pika.abc.AbstractChannel) -> AbstractQueue:
+        if self.queue is None:
+            name = f"{self.exchange}.subscriber.{uuid.uuid4().hex[:12]}"
+            return await channel.declare_queue(name, exclusive=True, auto_delete=True)
+        dead = dead_letter_name(self.queue)
+        try:
+            await channel.declare_queue(dead, durable=True, arguments={"x-queue-type": "quorum"})
+            return await channel.declare_queue(
+                self.queue, durable=True, arguments=durable_arguments(self.queue)
+            )
+        except ChannelPreconditionFailed as exc:
+            raise SubscribeError(
+                f"queue {self.queue} exists with other arguments ({exc}): use another name"
+            ) from None
+
+    async def close(self) -> None:
+        """Closes the connection: unsettled events go back to their queue; a live subscription's
+        queue is deleted."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Delivery:
+        while True:
+            delivery = await self._accept(await self._inbox.get())
+            if delivery is not None:
+                return delivery
+
+    async def _accept(self, message: AbstractIncomingMessage) -> Delivery | None:
+        """The delivery to yield, or None when the message is settled here and skipped."""
+        if self.from_ is not None and not matches(self.pattern, message.routing_key or ""):
+            await message.ack()
+            return None
+        try:
+            event = Event.from_json(message.body)
+        except ValidationError as exc:
+            log.warning(
+                "not a hub event (message_id %s, %s): rejected",
+                message.message_id,
+                exc.errors()[0]["msg"],
+            )
+            await (message.ack() if self.from_ is not None else message.reject())
+            return None
+        if event.id in self._seen:
+            self._seen.move_to_end(event.id)
+            await message.ack()
+            return None
+        self._remember(event.id)
+        return Delivery(event, message, self)
+
+    def _remember(self, event_id: str) -> None:
+        if self._dedup <= 0:
+            return
+        self._seen[event_id] = None
+        while len(self._seen) > self._dedup:
+            self._seen.popitem(last=False)
+
+    def forget(self, event_id: str) -> None:
+        """Lets ``event_id`` be yielded again (it was requeued)."""
+        self._seen.pop(event_id, None)
+
+
+# -- hub subscribe -----------------------------------------------------------------------------
+
+
+def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Registers ``hub subscribe`` on the CLI."""
+    cmd = commands.add_parser(
+        "subscribe",
+        help="events matching a routing pattern, from the broker (HUB_RABBITMQ_URL)",
+        description="Prints the events matching PATTERN as they are published. Ctrl-C stops.",
+    )
+    cmd.add_argument(
+        "pattern",
+        nargs="?",
+        default="#",
+        type=_pattern,
+        help="<provider>.<channel>.<kind>.<state>, * = one word, # = any (default: #)",
+    )
+    cmd.add_argument("--json", action="store_true", help="one CloudEvents JSON document a line")
+    where = cmd.add_mutually_exclusive_group()
+    where.add_argument(
+        "--queue",
+        metavar="NAME",
+        help="a durable subscription: the queue NAME keeps events while you are away",
+    )
+    where.add_argument(
+        "--from",
+        dest="from_",
+        metavar="WHEN",
+        type=_from,
+        help="read the stream from WHEN, then live: first, an offset, an ISO 8601 time, "
+        "or a duration ago (30m, 2h, 7d)",
+    )
+    cmd.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    cmd.set_defaults(run=subscribe_command)
+
+
+def _pattern(text: str) -> str:
+    try:
+        return check_pattern(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _from(text: str) -> Offset:
+    try:
+        return parse_from(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected first, last, next, an offset, an ISO 8601 time or 30m/2h/7d"
+        ) from None
+
+
+def subscribe_command(args: argparse.Namespace) -> int:
+    from hub.settings import Settings  # the CLI's own reading of HUB_* variables
+
+    settings = Settings()
+    if not settings.rabbitmq_url:
+        print("hub subscribe reads from the broker: set HUB_RABBITMQ_URL", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    subscription = Subscription(
+        settings.rabbitmq_url,
+        args.pattern,
+        exchange=settings.exchange,
+        queue=args.queue,
+        from_=args.from_,
+    )
+    try:
+        return asyncio.run(_print(subscription, args))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _print(subscription: Subscription, args: argparse.Namespace) -> int:
+    from hub.cli import describe  # hub.cli imports this module: not at the top
+
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    shown = 0
+    try:
+        async with subscription:
+            print(
+                f"subscribed to {subscription.pattern} on {subscription.exchange} "
+                f"({subscription.queue_name}); Ctrl-C stops",
+                file=sys.stderr,
+                flush=True,
+            )
+            async for delivery in subscription:
+                line = delivery.message.body.decode() if args.json else describe(delivery.event)
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+                await delivery.ack()
+                shown += 1
+                if args.count is not None and shown >= args.count:
+                    return 0
+    except SubscribeError as exc:
+        print(f"hub subscribe: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader left (| head): no more output, no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (AMQPError, OSError) as exc:
+        print(f"hub subscribe: broker error: {exc!r}", file=sys.stderr)
+        return 1
+    except asyncio.CancelledError:
+        return 0
+    return 0
