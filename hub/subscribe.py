@@ -204,7 +204,9 @@ class Subscription:
     async def open(self) -> None:
         """Connects, declares what the subscription needs and starts consuming."""
         self._connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": "callback-hub subscriber"}
+            self.url,
+            reconnect_interval=1.0,  # a subscriber wants its events back soon after a restart
+            client_properties={"connection_name": "callback-hub subscriber"},
         )
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self.prefetch)

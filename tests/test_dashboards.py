@@ -541,9 +541,9 @@ def _golden_events(cases: list[Case]) -> dict[str, dict[str, Any]]:
 async def test_definitions_route_failed_deliveries_to_a_subscriber_that_dead_letters(
     stack: Stack,
 ) -> None:
-    """The broker as deploy/rabbitmq/definitions.json sets it up: failed and expired deliveries in
-    the example queue, everything else in the alternate exchange's queue, none lost; what the
-    subscriber rejects goes to its dead-letter queue."""
+    """The broker as deploy/rabbitmq/definitions.json sets it up: every event in the stream (so
+    nothing unrouted), failed and expired deliveries in the example queue; what the subscriber
+    rejects goes to its dead-letter queue."""
     import aio_pika
 
     events = _golden_events(stack.cases)
@@ -554,7 +554,8 @@ async def test_definitions_route_failed_deliveries_to_a_subscriber_that_dead_let
     ]
     expected = {
         "example.failed-deliveries": len(failed),
-        "callback-hub.unrouted": len(events) - len(failed),
+        "callback-hub.stream": len(events),
+        "callback-hub.unrouted": 0,
         "example.failed-deliveries.dead-letter": 0,
     }
     depth: dict[str, int] = {}

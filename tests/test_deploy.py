@@ -32,7 +32,7 @@ import yaml
 from hub.app import create_app
 from hub.models import Provider
 from hub.settings import Settings
-from sinks.rabbitmq import DEFAULT_EXCHANGE, unrouted_name
+from sinks.rabbitmq import DEFAULT_EXCHANGE, StreamRetention, stream_name, unrouted_name
 from tests.harness.prometheus import PROMTOOL_BIN
 from tests.harness.rabbitmq import broker_required
 from tests.support import make_settings
@@ -214,7 +214,8 @@ def test_compose_grafana_loads_the_provisioned_dashboards(compose) -> None:
 
 
 def test_definitions_declare_the_topology_the_hub_declares() -> None:
-    """Same names, types and arguments as sinks.rabbitmq.declare_topology: the hub's own
+    """Same names, types and arguments as sinks.rabbitmq.declare_topology (with the stream, on by
+    default): the hub's own
     declarations must find them equivalent (the end-to-end test proves it on a real node)."""
     definitions = json.loads(DEFINITIONS.read_text())
     exchanges = {e["name"]: e for e in definitions["exchanges"]}
@@ -225,6 +226,11 @@ def test_definitions_declare_the_topology_the_hub_declares() -> None:
     assert (exchanges[unrouted]["type"], exchanges[unrouted]["durable"]) == ("fanout", True)
     queues = {q["name"]: q for q in definitions["queues"]}
     assert queues[unrouted]["durable"] and queues[unrouted]["arguments"] == {}
+    stream = queues[stream_name(DEFAULT_EXCHANGE)]
+    assert stream["arguments"] == dict(StreamRetention().arguments())
+    assert {(b["source"], b["destination"], b["routing_key"]) for b in definitions["bindings"]} >= {
+        (DEFAULT_EXCHANGE, stream_name(DEFAULT_EXCHANGE), "#")
+    }
     example = queues["example.failed-deliveries"]["arguments"]
     assert example["x-dead-letter-exchange"] in exchanges
     assert {v["name"] for v in definitions["vhosts"]} == {"/"}

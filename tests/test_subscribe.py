@@ -132,9 +132,11 @@ async def send(client, method: str, path: str, *, query: bytes = b"", body: byte
     return resp.status
 
 
-async def take(subscription: Subscription, count: int, *, ack: bool = True) -> list[Delivery]:
+async def take(
+    subscription: Subscription, count: int, *, ack: bool = True, timeout: float = 30
+) -> list[Delivery]:
     got: list[Delivery] = []
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(timeout):
         async for delivery in subscription:
             got.append(delivery)
             if ack:
@@ -473,8 +475,9 @@ async def test_subscriptions_carry_on_after_a_broker_restart(tmp_path: Path) -> 
                     while not sink.ready:
                         await asyncio.sleep(0.1)
                 await publish(sink, after)
-                assert [d.event for d in await take(durable, 3)] == after
-                assert [d.event for d in await take(stream, 3)] == after
+                # a quorum queue elects its leader again after the restart: give it time
+                assert [d.event for d in await take(durable, 3, timeout=90)] == after
+                assert [d.event for d in await take(stream, 3, timeout=90)] == after
             finally:
                 await sink.close()
     finally:
