@@ -123,13 +123,33 @@ async def test_restart_keeps_durable_queue(node: RabbitNode) -> None:
     assert _live(second) == []
 
 
+def test_a_port_taken_meanwhile_is_replaced_at_first_start(node: RabbitNode) -> None:
+    """Someone binds the chosen AMQP port before the node does: it starts on fresh ports."""
+    taken = node.port
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", taken))
+        blocker.listen()
+        node.start(timeout=120)
+    try:
+        assert node.running
+        assert node.port != taken
+        with socket.create_connection(("127.0.0.1", node.port), timeout=5):
+            pass
+    finally:
+        node.stop()
+    assert node.pids() == []
+
+
 def test_failed_start_raises_with_logs_and_leaves_nothing(node: RabbitNode) -> None:
-    # Occupy the AMQP port so the node cannot open its listener.
+    """A start that cannot succeed (the AMQP port taken at every try) says why, leaves nothing."""
+    original = node._pick_ports
+    node._pick_ports = lambda: None  # the same taken port every time
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", node.port))
         blocker.listen()
         with pytest.raises(RuntimeError, match=r"(?s)hubtest-.*---") as info:
             node.start(timeout=60)
+    node._pick_ports = original
     assert not node.running
     assert node.pids() == []
     assert "eaddrinuse" in str(info.value)  # the log tail says why

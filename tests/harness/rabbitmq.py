@@ -71,14 +71,8 @@ class RabbitNode:
         self.base_dir = Path(base_dir).resolve()
         self.plugins: tuple[str, ...] = tuple(plugins)
         self.nodename = f"hubtest-{secrets.token_hex(4)}@localhost"
-        ports = _distinct_free_ports(3 + len(_HTTP_PLUGINS))
-        self._port, self.dist_port, self.epmd_port = ports[:3]
-        # e.g. {"rabbitmq_prometheus": 40123}; only for enabled plugins.
-        self.plugin_ports: dict[str, int] = {
-            plugin: port
-            for plugin, port in zip(_HTTP_PLUGINS, ports[3:], strict=True)
-            if plugin in self.plugins
-        }
+        self._pick_ports()
+        self._started_once = False
         self.home = self.base_dir / "home"
         self.mnesia_base = self.base_dir / "mnesia"
         self.log_base = self.base_dir / "log"
@@ -88,6 +82,16 @@ class RabbitNode:
         self.stdout_log = self.base_dir / "node-stdout.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._env: dict[str, str] = self._build_env()
+
+    def _pick_ports(self) -> None:
+        ports = _distinct_free_ports(3 + len(_HTTP_PLUGINS))
+        self._port, self.dist_port, self.epmd_port = ports[:3]
+        # e.g. {"rabbitmq_prometheus": 40123}; only for enabled plugins.
+        self.plugin_ports: dict[str, int] = {
+            plugin: port
+            for plugin, port in zip(_HTTP_PLUGINS, ports[3:], strict=True)
+            if plugin in self.plugins
+        }
 
     # -- properties ---------------------------------------------------------
 
@@ -114,7 +118,24 @@ class RabbitNode:
     # -- lifecycle ----------------------------------------------------------
 
     def start(self, timeout: float = 60) -> None:
-        """Start the node and block until it accepts AMQP connections."""
+        """Start the node and block until it accepts AMQP connections.
+
+        A port taken by someone else between choosing it and binding it (``eaddrinuse``) makes
+        a first start try again on fresh ports; a restart keeps its ports (clients know them).
+        """
+        for attempt in range(3):
+            try:
+                self._start(timeout)
+            except RuntimeError as exc:
+                if self._started_once or "eaddrinuse" not in str(exc) or attempt == 2:
+                    raise
+                self._pick_ports()
+                self._env = self._build_env()
+            else:
+                self._started_once = True
+                return
+
+    def _start(self, timeout: float) -> None:
         if self.running:
             return
         deadline = time.monotonic() + timeout

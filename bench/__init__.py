@@ -1,0 +1,1 @@
+"""The benchmark of the hub against its ceilings (``make bench``; see ``bench/README.md``)."""

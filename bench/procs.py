@@ -1,0 +1,137 @@
+"""Processes of the benchmark: servers started and stopped by PID, CPU pinning, RSS, metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from hub.models import Provider
+
+SECRET = "bench-secret-0123456789"  # noqa: S105 - a throwaway hub's, on loopback
+"""Every provider's callback secret in the benchmark's hub."""
+
+
+def pin(pid: int, cpu: int | None) -> None:
+    """Pins every thread of ``pid`` to one CPU (no-op when ``cpu`` is None)."""
+    if cpu is not None:
+        subprocess.run(  # noqa: S603 - taskset from util-linux, our own PID
+            ["taskset", "-a", "-p", "-c", str(cpu), str(pid)],  # noqa: S607 - on PATH
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of ``pid`` in KiB (``VmRSS``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) ``pid`` has used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def machine_busy() -> float:
+    """CPU-seconds the whole machine has been busy (all CPUs, anyone's processes), per
+    ``/proc/stat``: everything but idle and iowait."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / _TICK
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited ({proc.returncode}) before listening") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listening on {port} after {timeout}s") from None
+            time.sleep(0.05)
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    """Waits until ``url`` answers 200."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(url, timeout=2) as answer,  # noqa: S310 - loopback
+        ):
+            if answer.status == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} not ready after {timeout}s")
+        time.sleep(0.1)
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback
+        return str(answer.read().decode())
+
+
+@contextlib.contextmanager
+def server(
+    argv: list[str],
+    port: int,
+    *,
+    cpu: int | None,
+    env: Mapping[str, str] | None = None,
+    log: Path,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process listening on ``port``, pinned to ``cpu``; stopped by PID at exit."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+            argv,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        pin(proc.pid, cpu)
+        wait_port(port, proc)
+        yield proc
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
+def hub_env(port: int, data_dir: Path, rabbitmq_url: str | None) -> dict[str, str]:
+    """``hub serve``'s environment: loopback port, throwaway data dir, every provider's secret."""
+    env = {
+        "HUB_HOST": "127.0.0.1",
+        "HUB_PORT": str(port),
+        "HUB_DATA_DIR": str(data_dir),
+        "HUB_LOG_LEVEL": "WARNING",
+        **{f"HUB_SECRET_{p.value.upper()}": SECRET for p in Provider},
+    }
+    if rabbitmq_url:
+        env["HUB_RABBITMQ_URL"] = rabbitmq_url
+    return env

@@ -1,0 +1,300 @@
+"""Results: the targets of issue 8 checked, the printed table, the JSON file, the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+Results = dict[str, Any]
+"""What a run measured (the JSON document, less ``targets``)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    what: str
+    value: float | None
+    """None when the step that measures it did not run or failed."""
+    limit: float
+    at_most: bool = False
+    """The value must be at most ``limit`` (else at least)."""
+
+    @property
+    def verdict(self) -> str:
+        if self.value is None:
+            return "n/a"
+        ok = self.value <= self.limit if self.at_most else self.value >= self.limit
+        return "PASS" if ok else "MISS"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "what": self.what,
+            "value": self.value,
+            "limit": self.limit,
+            "at_most": self.at_most,
+            "verdict": self.verdict,
+        }
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median rate (the lower one of the middle two for an even count), with every
+    run's rate beside it."""
+    ordered = sorted(runs, key=lambda r: r["rps"])
+    return {**ordered[(len(ordered) - 1) // 2], "rounds_rps": [r["rps"] for r in runs]}
+
+
+def _get(results: Results, *keys: str) -> Any:
+    node: Any = results
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _rps(results: Results, step: str) -> float | None:
+    value = _get(results, "http", step, "rps")
+    return float(value) if value is not None else None
+
+
+def targets(results: Results) -> list[Target]:
+    """The issue's targets, from what the run measured."""
+    rss = _get(results, "memory", "sustained")
+    outage = _get(results, "memory", "outage")
+    fwd = results.get("forwarder") or {}
+    return [
+        Target(
+            "ingest_get",
+            "hub GET (iSendPro DLR) / bare aiohttp GET",
+            ratio(_rps(results, "hub_get"), _rps(results, "bare_get")),
+            0.50,
+        ),
+        Target(
+            "ingest_post",
+            "hub XML POST (DMC) / bare aiohttp POST",
+            ratio(_rps(results, "hub_post"), _rps(results, "bare_post")),
+            0.35,
+        ),
+        Target(
+            "vs_naive_get",
+            "hub GET / naive publish-and-await GET",
+            ratio(_rps(results, "hub_get"), _rps(results, "naive_get")),
+            4.0,
+        ),
+        Target(
+            "vs_naive_post",
+            "hub POST / naive publish-and-await POST",
+            ratio(_rps(results, "hub_post"), _rps(results, "naive_post")),
+            4.0,
+        ),
+        Target(
+            "p99_half_get",
+            "hub GET p99 (ms) at half its max rate",
+            _get(results, "http", "hub_get_half", "p99_ms"),
+            10.0,
+            at_most=True,
+        ),
+        Target(
+            "p99_half_post",
+            "hub POST p99 (ms) at half its max rate",
+            _get(results, "http", "hub_post_half", "p99_ms"),
+            10.0,
+            at_most=True,
+        ),
+        Target(
+            "forwarder",
+            "forwarder events/s / raw aio-pika publisher events/s",
+            ratio(fwd.get("eps"), fwd.get("ceiling_eps")),
+            0.90,
+        ),
+        Target(
+            "rss_flat",
+            "hub RSS growth over the sustained run",
+            _growth(rss),
+            0.10,
+            at_most=True,
+        ),
+        Target(
+            "outage_rss",
+            "hub RSS growth while the broker is down (journal grows on disk)",
+            _growth(outage) if outage and outage.get("journal_growth_bytes", 0) > 0 else None,
+            0.10,
+            at_most=True,
+        ),
+    ]
+
+
+def _growth(memory: dict[str, Any] | None) -> float | None:
+    if not memory or not memory.get("before_kib"):
+        return None
+    return abs(memory["after_kib"] / memory["before_kib"] - 1)
+
+
+# -- the printed table ----------------------------------------------------------------------
+
+HTTP_ROWS = (
+    ("bare_get", "bare aiohttp, GET"),
+    ("bare_post", "bare aiohttp, POST"),
+    ("naive_get", "naive publish+confirm, GET"),
+    ("naive_post", "naive publish+confirm, POST"),
+    ("journal_get", "hub, no broker, GET (iSendPro)"),
+    ("journal_post", "hub, no broker, POST (DMC XML)"),
+    ("hub_get", "hub + forwarder, GET (iSendPro)"),
+    ("hub_post", "hub + forwarder, POST (DMC XML)"),
+    ("hub_get_half", "hub + forwarder, GET, at half max"),
+    ("hub_post_half", "hub + forwarder, POST, at half max"),
+)
+
+
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(results: Results) -> str:
+    lines = [
+        "HTTP (wrk -t1, loopback; median of the rounds). µs/req: the server's CPU time per"
+        " request; noise: cores other processes of the machine kept busy meanwhile",
+        f"  {'':34} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'µs/req':>7} {'noise':>5}"
+        f" {'vs bare':>7} {'(CPU)':>6} {'vs naive':>8}",
+    ]
+    for step, label in HTTP_ROWS:
+        r = _get(results, "http", step)
+        if r is None:
+            continue
+        style = step.split("_")[1]
+        paced = step.endswith("_half")  # a chosen rate: no ratio to a maximum
+        bare = None if paced else ratio(r["rps"], _rps(results, f"bare_{style}"))
+        naive = None if paced else ratio(r["rps"], _rps(results, f"naive_{style}"))
+        cpu = ratio(
+            _get(results, "http", f"bare_{style}", "server_cpu_us_per_req"),
+            r.get("server_cpu_us_per_req"),
+        )
+        lines.append(
+            f"  {label:34} {_fmt(r['rps']):>7} {_fmt(r['p50_ms'], '.2f'):>7}"
+            f" {_fmt(r['p99_ms'], '.2f'):>7} {_fmt(r.get('server_cpu_us_per_req')):>7}"
+            f" {_fmt(r.get('foreign_cores'), '.2f'):>5} {_fmt(bare, '.0%'):>7}"
+            f" {_fmt(cpu, '.0%'):>6} {_fmt(naive, '.1f'):>8}"
+        )
+    fwd = results.get("forwarder")
+    if fwd:
+        lines.append("Forwarder (journal → RabbitMQ, confirms)")
+        raw = fwd.get("raw") or []
+        lines.append(
+            f"  forwarder {_fmt(fwd.get('eps'))} events/s"
+            f" ({_fmt(fwd.get('cpu_us_per_event'))} µs CPU/event),"
+            f" raw aio-pika {' / '.join(_fmt(r['eps']) for r in raw)} events/s"
+            f" ({' / '.join(_fmt(r['cpu_us_per_event']) for r in raw)} µs CPU/event,"
+            f" window {fwd.get('window')}): "
+            f"{_fmt(ratio(fwd.get('eps'), fwd.get('ceiling_eps')), '.0%')} of the best"
+        )
+    parsers = results.get("parsers")
+    if parsers:
+        lines.append("Parsers (events/s, one core: parse / parse + JSON)")
+        for provider, p in parsers.items():
+            lines.append(
+                f"  {provider:10} {_fmt(p['parse_eps']):>9} {_fmt(p['parse_json_eps']):>9}"
+                f"   ({len(p['samples'])} samples)"
+            )
+    for key, label in (("sustained", "sustained run"), ("outage", "broker outage")):
+        m = _get(results, "memory", key)
+        if m:
+            lines.append(
+                f"Memory, {label} ({m['seconds']:.0f} s): RSS {m['before_kib'] / 1024:.1f}"
+                f" → {m['after_kib'] / 1024:.1f} MiB (max {m['max_kib'] / 1024:.1f}),"
+                f" journal {m['journal_before_bytes'] / 2**20:.0f} →"
+                f" {m['journal_after_bytes'] / 2**20:.0f} MiB"
+            )
+    lines.append("Targets")
+    for t in targets(results):
+        shown = _fmt(t.value, ".3g")
+        op = "<=" if t.at_most else ">="
+        lines.append(f"  {t.verdict:4}  {t.name:14} {shown:>8} {op} {t.limit:<5g} {t.what}")
+    return "\n".join(lines)
+
+
+# -- the machine and the files ---------------------------------------------------------------
+
+
+def _first(path: str, pattern: str) -> str | None:
+    try:
+        match = re.search(pattern, Path(path).read_text(), re.M)
+    except OSError:
+        return None
+    return match.group(1).strip() if match else None
+
+
+def _command(argv: list[str]) -> str | None:
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed read-only commands
+            argv, capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None
+
+
+def machine() -> dict[str, Any]:
+    """What the run ran on: CPU, cores, memory, kernel, Python and the versions that matter."""
+    packages = {}
+    for name in ("aiohttp", "uvloop", "aio-pika", "aiormq", "orjson", "pydantic"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    debian = {
+        name: _command(["dpkg-query", "-W", "-f", "${Version}", name])
+        for name in ("wrk", "rabbitmq-server", "erlang-base", "libsqlite3-0")
+    }
+    import sqlite3
+
+    return {
+        "cpu_model": _first("/proc/cpuinfo", r"^model name\s*:\s*(.+)$"),
+        "cores": os.cpu_count(),
+        "memory_kib": int(_first("/proc/meminfo", r"^MemTotal:\s*(\d+)") or 0),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "packages": packages,
+        "debian": debian,
+        "hub_commit": _command(["git", "rev-parse", "--short", "HEAD"]),
+        "hub_tree_dirty": bool(
+            _command(["git", "status", "--porcelain", "--", "hub", "sinks", "parsers"])
+        ),
+    }
+
+
+def write(results: Results, directory: Path, now: Callable[[], datetime] | None = None) -> Path:
+    """Writes ``bench-results/<timestamp>.json`` with the targets' verdicts; returns its path."""
+    stamp = (now or (lambda: datetime.now(UTC)))().strftime("%Y%m%dT%H%M%SZ")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stamp}.json"
+    doc = {**results, "targets": [t.as_dict() for t in targets(results)]}
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    return path
+
+
+def outcomes(exposition: str) -> dict[str, float]:
+    """``hub_callbacks_total`` summed by outcome, from a Prometheus exposition."""
+    totals: dict[str, float] = {}
+    for match in re.finditer(
+        r'^hub_callbacks_total\{[^}]*outcome="(\w+)"[^}]*\} (\S+)$', exposition, re.M
+    ):
+        totals[match.group(1)] = totals.get(match.group(1), 0.0) + float(match.group(2))
+    return totals

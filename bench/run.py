@@ -1,0 +1,437 @@
+"""One benchmark run, step by step (``bench/README.md`` says what each step measures).
+
+The machine is shared and noisy, so the servers compared are all up at once and measured in
+interleaved rounds (each round: every server, every style, in a rotating order); a figure is the
+median round.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import forward, procs, report, wrk
+from bench.procs import SECRET
+from tests.harness.ports import free_port
+from tests.harness.rabbitmq import RabbitNode
+
+log = logging.getLogger("bench")
+
+PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "payloads"
+GET = wrk.Load(
+    "GET",
+    f"/callbacks/isendpro/{SECRET}/delivery",
+    (PAYLOADS / "isendpro/seed-delivery-report.query")
+    .read_text()
+    .strip()
+    .replace("&id=35986&", "&id={id}&"),
+)
+POST = wrk.Load(
+    "POST",
+    f"/callbacks/dmc/{SECRET}/cra",
+    (PAYLOADS / "dmc/seed-sms-sent.body")
+    .read_text()
+    .replace('call_id="10020008248118"', 'call_id="{id}"'),
+    "text/xml; charset=UTF-8",
+)
+STYLES = {"get": GET, "post": POST}
+FORWARD = [sys.executable, "-m", "bench.forward"]
+
+
+@dataclass(frozen=True)
+class Config:
+    seconds: float
+    """Length of one wrk step (one server, one style, one round)."""
+    rounds: int
+    sustained: float
+    outage: float
+    connections: int
+    server_cpu: int | None
+    client_cpu: int | None
+    raw_count: int
+    raw_window: int
+    parser_seconds: float
+    workdir: Path
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    pid: int
+    data_dir: Path | None = None
+    """The hub's data directory (None for the references)."""
+    broker: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def journal(self) -> Path | None:
+        return self.data_dir / "journal.sqlite3" if self.data_dir else None
+
+
+@dataclass
+class Run:
+    config: Config
+    results: dict[str, Any] = field(
+        default_factory=lambda: {"http": {}, "hub_outcomes": {}, "memory": {}}
+    )
+    tag: str = field(default_factory=lambda: secrets.token_hex(3))
+    steps: int = 0
+    beam: int = 0
+    """The broker's PID (its CPU time is ours, not noise)."""
+
+    # -- wrk ---------------------------------------------------------------------------------
+
+    def load(self, server: Server, style: str, seconds: float, **kw: Any) -> dict[str, Any]:
+        """One wrk run: wrk's figures, the server's CPU time per request, and how many cores
+        other processes of the machine kept busy meanwhile (the noise); for a hub, checks
+        that every request was journaled (accepted)."""
+        self.steps += 1
+        before = self._outcomes(server)
+        cpu = (procs.cpu_seconds(server.pid), self._beam_cpu(), _children_cpu())
+        busy, started = procs.machine_busy(), time.monotonic()
+        result = wrk.run(
+            server.url,
+            STYLES[style],
+            self.config.workdir,
+            prefix=f"b{self.tag}s{self.steps}",
+            seconds=seconds,
+            connections=kw.pop("connections", self.config.connections),
+            cpu=self.config.client_cpu,
+            **kw,
+        )
+        elapsed, busy = time.monotonic() - started, procs.machine_busy() - busy
+        used = (
+            procs.cpu_seconds(server.pid) - cpu[0],
+            self._beam_cpu() - cpu[1],
+            _children_cpu() - cpu[2],
+        )
+        figures = {
+            **result.as_dict(),
+            "server_cpu_us_per_req": round(used[0] * 1e6 / max(result.requests, 1), 1),
+            "server_cores": round(used[0] / elapsed, 2),
+            "foreign_cores": round(max(busy - sum(used), 0.0) / elapsed, 2),
+        }
+        if server.data_dir is not None:
+            after = self._outcomes(server)
+            counted = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+            key = f"{server.name}_{style}"
+            totals = self.results["hub_outcomes"].setdefault(key, {})
+            for k, v in counted.items():
+                totals[k] = totals.get(k, 0) + v
+            if counted.get("accepted", 0) < 0.99 * result.requests:
+                log.warning("%s: %s for %d requests", key, counted, result.requests)
+        return figures
+
+    def _beam_cpu(self) -> float:
+        try:
+            return procs.cpu_seconds(self.beam) if self.beam else 0.0
+        except OSError:  # the broker is stopped (outage step)
+            return 0.0
+
+    def _outcomes(self, server: Server) -> dict[str, float]:
+        if server.data_dir is None:
+            return {}
+        return report.outcomes(procs.fetch(server.url + "/metrics"))
+
+    def settle(self, servers: list[Server], timeout: float = 60.0) -> None:
+        """Waits until the hubs' forwarders are idle, so that they steal no CPU from the next
+        server measured."""
+        deadline = time.monotonic() + timeout
+        for server in servers:
+            if server.broker and server.journal is not None:
+                while forward.pending(server.journal) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def parsers(self) -> None:
+        log.info("parsers: %.1f s per provider", self.config.parser_seconds)
+        done = subprocess.run(  # noqa: S603 - our own module
+            [
+                *pinned(self.config.server_cpu),
+                *[sys.executable, "-m", "bench.parse_speed", str(self.config.parser_seconds)],
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+        self.results["parsers"] = json.loads(done.stdout)
+
+    def rounds(self, servers: list[Server]) -> None:
+        """Every server, both styles, ``rounds`` times, interleaved; keeps the median rounds."""
+        cfg = self.config
+        for server in servers:
+            for style in STYLES:
+                self.load(server, style, max(cfg.seconds / 2, 1))  # warm-up
+        measured: dict[str, list[dict[str, Any]]] = {}
+        for r in range(cfg.rounds):
+            order = servers[r % len(servers) :] + servers[: r % len(servers)]
+            for style in STYLES:
+                for server in order:
+                    self.settle(servers)
+                    figures = self.load(server, style, cfg.seconds)
+                    measured.setdefault(f"{server.name}_{style}", []).append(figures)
+                    log.info(
+                        "round %d %s %s: %.0f req/s, p99 %.2f ms, %.0f µs CPU/req, noise %.2f",
+                        r + 1,
+                        server.name,
+                        style,
+                        figures["rps"],
+                        figures["p99_ms"],
+                        figures["server_cpu_us_per_req"],
+                        figures["foreign_cores"],
+                    )
+        for key, runs in measured.items():
+            self.results["http"][key] = report.median_run(runs)
+
+    def half_rate(self, hub: Server) -> None:
+        """The hub at half its measured maximum: acknowledgement latency under normal load.
+
+        wrk paces each connection (one request, then a 15 ms delay); a 2 s calibration run
+        corrects the number of connections for the latency actually added to each cycle."""
+        for style in STYLES:
+            target = self.results["http"][f"hub_{style}"]["rps"] / 2
+            connections, pace = paced(target)
+            self.settle([hub])
+            trial = self.load(hub, style, 2, connections=connections, pace_ms=pace)
+            connections = min(max(round(connections * target / max(trial["rps"], 1)), 1), 1024)
+            self.settle([hub])
+            figures = self.load(
+                hub, style, self.config.seconds * 2, connections=connections, pace_ms=pace
+            )
+            self.results["http"][f"hub_{style}_half"] = {
+                **figures,
+                "target_rps": target,
+                "connections": connections,
+                "delay_ms": pace,
+            }
+            log.info(
+                "%s half rate: %.0f req/s (target %.0f), p99 %.2f ms",
+                style,
+                figures["rps"],
+                target,
+                figures["p99_ms"],
+            )
+
+    def raw(self, url: str) -> dict[str, float]:
+        """The raw aio-pika publisher's events/s and CPU µs per event (pinned like the hub)."""
+        purge(url)
+        cfg = self.config
+        done = subprocess.run(  # noqa: S603 - our own module
+            [
+                *pinned(cfg.server_cpu),
+                *FORWARD,
+                "raw",
+                url,
+                str(cfg.raw_count),
+                str(cfg.raw_window),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+        measured = json.loads(done.stdout)
+        figures = {
+            "eps": measured["events"] / measured["seconds"],
+            "cpu_us_per_event": measured["cpu_seconds"] * 1e6 / measured["events"],
+        }
+        log.info("raw publisher: %(eps).0f events/s, %(cpu_us_per_event).0f µs CPU/event", figures)
+        return figures
+
+    def forwarder(self, node: RabbitNode, data_dir: Path) -> None:
+        """A hub started on a journal filled while no broker was configured: its drain rate,
+        between two runs of the raw publisher."""
+        journal = data_dir / "journal.sqlite3"
+        raw_before = self.raw(node.url)
+        purge(node.url)
+        backlog = forward.pending(journal)
+        with ExitStack() as own:
+            hub = self.start(own, "drain", hub_argv(), data_dir=data_dir, broker=node.url)
+            log.info("forwarder: draining %d journaled events", backlog)
+            drained = forward.drain(journal, 600, lambda: procs.cpu_seconds(hub.pid))
+        raw_after = self.raw(node.url)
+        self.results["forwarder"] = {
+            "backlog": backlog,
+            "events": drained.events,
+            "seconds": drained.seconds,
+            "eps": drained.rate,
+            "cpu_us_per_event": drained.cpu_seconds * 1e6 / max(drained.events, 1),
+            "raw": [raw_before, raw_after],
+            "ceiling_eps": max(raw_before["eps"], raw_after["eps"]),
+            "window": self.config.raw_window,
+        }
+        log.info(
+            "forwarder: %.0f events/s, %.0f µs CPU/event",
+            drained.rate,
+            self.results["forwarder"]["cpu_us_per_event"],
+        )
+
+    def sustained(self, hub: Server, key: str, seconds: float) -> None:
+        """GET load for ``seconds`` at full rate, the hub's RSS sampled every few seconds."""
+        assert hub.journal is not None
+        samples: list[tuple[float, int]] = []
+        stop = threading.Event()
+        started = time.monotonic()
+
+        def sample() -> None:
+            while not stop.wait(min(5.0, max(seconds / 20, 0.5))):
+                samples.append((round(time.monotonic() - started, 1), procs.rss_kib(hub.pid)))
+
+        before, journal_before = procs.rss_kib(hub.pid), _size(hub.journal)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            figures = self.load(hub, "get", seconds)
+        finally:
+            stop.set()
+            sampler.join()
+        after, journal_after = procs.rss_kib(hub.pid), _size(hub.journal)
+        self.results["memory"][key] = {
+            "seconds": seconds,
+            "rps": figures["rps"],
+            "p99_ms": figures["p99_ms"],
+            "foreign_cores": figures["foreign_cores"],
+            "before_kib": before,
+            "after_kib": after,
+            "max_kib": max([after, before, *(s[1] for s in samples)]),
+            "samples": samples,
+            "journal_before_bytes": journal_before,
+            "journal_after_bytes": journal_after,
+            "journal_growth_bytes": journal_after - journal_before,
+            "backlog_after": forward.pending(hub.journal),
+        }
+        log.info("%s: %.0f req/s, RSS %d → %d KiB", key, figures["rps"], before, after)
+
+    # -- the whole run -----------------------------------------------------------------------
+
+    def start(
+        self,
+        stack: ExitStack,
+        name: str,
+        argv: list[str],
+        *,
+        data_dir: Path | None = None,
+        broker: str | None = None,
+    ) -> Server:
+        port = free_port()
+        argv = [str(port) if a == "{port}" else a for a in argv]
+        env = procs.hub_env(port, data_dir, broker) if data_dir is not None else {}
+        proc = stack.enter_context(
+            procs.server(
+                argv,
+                port,
+                cpu=self.config.server_cpu,
+                env=env,
+                log=self.config.workdir / f"{name}.log",
+            )
+        )
+        server = Server(name, port, proc.pid, data_dir, broker is not None)
+        if data_dir is not None:
+            procs.wait_http(server.url + "/health/ready")
+        return server
+
+    def execute(self) -> dict[str, Any]:
+        cfg = self.config
+        self.results["machine"] = report.machine()
+        self.results["setup"] = {
+            "step_seconds": cfg.seconds,
+            "rounds": cfg.rounds,
+            "connections": cfg.connections,
+            "wrk": "wrk -t1 --latency, unique ids per request (bench/unique.lua)",
+            "server_cpu": cfg.server_cpu,
+            "client_cpu": cfg.client_cpu,
+            "broker_cpu": cfg.client_cpu,
+            "raw_count": cfg.raw_count,
+            "raw_window": cfg.raw_window,
+        }
+        self.parsers()
+        node = RabbitNode(cfg.workdir / "rabbitmq")
+        log.info("starting a throwaway RabbitMQ node")
+        try:
+            node.start()
+            self.beam = node.beam_pid() or 0
+            if self.beam:
+                procs.pin(self.beam, cfg.client_cpu)
+            # No consumer in the benchmark: cap the queue where the events land.
+            node.rabbitmqctl(
+                "set_policy", "bench-cap", r"^callback-hub\.unrouted$",
+                '{"max-length": 200000}', "--apply-to", "queues",
+            )  # fmt: skip
+            self.with_broker(node)
+        finally:
+            node.stop()
+        return self.results
+
+    def with_broker(self, node: RabbitNode) -> None:
+        cfg = self.config
+        filled = cfg.workdir / "journal-only"
+        with ExitStack() as stack:
+            hub = self.start(
+                stack, "hub", hub_argv(), data_dir=cfg.workdir / "hub", broker=node.url
+            )
+            with ExitStack() as refs:
+                servers = [
+                    self.start(refs, "bare", refs_argv("bare")),
+                    self.start(refs, "naive", refs_argv("naive", node.url)),
+                    self.start(refs, "journal", hub_argv(), data_dir=filled),
+                    hub,
+                ]
+                self.rounds(servers)
+            self.half_rate(hub)
+            self.forwarder(node, filled)
+            self.settle([hub])
+            self.sustained(hub, "sustained", cfg.sustained)
+            log.info("broker outage: stopping RabbitMQ")
+            node.stop()
+            self.sustained(hub, "outage", cfg.outage)
+
+
+def hub_argv() -> list[str]:
+    return [sys.executable, "-m", "hub", "serve"]
+
+
+def refs_argv(kind: str, broker: str = "") -> list[str]:
+    return [sys.executable, "-m", "bench.refs", kind, "{port}", *([broker] if broker else [])]
+
+
+def paced(rate: float, delay_ms: int = 15, latency_ms: float = 1.0) -> tuple[int, int]:
+    """Connections and per-connection delay (ms) for about ``rate`` requests/s with wrk's delay
+    hook: each connection sends one request every ``delay`` ms plus the answer's latency."""
+    connections = max(1, round(rate * (delay_ms + latency_ms) / 1000))
+    return connections, delay_ms
+
+
+def pinned(cpu: int | None) -> list[str]:
+    """The ``taskset`` prefix that runs a command on ``cpu`` (none when not pinning)."""
+    return ["taskset", "-c", str(cpu)] if cpu is not None else []
+
+
+def purge(url: str) -> None:
+    """Empties the queue where the events land (each broker measurement starts alike)."""
+    subprocess.run([*FORWARD, "purge", url], check=True, timeout=60)  # noqa: S603 - our module
+
+
+def _children_cpu() -> float:
+    """CPU time of the finished child processes (wrk's, once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _size(journal: Path) -> int:
+    return sum(p.stat().st_size for p in journal.parent.glob(journal.name + "*"))

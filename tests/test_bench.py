@@ -1,0 +1,250 @@
+"""The benchmark's own pieces on fixed inputs: wrk's report read, targets and table computed, the
+Lua script's requests distinct. No timing is asserted: speed is what the benchmark reports."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from aiohttp import web
+
+from bench import report, wrk
+from bench.run import GET, POST, paced
+from tests.harness.rabbitmq import broker_required
+
+WRK_REPORT = """\
+Running 4s test @ http://127.0.0.1:41234
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     2.10ms  812.00us   1.02s    91.23%
+    Req/Sec    30.12k     1.20k   32.00k    75.00%
+  Latency Distribution
+     50%    1.95ms
+     75%    2.20ms
+     90%  780.00us
+     99%    12.50ms
+  120480 requests in 4.00s, 17.12MB read
+  Socket errors: connect 0, read 2, write 0, timeout 3
+  Non-2xx or 3xx responses: 7
+Requests/sec:  30119.87
+Transfer/sec:      4.28MB
+"""
+
+
+def test_wrk_report_is_read():
+    result = wrk.parse(WRK_REPORT)
+    assert result.requests == 120480
+    assert result.seconds == 4.0
+    assert result.rps == 30119.87
+    assert (result.p50_ms, result.p75_ms, result.p90_ms, result.p99_ms) == (1.95, 2.2, 0.78, 12.5)
+    assert result.max_ms == 1020.0
+    assert result.errors == 2 + 3 + 7
+
+
+def test_wrk_report_without_errors_counts_none():
+    clean = "\n".join(
+        line for line in WRK_REPORT.splitlines() if "errors" not in line and "Non-2xx" not in line
+    )
+    assert wrk.parse(clean).errors == 0
+
+
+def test_not_a_wrk_report_is_refused():
+    with pytest.raises(ValueError, match="not a wrk --latency report"):
+        wrk.parse("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("812.00us", 0.812), ("1.52ms", 1.52), ("2.00s", 2000.0), ("1.50m", 90000.0)],
+)
+def test_wrk_durations_in_milliseconds(text, ms):
+    assert wrk.milliseconds(text) == pytest.approx(ms)
+
+
+def test_wrk_command_is_one_pinned_thread_with_the_script_arguments(tmp_path):
+    argv = wrk.command(
+        "http://127.0.0.1:1",
+        GET,
+        tmp_path / "s.lua",
+        prefix="bx",
+        seconds=4,
+        connections=64,
+        pace_ms=15,
+        cpu=1,
+    )
+    assert argv[:4] == ["taskset", "-c", "1", wrk.WRK]
+    assert "-t1" in argv and "-c64" in argv and "-d4s" in argv and "--latency" in argv
+    assert argv[argv.index("--") + 1 :] == ["GET", GET.path, GET.template, "bx", "", "15"]
+
+
+def test_only_a_paced_script_has_a_delay_hook():
+    assert "\nfunction delay()" not in wrk.script(paced=False)
+    assert wrk.script(paced=True).endswith("\nfunction delay()\n  return pace_ms\nend\n")
+
+
+def test_templates_vary_the_message_id():
+    assert GET.template.count("{id}") == 1 and "&id={id}&" in GET.template
+    assert POST.template.count("{id}") == 1 and 'call_id="{id}"' in POST.template
+
+
+def test_pacing_gives_about_the_rate_asked():
+    connections, delay = paced(3000)
+    assert delay == 15 and connections == 48  # 48 connections, one request per 16 ms each
+
+
+def results() -> dict:
+    def http(rps: float, p99: float = 5.0, cpu: float = 30.0) -> dict:
+        return {"rps": rps, "p50_ms": 1.0, "p99_ms": p99, "server_cpu_us_per_req": cpu}
+
+    return {
+        "http": {
+            "bare_get": http(30000),
+            "bare_post": http(20000),
+            "naive_get": http(3000),
+            "naive_post": http(2000),
+            "hub_get": http(16000, cpu=60),
+            "hub_post": http(6000),
+            "hub_get_half": http(8000, p99=4.0),
+            "hub_post_half": http(3000, p99=12.0),
+        },
+        "forwarder": {
+            "eps": 9000,
+            "ceiling_eps": 10000,
+            "cpu_us_per_event": 100,
+            "raw": [{"eps": 10000, "cpu_us_per_event": 90}],
+            "window": 1024,
+        },
+        "memory": {
+            "sustained": {
+                "seconds": 300,
+                "before_kib": 100_000,
+                "after_kib": 112_000,
+                "max_kib": 112_000,
+                "journal_before_bytes": 0,
+                "journal_after_bytes": 2**30,
+            },
+            "outage": {
+                "seconds": 30,
+                "before_kib": 112_000,
+                "after_kib": 113_000,
+                "max_kib": 113_000,
+                "journal_before_bytes": 2**30,
+                "journal_after_bytes": 2**31,
+                "journal_growth_bytes": 2**30,
+            },
+        },
+        "parsers": {"isendpro": {"samples": ["a", "b"], "parse_eps": 14000, "parse_json_eps": 9e3}},
+    }
+
+
+def test_targets_are_ratios_to_the_references_of_the_same_run():
+    found = {t.name: t for t in report.targets(results())}
+    assert found["ingest_get"].value == pytest.approx(16000 / 30000)
+    assert found["ingest_post"].value == pytest.approx(6000 / 20000)
+    assert found["vs_naive_get"].value == pytest.approx(16000 / 3000)
+    assert found["forwarder"].value == pytest.approx(0.9)
+    assert found["rss_flat"].value == pytest.approx(0.12)
+    verdicts = {name: t.verdict for name, t in found.items()}
+    assert verdicts == {
+        "ingest_get": "PASS",
+        "ingest_post": "MISS",
+        "vs_naive_get": "PASS",
+        "vs_naive_post": "MISS",
+        "p99_half_get": "PASS",
+        "p99_half_post": "MISS",
+        "forwarder": "PASS",
+        "rss_flat": "MISS",
+        "outage_rss": "PASS",
+    }
+
+
+def test_a_step_that_did_not_run_is_not_a_verdict():
+    partial = results()
+    del partial["http"]["naive_get"], partial["forwarder"]
+    found = {t.name: t.verdict for t in report.targets(partial)}
+    assert found["vs_naive_get"] == "n/a" and found["forwarder"] == "n/a"
+
+
+def test_table_shows_figures_ratios_and_verdicts():
+    text = report.table(results())
+    hub_get = next(line for line in text.splitlines() if "hub + forwarder, GET (iSendPro)" in line)
+    assert "16,000" in hub_get and "53%" in hub_get and "50%" in hub_get and "5.3" in hub_get
+    half = next(line for line in text.splitlines() if "GET, at half max" in line)
+    assert half.split()[-3:] == ["-", "100%", "-"]  # a chosen rate: only the CPU ratio
+    assert "PASS  ingest_get" in text and "MISS  ingest_post" in text
+    assert "forwarder 9,000 events/s" in text and "90% of the best" in text
+    assert "RSS 97.7 → 109.4 MiB" in text
+
+
+def test_results_file_carries_the_verdicts(tmp_path):
+    path = report.write(results(), tmp_path, now=lambda: datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert path == tmp_path / "20260102T030405Z.json"
+    doc = orjson.loads(path.read_bytes())
+    assert {t["name"]: t["verdict"] for t in doc["targets"]}["ingest_get"] == "PASS"
+    assert doc["http"]["bare_get"]["rps"] == 30000
+
+
+def test_median_run_keeps_every_rate():
+    runs = [{"rps": 3.0, "p99_ms": 1}, {"rps": 1.0, "p99_ms": 2}, {"rps": 2.0, "p99_ms": 3}]
+    assert report.median_run(runs) == {"rps": 2.0, "p99_ms": 3, "rounds_rps": [3.0, 1.0, 2.0]}
+    assert report.median_run(runs[:2])["rps"] == 1.0
+
+
+def test_outcomes_are_summed_across_labels():
+    exposition = "\n".join(
+        [
+            "# TYPE hub_callbacks_total counter",
+            'hub_callbacks_total{provider="isendpro",endpoint="delivery",outcome="accepted",reason=""} 10.0',
+            'hub_callbacks_total{provider="dmc",endpoint="cra",outcome="accepted",reason=""} 5.0',
+            'hub_callbacks_total{provider="dmc",endpoint="cra",outcome="rejected",reason="invalid_xml"} 1.0',
+            'hub_callbacks_created{provider="dmc",endpoint="cra",outcome="accepted",reason=""} 1.7e9',
+        ]
+    )
+    assert report.outcomes(exposition) == {"accepted": 15.0, "rejected": 1.0}
+
+
+# -- the Lua script against a real server, for one second ---------------------------------------
+
+
+@pytest.fixture
+def wrk_installed() -> None:
+    """wrk is a Debian package that ``make test`` installs: in CI its absence is a failure."""
+    if not Path(wrk.WRK).exists():
+        if broker_required():
+            pytest.fail(f"{wrk.WRK} is missing (make system-packages installs it)")
+        pytest.skip(f"{wrk.WRK} is not installed")
+
+
+@pytest.mark.usefixtures("wrk_installed")
+@pytest.mark.parametrize("load", [GET, POST], ids=["get", "post"])
+async def test_every_request_of_a_wrk_run_is_distinct(aiohttp_server, tmp_path: Path, load):
+    seen: list[bytes] = []
+
+    async def record(request: web.Request) -> web.Response:
+        if request.method == "GET":
+            seen.append(request.raw_path.partition("?")[2].encode())
+        else:
+            seen.append(await request.read())
+        return web.Response(text="validation")
+
+    app = web.Application()
+    app.router.add_route(load.method, load.path, record)
+    server = await aiohttp_server(app)
+    result = await asyncio.to_thread(
+        wrk.run,
+        f"http://127.0.0.1:{server.port}",
+        load,
+        tmp_path,
+        prefix="btest",
+        seconds=1,
+        connections=4,
+    )
+    assert result.requests > 0 and result.errors == 0
+    assert len(seen) >= result.requests
+    assert len(set(seen)) == len(seen)
+    head, _, tail = load.template.partition("{id}")
+    counters = [s.decode().removeprefix(head).removesuffix(tail) for s in seen]
+    assert all(c.startswith("btestt1n") and c[len("btestt1n") :].isdigit() for c in counters)
