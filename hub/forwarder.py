@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 from hub.errors import SinkUnavailable
@@ -52,6 +53,7 @@ class Forwarder:
         self._paused = False
         """The broker refused the last batch: wait ``retry_interval``, whatever arrives."""
         self._wake = asyncio.Event()
+        self._reader: store.PendingReader | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -89,6 +91,10 @@ class Forwarder:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            return  # a read may still run in its thread: the connection goes with the object
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     async def _run(self) -> None:
         while True:
@@ -116,7 +122,9 @@ class Forwarder:
         if not self.sink.ready:
             self._pause("broker_unavailable")
             return False
-        rows = await asyncio.to_thread(store.pending, self.path, self._cursor, self.batch)
+        if self._reader is None:
+            self._reader = store.PendingReader(self.path)
+        rows = await asyncio.to_thread(self._reader.read, self._cursor, self.batch)
         if not rows:
             self.oldest = None
             self._resume()
@@ -152,5 +160,5 @@ class Forwarder:
         self._confirmed = []
         self._cursor = rows[-1].seq
         self.backlog = max(self.backlog - len(rows), 0)
-        for row in rows:
-            self.metrics.forwarded.labels(row.provider).inc()
+        for provider, count in Counter(row.provider for row in rows).items():
+            self.metrics.forwarded.labels(provider).inc(count)

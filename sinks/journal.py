@@ -386,14 +386,29 @@ def _stored(row: tuple[Any, ...]) -> Stored:
     return Stored(seq, provider, received_at, envelope)
 
 
+_PENDING = f"{_STORED} WHERE forwarded_at IS NULL AND seq > ? ORDER BY seq LIMIT ?"
+
+
 def pending(path: Path, after: int = 0, limit: int = 1000) -> list[Stored]:
     """Events not forwarded yet with ``seq`` above ``after``, in arrival order."""
     with _reader(path) as conn:
-        rows = conn.execute(
-            f"{_STORED} WHERE forwarded_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
-            (after, limit),
-        ).fetchall()
+        rows = conn.execute(_PENDING, (after, limit)).fetchall()
     return [_stored(r) for r in rows]
+
+
+class PendingReader:
+    """:func:`pending` on one read-only connection kept open (the forwarder asks many times a
+    second; one caller at a time, from any thread)."""
+
+    def __init__(self, path: Path) -> None:
+        uri = path.resolve().as_uri() + "?mode=ro"
+        self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+    def read(self, after: int, limit: int) -> list[Stored]:
+        return [_stored(r) for r in self._conn.execute(_PENDING, (after, limit)).fetchall()]
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def select(
