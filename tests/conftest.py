@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hub.settings import Settings
+from tests.harness.rabbitmq import RabbitNode, broker_required
 from tests.support import make_settings
 
 
@@ -16,13 +17,9 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "data")
 
 
-@pytest.fixture(scope="session")
-def rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """One RabbitMQ node for the session. In CI (or HUB_REQUIRE_BROKER=1) a node that cannot
-    start fails the tests that need it; elsewhere they are skipped, saying why."""
-    from tests.harness.rabbitmq import RabbitNode, broker_required
-
-    node = RabbitNode(tmp_path_factory.mktemp("rabbitmq"))
+def _started(node: RabbitNode) -> RabbitNode:
+    """Starts ``node``. One that cannot start fails the test in CI (or with HUB_REQUIRE_BROKER=1)
+    and skips it elsewhere, saying why: never a silent skip where the broker is required."""
     try:
         node.start()
     except (RuntimeError, OSError) as exc:
@@ -30,5 +27,24 @@ def rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         if broker_required():
             pytest.fail(f"RabbitMQ could not start: {exc}")
         pytest.skip(f"RabbitMQ could not start (set CI=true to make this a failure): {exc}")
-    yield node
-    node.stop()
+    return node
+
+
+@pytest.fixture(scope="session")
+def rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """One RabbitMQ node for the session."""
+    node = _started(RabbitNode(tmp_path_factory.mktemp("rabbitmq")))
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def own_node(tmp_path: Path) -> Iterator[RabbitNode]:
+    """A RabbitMQ node of the test's own, for a test that stops or restarts it."""
+    node = _started(RabbitNode(tmp_path / "own-rabbitmq"))
+    try:
+        yield node
+    finally:
+        node.stop()

@@ -25,7 +25,6 @@ import pytest
 
 from sinks import journal as store
 from tests.harness.hubproc import HubProcess
-from tests.harness.rabbitmq import RabbitNode, broker_required
 from tests.support import DLR, dlr_query, eventually, metric
 
 BATCH = 32
@@ -228,23 +227,6 @@ def hubs(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
     finally:
         for hub in made:
             hub.stop()
-
-
-@pytest.fixture
-def own_node(tmp_path: Path) -> Iterator[RabbitNode]:
-    """A RabbitMQ node of the test's own, for a test that stops it."""
-    node = RabbitNode(tmp_path / "rabbit")
-    try:
-        node.start()
-    except (RuntimeError, OSError) as exc:
-        node.stop()
-        if broker_required():
-            pytest.fail(f"RabbitMQ could not start: {exc}")
-        pytest.skip(f"RabbitMQ could not start (set CI=true to make this a failure): {exc}")
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 # -- the faults ---------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import pytest
 
 from hub.app import create_app
 from hub.models import CONTENT_TYPE, Event
-from tests.harness.rabbitmq import RabbitNode, broker_required
 from tests.support import (
     DLR,
     REPLY,
@@ -153,19 +152,12 @@ async def test_an_event_the_broker_returns_is_not_counted_and_waits(
 
 
 async def test_broker_outage_keeps_acknowledging_then_drains_in_order(
-    aiohttp_client, tmp_path: Path
+    aiohttp_client, own_node, tmp_path: Path
 ):
     """A node of its own, stopped and started again: the hub keeps answering validation, the
     backlog waits in the journal, the connection comes back by itself and the backlog drains in
     arrival order, each event once."""
-    node = RabbitNode(tmp_path / "node")
-    try:
-        node.start()
-    except RuntimeError as exc:
-        node.stop()
-        if broker_required():
-            pytest.fail(f"RabbitMQ could not start: {exc}")
-        pytest.skip(f"RabbitMQ could not start: {exc}")
+    node = own_node
     try:
         connection = await aio_pika.connect_robust(node.url)
         channel = await connection.channel()

@@ -442,19 +442,10 @@ async def test_the_python_example_of_the_docs_runs(sink, rabbit, exchange_name) 
 
 
 @broker
-async def test_subscriptions_carry_on_after_a_broker_restart(tmp_path: Path) -> None:
+async def test_subscriptions_carry_on_after_a_broker_restart(own_node, tmp_path: Path) -> None:
     """A node of its own: a durable subscription loses nothing, the stream's is read again
     from its start and what was already yielded is skipped."""
-    from tests.harness.rabbitmq import RabbitNode, broker_required
-
-    node = RabbitNode(tmp_path / "rabbit")
-    try:
-        node.start()
-    except (RuntimeError, OSError) as exc:
-        node.stop()
-        if broker_required():
-            pytest.fail(f"RabbitMQ could not start: {exc}")
-        pytest.skip(f"RabbitMQ could not start: {exc}")
+    node = own_node
     try:
         async with await aio_pika.connect(node.url) as connection:
             await declare_topology(await connection.channel(), "x", stream=StreamRetention())
