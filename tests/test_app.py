@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -307,3 +308,36 @@ async def test_without_configured_secrets_they_are_generated_once(aiohttp_client
     assert await resp.read() == b"validation"
     again = create_app(settings)
     assert again[RUNTIME].secrets[Provider.ISENDPRO] == (secret,)
+
+
+async def test_retention_deletes_old_events_forwarded_ones_only_with_a_broker(tmp_path):
+    from sinks.journal import Journal
+
+    journal = Journal.open(tmp_path)
+    try:
+        old = [
+            e for q in (dlr_query(1), dlr_query(2)) for e in _parse(q, "2020-01-01T00:00:00+00:00")
+        ]
+        new = _parse(dlr_query(3), "2030-01-01T00:00:00+00:00")
+        await journal.append([*old, *new])
+        [first, *_] = journal_store.select(journal.path)
+        await journal.mark_forwarded([first.seq], 0.0)
+        cutoff = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
+        assert await journal.prune(cutoff, forwarded_only=True) == 1
+        assert await journal.prune(cutoff, forwarded_only=False) == 1
+        assert [s.event().data.message_id for s in journal_store.select(journal.path)] == ["3"]
+    finally:
+        journal.close()
+
+
+def _parse(query: str, received_at: str):
+    from hub.models import RawRequest
+
+    request = RawRequest(
+        provider=Provider.ISENDPRO,
+        callback="delivery",
+        method="GET",
+        query=query.encode(),
+        received_at=datetime.fromisoformat(received_at),
+    )
+    return REGISTRY[Provider.ISENDPRO].parse(request)

@@ -14,6 +14,7 @@ import pytest
 
 from hub.app import endpoints
 from hub.models import Provider
+from sinks import journal as store
 from tests.golden import PAYLOADS
 from tests.harness.hubproc import HubProcess
 from tests.harness.ports import free_port
@@ -105,3 +106,72 @@ def test_urls_without_configured_secrets_prints_the_generated_ones(hub_env, tmp_
     assert first == second
     stored = orjson.loads((Path(env["HUB_DATA_DIR"]) / "secrets.json").read_bytes())
     assert f"https://h.example/callbacks/isendpro/{stored['isendpro'][0]}/delivery" in first
+
+
+# -- the journal's commands: stats, replay, quarantine ----------------------------------------
+
+
+def test_journal_stats_replay_and_quarantine_commands(served: str, hub_env, rabbit) -> None:
+    """What an operator does: look at the journal, find a refused request, publish again."""
+    import asyncio
+
+    import aio_pika
+
+    from tests.support import dlr_query
+
+    for i in range(3):
+        assert get(f"{served}{DLR}?{dlr_query(i)}") == b"validation"
+    assert get(f"{served}{DLR}?{dlr_query(0)}") == b"validation"  # a retry
+    assert get(f"{served}{DLR}?statut=0&tel=0612345678&date=never&heure=10:00:00") == b"probleme"
+
+    stats = orjson.loads(hub("journal", "stats", "--json", env=hub_env).stdout)
+    assert (stats["events"], stats["duplicates"], stats["quarantined"]) == (3, 1, 1)
+    assert stats["unforwarded"] == 3  # no broker: everything stays in the journal
+
+    listing = hub("quarantine", "list", env=hub_env).stdout
+    assert "bad_timestamp" in listing and "isendpro" in listing
+    number = listing.split()[0]
+    shown = hub("quarantine", "show", number, env=hub_env).stdout
+    assert "date=never" in shown
+    still = subprocess.run(
+        [sys.executable, "-m", "hub", "quarantine", "replay", number],
+        env=hub_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert still.returncode == 3 and "still refused (bad_timestamp)" in still.stdout
+
+    assert (
+        hub("replay", "--dry-run", "--provider", "dmc", env=hub_env).stdout.strip()
+        == "would replay 0 events"
+    )
+    exchange = f"replay-{os.getpid()}"
+    broker_env = {**hub_env, "HUB_RABBITMQ_URL": rabbit.url, "HUB_EXCHANGE": exchange}
+
+    async def bound_queue():
+        connection = await aio_pika.connect(rabbit.url)
+        channel = await connection.channel()
+        from sinks.rabbitmq import declare_topology
+
+        exchange_ = await declare_topology(channel, exchange)
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(exchange_, "isendpro.#")
+        return connection, queue
+
+    async def scenario() -> list[str]:
+        connection, queue = await bound_queue()
+        async with connection:
+            out = await asyncio.to_thread(hub, "replay", "--provider", "isendpro", env=broker_env)
+            assert out.stdout.strip() == "replayed 3 events"
+            ids = []
+            while (message := await queue.get(no_ack=True, fail=False)) is not None:
+                ids.append(message.message_id)
+            return ids
+
+    replayed = asyncio.run(scenario())
+    journaled = [
+        s.envelope.id for s in store.select(Path(hub_env["HUB_DATA_DIR"]) / store.JOURNAL_FILE)
+    ]
+    assert replayed == journaled
