@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aio_pika
 import pytest
+from aio_pika.abc import AbstractChannel
 
 from hub.settings import Settings
 from tests.harness.rabbitmq import RabbitNode, broker_required
@@ -48,3 +51,17 @@ def own_node(tmp_path: Path) -> Iterator[RabbitNode]:
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture
+def exchange_name() -> str:
+    """An exchange of the test's own on the shared node."""
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def channel(rabbit: RabbitNode) -> AsyncIterator[AbstractChannel]:
+    """A channel on the shared node, closed with its connection after the test."""
+    connection = await aio_pika.connect(rabbit.url)
+    async with connection:
+        yield await connection.channel()

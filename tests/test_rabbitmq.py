@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import aio_pika
@@ -41,18 +40,6 @@ async def drain(
     while (message := await queue.get(no_ack=True, fail=False)) is not None:
         got.append(message)
     return got
-
-
-@pytest.fixture
-def exchange_name() -> str:
-    return f"test-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def channel(rabbit):
-    connection = await aio_pika.connect(rabbit.url)
-    async with connection:
-        yield await connection.channel()
 
 
 @pytest.fixture

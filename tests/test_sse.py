@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from pathlib import Path
 
-import aio_pika
 import orjson
 import pytest
 
@@ -19,18 +18,6 @@ pytestmark = pytest.mark.broker
 
 TOKEN = "events-token-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def exchange_name() -> str:
-    return f"sse-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def channel(rabbit):
-    connection = await aio_pika.connect(rabbit.url)
-    async with connection:
-        yield await connection.channel()
 
 
 async def start_hub(aiohttp_client, rabbit, tmp_path: Path, exchange: str, *, stream: bool = True):

@@ -80,18 +80,6 @@ def test_a_subscription_reads_a_queue_or_the_stream_not_both() -> None:
 
 
 @pytest.fixture
-def exchange_name() -> str:
-    return f"sub-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def channel(rabbit):
-    connection = await aio_pika.connect(rabbit.url)
-    async with connection:
-        yield await connection.channel()
-
-
-@pytest.fixture
 async def topology(channel, exchange_name: str, tmp_path: Path) -> None:
     """The exchange and its stream, with the hub's retention settings."""
     settings = make_settings(tmp_path)
