@@ -161,4 +161,4 @@ class Forwarder:
         self._cursor = rows[-1].seq
         self.backlog = max(self.backlog - len(rows), 0)
         for provider, count in Counter(row.provider for row in rows).items():
-            self.metrics.forwarded.labels(provider).inc(count)
+            self.metrics.forwarded(provider).inc(count)

@@ -71,13 +71,13 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
         started = time.perf_counter()
         runtime = request.app[RUNTIME]
         if not secrets.matches(request.match_info["secret"], runtime.secrets[module.PROVIDER]):
-            runtime.metrics.callbacks.labels(provider, endpoint, "unauthorized", "secret").inc()
+            runtime.metrics.callbacks(provider, endpoint, "unauthorized", "secret").inc()
             raise web.HTTPNotFound()
         client = runtime.access.client(
             request.remote, request.headers.getall("X-Forwarded-For", ())
         )
         if not runtime.access.allows(module.PROVIDER, client):
-            runtime.metrics.callbacks.labels(provider, endpoint, "unauthorized", "source").inc()
+            runtime.metrics.callbacks(provider, endpoint, "unauthorized", "source").inc()
             log.warning("%s/%s: refused a request from %s", provider, endpoint, client)
             raise web.HTTPForbidden()
         raw = raw_request(request, module, callback, await request.read())
@@ -101,8 +101,8 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
             error = SinkUnavailable("internal error", reason="internal_error")
             outcome, reason = "unavailable", error.reason
             reply = await _refuse(runtime, module, request, raw, error)
-        runtime.metrics.callbacks.labels(provider, endpoint, outcome, reason).inc()
-        runtime.metrics.latency.labels(provider, endpoint).observe(time.perf_counter() - started)
+        runtime.metrics.callbacks(provider, endpoint, outcome, reason).inc()
+        runtime.metrics.latency(provider, endpoint).observe(time.perf_counter() - started)
         return _response(reply)
 
     return handle
@@ -209,5 +209,5 @@ async def observe_http(request: web.Request, handler: Handler) -> web.StreamResp
         status = exc.status
         raise
     finally:
-        metrics.http_requests.labels(route, request.method, str(status)).inc()
-        metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+        metrics.http_requests(route, request.method, str(status)).inc()
+        metrics.http_latency(route).observe(time.perf_counter() - started)

@@ -9,10 +9,14 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics import MetricWrapperBase
 
 from hub.models import Event
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 OUTCOMES = ("accepted", "duplicate", "rejected", "unavailable", "unauthorized")
 """accepted: events journaled, provider acknowledged; duplicate: a retry of a callback already
@@ -20,36 +24,60 @@ journaled, acknowledged again; rejected: the provider's input could not be parse
 unavailable: the events could not be made safe (our fault), the provider is told to retry;
 unauthorized: wrong secret (reason ``secret``) or source (reason ``source``)."""
 
+
+class Labelled(Generic[M]):
+    """A metric's labelled children, each looked up once: ``labels()`` validates and locks on
+    every call, and costs more than the increment it precedes. Bounded as the labels are."""
+
+    def __init__(self, metric: M) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.callbacks = Counter(
-            "hub_callbacks",
-            "Provider callbacks received, by outcome.",
-            ("provider", "endpoint", "outcome", "reason"),
-            registry=registry,
+        self.callbacks = Labelled(
+            Counter(
+                "hub_callbacks",
+                "Provider callbacks received, by outcome.",
+                ("provider", "endpoint", "outcome", "reason"),
+                registry=registry,
+            )
         )
-        self.events = Counter(
-            "hub_events",
-            "Events made safe in the journal (failure: permanent, temporary, or empty).",
-            ("provider", "channel", "kind", "state", "failure"),
-            registry=registry,
+        self.events = Labelled(
+            Counter(
+                "hub_events",
+                "Events made safe in the journal (failure: permanent, temporary, or empty).",
+                ("provider", "channel", "kind", "state", "failure"),
+                registry=registry,
+            )
         )
-        self.duplicates = Counter(
-            "hub_duplicate_events",
-            "Events a provider sent again within the deduplication window (not journaled again).",
-            ("provider",),
-            registry=registry,
+        self.duplicates = Labelled(
+            Counter(
+                "hub_duplicate_events",
+                "Events a provider sent again within the deduplication window (not journaled).",
+                ("provider",),
+                registry=registry,
+            )
         )
-        self.latency = Histogram(
-            "hub_callback_duration_seconds",
-            "Time from a callback's arrival to the provider's answer.",
-            ("provider", "endpoint"),
-            registry=registry,
-            buckets=_FAST,
+        self.latency = Labelled(
+            Histogram(
+                "hub_callback_duration_seconds",
+                "Time from a callback's arrival to the provider's answer.",
+                ("provider", "endpoint"),
+                registry=registry,
+                buckets=_FAST,
+            )
         )
         self.journal_commit = Histogram(
             "hub_journal_commit_duration_seconds",
@@ -57,11 +85,13 @@ class Metrics:
             registry=registry,
             buckets=_FAST,
         )
-        self.forwarded = Counter(
-            "hub_forwarded_events",
-            "Events the broker confirmed.",
-            ("provider",),
-            registry=registry,
+        self.forwarded = Labelled(
+            Counter(
+                "hub_forwarded_events",
+                "Events the broker confirmed.",
+                ("provider",),
+                registry=registry,
+            )
         )
         self.confirm_latency = Histogram(
             "hub_forward_confirm_duration_seconds",
@@ -74,18 +104,22 @@ class Metrics:
             "Requests kept in the quarantine (refused input awaiting inspection or replay).",
             registry=registry,
         )
-        self.http_requests = Counter(
-            "hub_http_requests",
-            "HTTP requests, by route (the URL pattern, not the URL), method and status.",
-            ("route", "method", "status"),
-            registry=registry,
+        self.http_requests = Labelled(
+            Counter(
+                "hub_http_requests",
+                "HTTP requests, by route (the URL pattern, not the URL), method and status.",
+                ("route", "method", "status"),
+                registry=registry,
+            )
         )
-        self.http_latency = Histogram(
-            "hub_http_request_duration_seconds",
-            "HTTP request handling time, by route.",
-            ("route",),
-            registry=registry,
-            buckets=_FAST,
+        self.http_latency = Labelled(
+            Histogram(
+                "hub_http_request_duration_seconds",
+                "HTTP request handling time, by route.",
+                ("route",),
+                registry=registry,
+                buckets=_FAST,
+            )
         )
         Info("hub_build", "The hub's version.", registry=registry).info(
             {"version": _version(), "python": platform.python_version()}
@@ -105,10 +139,10 @@ class Metrics:
         """Creates the known label sets, so that rates exist before the first callback."""
         for provider, endpoint in endpoints:
             for outcome in ("accepted", "duplicate"):
-                self.callbacks.labels(provider, endpoint, outcome, "")
-            self.latency.labels(provider, endpoint)
-            self.duplicates.labels(provider)
-            self.forwarded.labels(provider)
+                self.callbacks(provider, endpoint, outcome, "")
+            self.latency(provider, endpoint)
+            self.duplicates(provider)
+            self.forwarded(provider)
 
     def watch(
         self,
@@ -131,13 +165,13 @@ class Metrics:
         for e in events:
             d = e.data
             failure = d.failure.value if d.failure is not None else ""
-            self.events.labels(
+            self.events(
                 d.provider.value, d.channel.value, d.kind.value, d.state.value, failure
             ).inc()
 
     def observe_duplicates(self, events: Sequence[Event]) -> None:
         for e in events:
-            self.duplicates.labels(e.data.provider.value).inc()
+            self.duplicates(e.data.provider.value).inc()
 
 
 def _version() -> str:
