@@ -26,6 +26,7 @@ from aio_pika.abc import DeliveryMode
 from bench.refs import install_uvloop
 from hub.models import CONTENT_TYPE, Envelope
 from parsers import REGISTRY
+from sinks import progress
 from sinks.rabbitmq import DEFAULT_EXCHANGE, declare_topology, unrouted_name
 from tests.golden import load_case
 
@@ -96,11 +97,12 @@ async def purge(url: str) -> None:
 
 
 def pending(journal: Path) -> int:
-    """Events of the journal not yet forwarded (read-only connection)."""
+    """Events of the journal not yet forwarded: after the forwarder's cursor."""
     uri = journal.resolve().as_uri() + "?mode=ro"
     with closing(sqlite3.connect(uri, uri=True, timeout=10)) as conn:
-        (count,) = conn.execute("SELECT COUNT(*) FROM events WHERE forwarded_at IS NULL").fetchone()
-    return int(count)
+        (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+    forwarded = progress.read(journal.parent)
+    return max(int(last) - (forwarded.cursor if forwarded is not None else 0), 0)
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ class Drain:
     events: int
     seconds: float
     cpu_seconds: float
-    """The hub's CPU time over the same span."""
+    """The forwarder process's CPU time over the same span."""
 
     @property
     def rate(self) -> float:
@@ -117,7 +119,7 @@ class Drain:
 
 def drain(journal: Path, timeout: float, cpu: Callable[[], float], interval: float = 0.05) -> Drain:
     """Watches the backlog from its first decrease to zero: the forwarder's rate, undisturbed
-    by the hub's start and the broker connection. ``cpu`` reads the hub's CPU time."""
+    by the hub's start and the broker connection. ``cpu`` reads the forwarder's CPU time."""
     deadline = time.monotonic() + timeout
     initial = pending(journal)
     first: tuple[float, int, float] | None = None

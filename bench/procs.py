@@ -36,6 +36,25 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def children(pid: int) -> list[int]:
+    """The PIDs of ``pid``'s child processes."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def child(pid: int, timeout: float = 30.0) -> int:
+    """The one child process of ``pid`` (a hub's forwarder), once it has started."""
+    deadline = time.monotonic() + timeout
+    while not (found := children(pid)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process {pid} started no child in {timeout}s")
+        time.sleep(0.05)
+    return found[0]
+
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 

@@ -72,6 +72,13 @@ class Server:
     data_dir: Path | None = None
     """The hub's data directory (None for the references)."""
     broker: bool = False
+    forwarder: int | None = None
+    """With a broker: the PID of the hub's forwarder process (``hub forward``)."""
+
+    def rss_kib(self) -> int:
+        """The hub's memory: its own process and its forwarder's."""
+        pids = [self.pid] if self.forwarder is None else [self.pid, self.forwarder]
+        return sum(procs.rss_kib(p) for p in pids)
 
     @property
     def url(self) -> str:
@@ -101,7 +108,12 @@ class Run:
         that every request was journaled (accepted)."""
         self.steps += 1
         before = self._outcomes(server)
-        cpu = (procs.cpu_seconds(server.pid), self._beam_cpu(), _children_cpu())
+        cpu = (
+            procs.cpu_seconds(server.pid),
+            self._beam_cpu(),
+            _children_cpu(),
+            procs.cpu_seconds(server.forwarder) if server.forwarder else 0.0,
+        )
         busy, started = procs.machine_busy(), time.monotonic()
         result = wrk.run(
             server.url,
@@ -118,6 +130,7 @@ class Run:
             procs.cpu_seconds(server.pid) - cpu[0],
             self._beam_cpu() - cpu[1],
             _children_cpu() - cpu[2],
+            (procs.cpu_seconds(server.forwarder) if server.forwarder else 0.0) - cpu[3],
         )
         figures = {
             **result.as_dict(),
@@ -125,6 +138,9 @@ class Run:
             "server_cores": round(used[0] / elapsed, 2),
             "foreign_cores": round(max(busy - sum(used), 0.0) / elapsed, 2),
         }
+        if server.forwarder:
+            figures["forwarder_cpu_us_per_req"] = round(used[3] * 1e6 / max(result.requests, 1), 1)
+            figures["forwarder_cores"] = round(used[3] / elapsed, 2)
         if server.data_dir is not None:
             after = self._outcomes(server)
             counted = {k: after.get(k, 0) - before.get(k, 0) for k in after}
@@ -262,9 +278,18 @@ class Run:
         purge(node.url)
         backlog = forward.pending(journal)
         with ExitStack() as own:
-            hub = self.start(own, "drain", hub_argv(), data_dir=data_dir, broker=node.url)
+            hub = self.start(
+                own,
+                "drain",
+                hub_argv(),
+                data_dir=data_dir,
+                broker=node.url,
+                forwarder_cpu=self.config.server_cpu,  # where the raw publisher runs
+            )
+            assert hub.forwarder is not None
+            forwarder = hub.forwarder
             log.info("forwarder: draining %d journaled events", backlog)
-            drained = forward.drain(journal, 600, lambda: procs.cpu_seconds(hub.pid))
+            drained = forward.drain(journal, 600, lambda: procs.cpu_seconds(forwarder))
         raw_after = self.raw(node.url)
         self.results["forwarder"] = {
             "backlog": backlog,
@@ -291,9 +316,9 @@ class Run:
 
         def sample() -> None:
             while not stop.wait(min(5.0, max(seconds / 20, 0.5))):
-                samples.append((round(time.monotonic() - started, 1), procs.rss_kib(hub.pid)))
+                samples.append((round(time.monotonic() - started, 1), hub.rss_kib()))
 
-        before, journal_before = procs.rss_kib(hub.pid), _size(hub.journal)
+        before, journal_before = hub.rss_kib(), _size(hub.journal)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         try:
@@ -301,7 +326,7 @@ class Run:
         finally:
             stop.set()
             sampler.join()
-        after, journal_after = procs.rss_kib(hub.pid), _size(hub.journal)
+        after, journal_after = hub.rss_kib(), _size(hub.journal)
         self.results["memory"][key] = {
             "seconds": seconds,
             "rps": figures["rps"],
@@ -328,7 +353,9 @@ class Run:
         *,
         data_dir: Path | None = None,
         broker: str | None = None,
+        forwarder_cpu: int | None = None,
     ) -> Server:
+        """A server, pinned to the server CPU; a hub's forwarder process to ``forwarder_cpu``."""
         port = free_port()
         argv = [str(port) if a == "{port}" else a for a in argv]
         env = procs.hub_env(port, data_dir, broker) if data_dir is not None else {}
@@ -344,6 +371,9 @@ class Run:
         server = Server(name, port, proc.pid, data_dir, broker is not None)
         if data_dir is not None:
             procs.wait_http(server.url + "/health/ready")
+        if broker is not None and data_dir is not None:
+            server.forwarder = procs.child(proc.pid)
+            procs.pin(server.forwarder, forwarder_cpu)
         return server
 
     def execute(self) -> dict[str, Any]:
@@ -383,7 +413,12 @@ class Run:
         filled = cfg.workdir / "journal-only"
         with ExitStack() as stack:
             hub = self.start(
-                stack, "hub", hub_argv(), data_dir=cfg.workdir / "hub", broker=node.url
+                stack,
+                "hub",
+                hub_argv(),
+                data_dir=cfg.workdir / "hub",
+                broker=node.url,
+                forwarder_cpu=cfg.client_cpu,  # the broker side, with RabbitMQ and wrk
             )
             with ExitStack() as refs:
                 servers = [

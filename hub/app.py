@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from hub import handlers, sse
 from hub.errors import SinkUnavailable
+from hub.forward_process import ForwarderProcess, sink_of
 from hub.forwarder import Forwarder
 from hub.handlers import RUNTIME, Runtime
 from hub.models import Provider
@@ -29,10 +30,11 @@ from hub.settings import Settings
 from parsers import REGISTRY
 from parsers.base import Callback, ParserModule
 from sinks import journal as store
+from sinks import progress
 from sinks.base import Sink
 from sinks.journal import Journal
 from sinks.metrics import Metrics
-from sinks.rabbitmq import RabbitMQSink, StreamRetention
+from sinks.progress import ProgressCollector, ProgressFile
 
 log = logging.getLogger(__name__)
 
@@ -109,25 +111,33 @@ def _storage(
         )
         runtime.journal = journal
         metrics.quarantined.set(store.stats(journal.path).quarantined)
-        target = sink or _configured_sink(settings)
+        forwarding = sink is not None or settings.rabbitmq_url is not None
+        providers = [p.value for p in REGISTRY]
+        metrics.registry.register(
+            ProgressCollector(settings.data_dir, journal.path, providers, forwarding=forwarding)
+        )
+        child = None
+        if sink is None and settings.rabbitmq_url is not None and settings.forwarder == "process":
+            child = ForwarderProcess(settings)
+            child.start()
+        target = sink if sink is not None else _inline_sink(settings)
         forwarder = None
         if target is not None:
-            forwarder = Forwarder(journal, target, metrics, batch=settings.forward_batch)
+            progress = ProgressFile.open(settings.data_dir, journal.path)
+            forwarder = Forwarder(journal.path, target, progress, batch=settings.forward_batch)
             forwarder.start()
             runtime.forwarder = forwarder
-        metrics.watch(
-            backlog=lambda: forwarder.backlog if forwarder else 0,
-            oldest_age=lambda: _age(forwarder.oldest) if forwarder else 0,
-            broker_up=(lambda: float(target.ready)) if target is not None else None,
-        )
         pruning = asyncio.get_running_loop().create_task(
-            _prune_forever(journal, settings, forwarded_only=target is not None)
+            _prune_forever(journal, settings, forwarding=forwarding)
         )
         yield
         runtime.draining = True
         pruning.cancel()
+        if child is not None:
+            await child.stop()
         if forwarder is not None:
             await forwarder.stop(settings.drain_timeout)
+            forwarder.progress_file.close()
         if target is not None:
             await target.close()
         await asyncio.to_thread(journal.close)
@@ -135,16 +145,14 @@ def _storage(
     return ctx
 
 
-def _age(since: float | None) -> float:
-    return max(time.time() - since, 0.0) if since is not None else 0.0
-
-
-async def _prune_forever(journal: Journal, settings: Settings, *, forwarded_only: bool) -> None:
-    """Applies the retention now, then every hour."""
+async def _prune_forever(journal: Journal, settings: Settings, *, forwarding: bool) -> None:
+    """Applies the retention now, then every hour (with a broker, to forwarded events only)."""
     while True:
+        forwarded = progress.read(settings.data_dir) if forwarding else None
         try:
             deleted = await journal.prune(
-                time.time() - settings.retention, forwarded_only=forwarded_only
+                time.time() - settings.retention,
+                forwarded_up_to=(forwarded.cursor if forwarded else 0) if forwarding else None,
             )
         except SinkUnavailable as exc:
             log.warning("journal retention not applied: %s", exc.reason)
@@ -156,15 +164,10 @@ async def _prune_forever(journal: Journal, settings: Settings, *, forwarded_only
         await asyncio.sleep(3600)
 
 
-def _configured_sink(settings: Settings) -> Sink | None:
-    if settings.rabbitmq_url is None:
+def _inline_sink(settings: Settings) -> Sink | None:
+    """The broker, when the forwarder runs in the hub's own loop."""
+    if settings.rabbitmq_url is None or settings.forwarder != "inline":
         return None
-    retention = StreamRetention(settings.stream_max_age, settings.stream_max_bytes)
-    sink = RabbitMQSink(
-        settings.rabbitmq_url,
-        exchange=settings.exchange,
-        publish_timeout=settings.publish_timeout,
-        stream=retention if settings.stream else None,
-    )
+    sink = sink_of(settings)
     sink.start()
     return sink

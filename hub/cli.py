@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 
 import hub.subscribe
-from hub import logs, quarantine
+from hub import forward_process, logs, quarantine
 from hub.app import create_app, endpoints
 from hub.models import Event, Kind, Provider
 from hub.secrets import resolve as resolve_secrets
@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the hub (configured by HUB_* variables)")
     serve.set_defaults(run=serve_command)
+
+    forward = commands.add_parser(
+        "forward", help="forward the journal to the broker (hub serve starts it with a broker)"
+    )
+    forward.add_argument("--parent", type=int, help="stop when this process is gone")
+    forward.set_defaults(run=forward_command)
 
     tail = commands.add_parser("tail", help="show events as they arrive")
     tail.add_argument("-n", "--lines", type=int, default=10, help="past events to show first")
@@ -81,6 +87,13 @@ def serve_command(args: argparse.Namespace) -> int:
         print=lambda text: logging.getLogger("hub").info("%s", text.strip()),
     )
     return 0
+
+
+def forward_command(args: argparse.Namespace) -> int:
+    settings = Settings()
+    logs.configure(settings.log_level)
+    _install_uvloop()
+    return asyncio.run(forward_process.run(settings, parent=args.parent))
 
 
 def _install_uvloop() -> None:

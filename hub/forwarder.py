@@ -1,10 +1,14 @@
 """The forwarder: journaled events to the broker, in arrival order, at least once.
 
-It reads the events not yet forwarded in batches (``seq`` order, so each provider's events leave
-in the order they arrived), publishes a whole batch with every message in flight, and marks the
-confirmed ones forwarded. When the broker is down it waits and tries again: the backlog waits on
-disk, in the journal, not in memory. After a crash the events not marked forwarded are sent at
-start; one confirmed just before the crash may be sent twice (same ``message_id``).
+It reads the events after its cursor in batches (``seq`` order, so each provider's events leave
+in the order they arrived), publishes a whole batch with every message in flight, and moves the
+cursor past the confirmed prefix (``sinks.progress``). When the broker is down it waits and tries
+again: the backlog waits on disk, in the journal, not in memory. After a crash the events after
+the cursor are sent at start; a batch confirmed just before the crash may be sent twice (same
+``message_id``).
+
+It only reads the journal, so it can run in a process of its own (``hub forward``, what
+``hub serve`` starts with a broker; see ``hub.forward_process``) or in the hub's event loop.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from pathlib import Path
 from hub.errors import SinkUnavailable
 from sinks import journal as store
 from sinks.base import Sink
-from sinks.journal import Journal, Stored
-from sinks.metrics import Metrics
+from sinks.journal import Stored
+from sinks.progress import Progress, ProgressFile
 
 log = logging.getLogger(__name__)
 
@@ -28,27 +32,22 @@ log = logging.getLogger(__name__)
 class Forwarder:
     def __init__(
         self,
-        journal: Journal,
+        journal: Path,
         sink: Sink,
-        metrics: Metrics,
+        progress: ProgressFile,
         *,
         batch: int = 512,
         retry_interval: float = 1.0,
-        idle_interval: float = 5.0,
+        poll_interval: float = 0.01,
     ) -> None:
         self.journal = journal
         self.sink = sink
-        self.metrics = metrics
+        self.progress_file = progress
         self.batch = batch
         self.retry_interval = retry_interval
-        self.idle_interval = idle_interval
-        self.backlog = 0
-        """Events journaled and not yet forwarded."""
-        self.oldest: float | None = None
-        """Reception time of the oldest event not yet forwarded (epoch seconds)."""
-        self._cursor = 0
-        self._confirmed: list[Stored] = []
-        """Confirmed by the broker, not yet marked forwarded: to mark, not to send again."""
+        self.poll_interval = poll_interval
+        """How often the journal is looked at for new events when there was nothing to do."""
+        self.progress = Progress()
         self._stopping = False
         self._paused = False
         """The broker refused the last batch: wait ``retry_interval``, whatever arrives."""
@@ -56,25 +55,16 @@ class Forwarder:
         self._reader: store.PendingReader | None = None
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def path(self) -> Path:
-        return self.journal.path
-
     def start(self) -> None:
-        stats = store.stats(self.path)
-        self.backlog = stats.unforwarded
-        self.oldest = stats.oldest_unforwarded
-        if self.backlog:
-            log.info("%d events journaled but not forwarded: forwarding them now", self.backlog)
+        self.progress = self.progress_file.load()
+        waiting = store.stats(self.journal).last_seq - self.progress.cursor
+        if waiting > 0:
+            log.info("%d events journaled but not forwarded: forwarding them now", waiting)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="forwarder")
 
-    def notify(self, new_events: int) -> None:
-        """New events were journaled."""
-        if new_events:
-            self.backlog += new_events
-            if self.oldest is None:
-                self.oldest = time.time()
-            self._wake.set()
+    def notify(self) -> None:
+        """New events were journaled (in the same process: no need to wait for the next look)."""
+        self._wake.set()
 
     async def stop(self, flush_timeout: float) -> None:
         """Forwards what it can within ``flush_timeout`` seconds, then stops. The batch in
@@ -101,64 +91,61 @@ class Forwarder:
             try:
                 while await self.forward_batch():
                     pass
-            except SinkUnavailable as exc:  # the journal itself failed: try again later
-                log.error("forwarding paused, journal: %s", exc.reason)
-            except Exception:  # a bug must not stop forwarding for good
+            except Exception:  # a bug or a disk error must not stop forwarding for good
                 log.exception("forwarding failed")
+                self._paused = True
             if self._stopping:
                 return
             if self._paused:  # new events must not make us knock on a closed door each time
                 await asyncio.sleep(self.retry_interval)
                 continue
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.idle_interval):
+                async with asyncio.timeout(self.poll_interval):
                     await self._wake.wait()
             self._wake.clear()
 
     async def forward_batch(self) -> bool:
         """Forwards one batch; whether there may be more to do right away."""
-        if self._confirmed:
-            await self._forwarded(self._confirmed)
         if not self.sink.ready:
-            self._pause("broker_unavailable")
+            await self._pause("broker_unavailable")
             return False
         if self._reader is None:
-            self._reader = store.PendingReader(self.path)
-        rows = await asyncio.to_thread(self._reader.read, self._cursor, self.batch)
+            self._reader = store.PendingReader(self.journal)
+        rows = await asyncio.to_thread(self._reader.read, self.progress.cursor, self.batch)
         if not rows:
-            self.oldest = None
-            self._resume()
+            await self._resume()
             return False
-        self.oldest = rows[0].received_at
         started = time.perf_counter()
         try:
             await self.sink.publish([r.envelope for r in rows])
         except SinkUnavailable as exc:
-            await self._forwarded(rows[: exc.done])
-            self._pause(exc.reason)
+            await self._forwarded(rows[: exc.done], None)
+            await self._pause(exc.reason)
             return False
-        self._resume()
-        self.metrics.confirm_latency.observe(time.perf_counter() - started)
-        await self._forwarded(rows)
+        await self._forwarded(rows, time.perf_counter() - started)
+        await self._resume()
         return True
 
-    def _pause(self, reason: str) -> None:
+    async def _pause(self, reason: str) -> None:
         if not self._paused:
-            log.warning("forwarding paused: %s (%d events waiting)", reason, self.backlog)
+            waiting = store.stats(self.journal).last_seq - self.progress.cursor
+            log.warning("forwarding paused: %s (%d events waiting)", reason, waiting)
         self._paused = True
+        await self._connected(False)
 
-    def _resume(self) -> None:
+    async def _resume(self) -> None:
         if self._paused:
-            log.info("forwarding again (%d events waiting)", self.backlog)
+            log.info("forwarding again")
         self._paused = False
+        await self._connected(True)
 
-    async def _forwarded(self, rows: list[Stored]) -> None:
+    async def _connected(self, up: bool) -> None:
+        if self.progress.broker_connected != up:
+            self.progress.broker_connected = up
+            await asyncio.to_thread(self.progress_file.save, self.progress)
+
+    async def _forwarded(self, rows: list[Stored], seconds: float | None) -> None:
         if not rows:
             return
-        self._confirmed = rows
-        await self.journal.mark_forwarded([r.seq for r in rows], time.time())
-        self._confirmed = []
-        self._cursor = rows[-1].seq
-        self.backlog = max(self.backlog - len(rows), 0)
-        for provider, count in Counter(row.provider for row in rows).items():
-            self.metrics.forwarded(provider).inc(count)
+        self.progress.confirmed(rows[-1].seq, Counter(r.provider for r in rows), seconds)
+        await asyncio.to_thread(self.progress_file.save, self.progress)

@@ -120,8 +120,8 @@ async def _accept(runtime: Runtime, module: ParserModule, raw: RawRequest) -> tu
         runtime.metrics.observe_duplicates(appended.duplicates)
         if not appended.new:
             outcome = "duplicate"
-        if runtime.forwarder is not None:
-            runtime.forwarder.notify(len(appended.new))
+        if runtime.forwarder is not None and appended.new:
+            runtime.forwarder.notify()
     return module.ack(events), outcome
 
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     """A cap on the journal's size: past it, providers are told to retry (never a full disk)."""
     forward_batch: int = Field(default=512, gt=0)
     """Events the forwarder has in flight at once."""
+    forwarder: Literal["process", "inline"] = "process"
+    """Where the forwarder runs with a broker: a process of its own (``hub forward``, started and
+    stopped by ``hub serve``), or the hub's event loop (one process, fewer callbacks a second)."""
     drain_timeout: float = Field(default=10.0, ge=0)
     """On SIGTERM, seconds the forwarder may keep forwarding before the process exits."""
 

@@ -1,7 +1,7 @@
 """The journal: SQLite in WAL mode in the hub's data directory, the spine of the hub.
 
 Every accepted callback's events are committed here before the provider is answered; the
-forwarder then publishes them to the broker and marks them forwarded.
+forwarder then publishes them to the broker and records how far it got (``sinks.progress``).
 
 One writer thread owns the database. Requests hand it their rows and wait; the thread takes every
 row waiting at that moment, writes them in one transaction and commits with ``synchronous=FULL``
@@ -13,7 +13,8 @@ written again: it is a provider's retry (counted in ``counters.duplicates``).
 
 Tables:
 - ``events``: each event once, as its CloudEvents JSON with the columns needed to route it, in
-  arrival order (``seq``); ``forwarded_at`` is set once the broker confirmed it.
+  arrival order (``seq``). How far they were forwarded is the forwarder's own file
+  (``sinks.progress``); ``forwarded_at`` is only read from journals of earlier hubs.
 - ``quarantine``: requests that could not be parsed, kept whole for inspection and replay.
 - ``counters``: totals that outlive the process (duplicates).
 """
@@ -34,6 +35,7 @@ from typing import Any
 
 from hub.errors import SinkUnavailable
 from hub.models import Envelope, Event
+from sinks import progress
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -45,11 +47,9 @@ CREATE TABLE IF NOT EXISTS events (
     routing_key  TEXT NOT NULL,
     time         REAL NOT NULL,
     received_at  REAL NOT NULL,
-    body         BLOB NOT NULL,
-    forwarded_at REAL
+    body         BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_id ON events (id, received_at);
-CREATE INDEX IF NOT EXISTS events_pending ON events (seq) WHERE forwarded_at IS NULL;
 CREATE INDEX IF NOT EXISTS events_received ON events (received_at);
 CREATE TABLE IF NOT EXISTS quarantine (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -258,28 +258,20 @@ class Journal:
         number: int = await self._submit(write)
         return number
 
-    async def mark_forwarded(self, seqs: Sequence[int], at: float) -> None:
-        def write(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "UPDATE events SET forwarded_at = ? WHERE seq = ?", [(at, s) for s in seqs]
-            )
-
-        await self._submit(write)
-
     async def mark_replayed(self, seq: int, at: float) -> None:
         def write(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE quarantine SET replayed_at = ? WHERE seq = ?", (at, seq))
 
         await self._submit(write)
 
-    async def prune(self, received_before: float, *, forwarded_only: bool) -> int:
-        """Deletes events received before the given time (only forwarded ones if asked)."""
-        condition = " AND forwarded_at IS NOT NULL" if forwarded_only else ""
+    async def prune(self, received_before: float, *, forwarded_up_to: int | None) -> int:
+        """Deletes events received before the given time; with a broker, only forwarded ones:
+        those with ``seq`` up to the forwarder's cursor."""
 
         def write(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
-                f"DELETE FROM events WHERE received_at < ?{condition}",  # noqa: S608 - fixed text
-                (received_before,),
+                "DELETE FROM events WHERE received_at < ? AND seq <= ?",
+                (received_before, forwarded_up_to if forwarded_up_to is not None else 2**62),
             )
             return cursor.rowcount
 
@@ -386,19 +378,13 @@ def _stored(row: tuple[Any, ...]) -> Stored:
     return Stored(seq, provider, received_at, envelope)
 
 
-_PENDING = f"{_STORED} WHERE forwarded_at IS NULL AND seq > ? ORDER BY seq LIMIT ?"
-
-
-def pending(path: Path, after: int = 0, limit: int = 1000) -> list[Stored]:
-    """Events not forwarded yet with ``seq`` above ``after``, in arrival order."""
-    with _reader(path) as conn:
-        rows = conn.execute(_PENDING, (after, limit)).fetchall()
-    return [_stored(r) for r in rows]
+_PENDING = f"{_STORED} WHERE seq > ? ORDER BY seq LIMIT ?"
 
 
 class PendingReader:
-    """:func:`pending` on one read-only connection kept open (the forwarder asks many times a
-    second; one caller at a time, from any thread)."""
+    """Events with ``seq`` above the forwarder's cursor, in arrival order, on one read-only
+    connection kept open (the forwarder asks many times a second; one caller at a time, from
+    any thread)."""
 
     def __init__(self, path: Path) -> None:
         uri = path.resolve().as_uri() + "?mode=ro"
@@ -443,10 +429,13 @@ def select(
 
 
 def stats(path: Path) -> Stats:
+    """Counts over the whole journal (events after the forwarder's cursor are unforwarded)."""
+    forwarded = progress.read(path.parent)
+    cursor = forwarded.cursor if forwarded is not None else 0
     with _reader(path) as conn:
         events, last = conn.execute("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events").fetchone()
         unforwarded, oldest = conn.execute(
-            "SELECT COUNT(*), MIN(received_at) FROM events WHERE forwarded_at IS NULL"
+            "SELECT COUNT(*), MIN(received_at) FROM events WHERE seq > ?", (cursor,)
         ).fetchone()
         (duplicates,) = conn.execute(
             "SELECT value FROM counters WHERE name = 'duplicates'"

@@ -2,12 +2,15 @@
 
 Labels are bounded: provider, endpoint (the callback style), outcome, reason, channel, kind,
 state. Never numbers, ids or texts.
+
+The forwarder's metrics (forwarded events, confirm times, backlog, broker connection) come from
+its progress file, wherever it runs: ``sinks.progress.ProgressCollector``.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 from typing import Generic, TypeVar
 
@@ -85,20 +88,6 @@ class Metrics:
             registry=registry,
             buckets=_FAST,
         )
-        self.forwarded = Labelled(
-            Counter(
-                "hub_forwarded_events",
-                "Events the broker confirmed.",
-                ("provider",),
-                registry=registry,
-            )
-        )
-        self.confirm_latency = Histogram(
-            "hub_forward_confirm_duration_seconds",
-            "Time from publishing a batch of events to the broker's last confirm.",
-            registry=registry,
-            buckets=_FAST,
-        )
         self.quarantined = Gauge(
             "hub_quarantine_requests",
             "Requests kept in the quarantine (refused input awaiting inspection or replay).",
@@ -124,16 +113,6 @@ class Metrics:
         Info("hub_build", "The hub's version.", registry=registry).info(
             {"version": _version(), "python": platform.python_version()}
         )
-        self.backlog = Gauge(
-            "hub_journal_backlog_events",
-            "Events journaled and not yet forwarded to the broker.",
-            registry=registry,
-        )
-        self.oldest_age = Gauge(
-            "hub_journal_oldest_unforwarded_age_seconds",
-            "Age of the oldest event not yet forwarded (0 when none waits).",
-            registry=registry,
-        )
 
     def start_at_zero(self, endpoints: Iterable[tuple[str, str]]) -> None:
         """Creates the known label sets, so that rates exist before the first callback."""
@@ -142,24 +121,6 @@ class Metrics:
                 self.callbacks(provider, endpoint, outcome, "")
             self.latency(provider, endpoint)
             self.duplicates(provider)
-            self.forwarded(provider)
-
-    def watch(
-        self,
-        *,
-        backlog: Callable[[], float],
-        oldest_age: Callable[[], float],
-        broker_up: Callable[[], float] | None,
-    ) -> None:
-        """Gauges read at scrape time from the running parts."""
-        self.backlog.set_function(backlog)
-        self.oldest_age.set_function(oldest_age)
-        if broker_up is not None:  # no such series without a broker: nothing to alert on
-            Gauge(
-                "hub_broker_connected",
-                "1 when the broker connection is up, 0 otherwise.",
-                registry=self.registry,
-            ).set_function(broker_up)
 
     def observe_events(self, events: Sequence[Event]) -> None:
         for e in events:

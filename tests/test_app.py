@@ -321,10 +321,10 @@ async def test_retention_deletes_old_events_forwarded_ones_only_with_a_broker(tm
         new = _parse(dlr_query(3), "2030-01-01T00:00:00+00:00")
         await journal.append([*old, *new])
         [first, *_] = journal_store.select(journal.path)
-        await journal.mark_forwarded([first.seq], 0.0)
         cutoff = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
-        assert await journal.prune(cutoff, forwarded_only=True) == 1
-        assert await journal.prune(cutoff, forwarded_only=False) == 1
+        assert await journal.prune(cutoff, forwarded_up_to=0) == 0  # nothing forwarded yet
+        assert await journal.prune(cutoff, forwarded_up_to=first.seq) == 1
+        assert await journal.prune(cutoff, forwarded_up_to=None) == 1  # no broker: all old ones
         assert [s.event().data.message_id for s in journal_store.select(journal.path)] == ["3"]
     finally:
         journal.close()

@@ -1,0 +1,167 @@
+"""The forwarder in a process of its own: ``hub forward``, and the supervisor ``hub serve`` uses.
+
+Publishing costs more CPU per event than answering a callback (aio-pika, confirms). In the hub's
+event loop it competed with the callbacks and delayed their answers by a whole batch; in its own
+process it uses the machine's other core, and the operating system keeps it from holding up
+callbacks. The journal is the only link: the hub commits, the forwarder reads (WAL: readers never
+wait for the writer) and keeps its cursor in a file of its own (``sinks.progress``).
+
+- One forwarder per data directory: it holds ``forwarder.lock`` while it runs.
+- It exits when its parent (the hub) is gone, after the batch in flight.
+- The supervisor starts it with the hub's own settings, restarts it if it dies, and stops it
+  with SIGTERM (it forwards for up to ``HUB_DRAIN_TIMEOUT`` seconds, then exits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import sys
+
+from pydantic import SecretStr
+
+from hub.forwarder import Forwarder
+from hub.settings import Settings
+from sinks.journal import JOURNAL_FILE
+from sinks.progress import ProgressFile
+from sinks.rabbitmq import RabbitMQSink, StreamRetention
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = "forwarder.lock"
+RESTART_DELAY = 1.0
+
+
+def sink_of(settings: Settings) -> RabbitMQSink:
+    """The configured broker (``HUB_RABBITMQ_URL`` must be set)."""
+    assert settings.rabbitmq_url is not None
+    retention = StreamRetention(settings.stream_max_age, settings.stream_max_bytes)
+    return RabbitMQSink(
+        settings.rabbitmq_url,
+        exchange=settings.exchange,
+        publish_timeout=settings.publish_timeout,
+        stream=retention if settings.stream else None,
+    )
+
+
+async def run(settings: Settings, *, parent: int | None = None) -> int:
+    """``hub forward``: forwards until SIGTERM/SIGINT, or until ``parent`` is gone."""
+    if settings.rabbitmq_url is None:
+        log.error("hub forward needs HUB_RABBITMQ_URL")
+        return 2
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    lock = os.open(settings.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if not await _locked(lock, stop):
+            return 0
+        progress = ProgressFile.open(settings.data_dir, settings.data_dir / JOURNAL_FILE)
+        sink = sink_of(settings)
+        sink.start()
+        forwarder = Forwarder(
+            settings.data_dir / JOURNAL_FILE, sink, progress, batch=settings.forward_batch
+        )
+        forwarder.start()
+        watch = loop.create_task(_orphaned(parent, stop)) if parent is not None else None
+        await stop.wait()
+        if watch is not None:
+            watch.cancel()
+        await forwarder.stop(settings.drain_timeout)
+        await sink.close()
+        progress.close()
+    finally:
+        os.close(lock)  # and with it the lock
+    return 0
+
+
+async def _locked(fd: int, stop: asyncio.Event) -> bool:
+    """Waits for the data directory's forwarder lock (False: stopped while waiting)."""
+    said = False
+    while not stop.is_set():
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if not said:
+                log.warning("another forwarder runs on this data directory: waiting for it")
+                said = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await stop.wait()
+    return False
+
+
+async def _orphaned(parent: int, stop: asyncio.Event) -> None:
+    while os.getppid() == parent:  # noqa: ASYNC110 - no event says a parent is gone
+        await asyncio.sleep(0.5)
+    log.warning("the hub (pid %d) is gone: stopping", parent)
+    stop.set()
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """``HUB_*`` variables that give a child process exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f"HUB_{name.upper()}"] = str(value)
+    return env
+
+
+class ForwarderProcess:
+    """``hub forward`` as a child of the hub, restarted if it dies."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._proc: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._supervise(), name="forwarder")
+
+    async def _supervise(self) -> None:
+        argv = [sys.executable, "-m", "hub", "forward", "--parent", str(os.getpid())]
+        while not self._stopping:
+            self._proc = await asyncio.create_subprocess_exec(
+                *argv, env=environment(self.settings), stdin=asyncio.subprocess.DEVNULL
+            )
+            code = await self._proc.wait()
+            if self._stopping:
+                return
+            log.error("the forwarder exited (%s): starting it again", code)
+            await asyncio.sleep(RESTART_DELAY)
+
+    async def stop(self) -> None:
+        """SIGTERM, then waits for it to forward what it can (``drain_timeout``) and exit."""
+        self._stopping = True
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(self.settings.drain_timeout + 5):
+                    await proc.wait()
+            except TimeoutError:
+                log.error("the forwarder did not stop in time: killed")
+                proc.kill()
+                await proc.wait()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
