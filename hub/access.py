@@ -54,6 +54,10 @@ class AccessPolicy:
             address = candidate  # a proxy of ours, who says who called it
         return address
 
+    def restricts(self, provider: Provider) -> bool:
+        """Whether the provider has an allowlist (else its client need not even be worked out)."""
+        return provider in self.allow
+
     def allows(self, provider: Provider, client: Address | None) -> bool:
         allowed = self.allow.get(provider)
         if allowed is None:

@@ -73,13 +73,14 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
         if not secrets.matches(request.match_info["secret"], runtime.secrets[module.PROVIDER]):
             runtime.metrics.callbacks(provider, endpoint, "unauthorized", "secret").inc()
             raise web.HTTPNotFound()
-        client = runtime.access.client(
-            request.remote, request.headers.getall("X-Forwarded-For", ())
-        )
-        if not runtime.access.allows(module.PROVIDER, client):
-            runtime.metrics.callbacks(provider, endpoint, "unauthorized", "source").inc()
-            log.warning("%s/%s: refused a request from %s", provider, endpoint, client)
-            raise web.HTTPForbidden()
+        if runtime.access.restricts(module.PROVIDER):
+            client = runtime.access.client(
+                request.remote, request.headers.getall("X-Forwarded-For", ())
+            )
+            if not runtime.access.allows(module.PROVIDER, client):
+                runtime.metrics.callbacks(provider, endpoint, "unauthorized", "source").inc()
+                log.warning("%s/%s: refused a request from %s", provider, endpoint, client)
+                raise web.HTTPForbidden()
         raw = raw_request(request, module, callback, await request.read())
         reason = ""
         try:
