@@ -12,6 +12,8 @@ twice, with the same ``message_id``.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -267,6 +269,47 @@ async def test_broker_stopped_mid_stream_and_restarted(own_node, hubs, exchange)
     check_doubles(copies)
 
 
+async def _gone(pid: int) -> bool:
+    """The process ended (a zombie waiting for its parent counts as ended)."""
+    try:
+        stat = await asyncio.to_thread(Path(f"/proc/{pid}/stat").read_text)
+    except OSError:
+        return True
+    return stat.rpartition(") ")[2][:1] in ("Z", "X", "")
+
+
+@pytest.mark.broker
+async def test_forwarder_killed_mid_stream_is_restarted(rabbit, hubs, exchange):
+    """SIGKILL of the forwarder process while callbacks stream in: the hub keeps acknowledging,
+    starts a new forwarder, and every acknowledged event reaches the queue; only the batch in
+    flight at the kill may be sent twice."""
+    queue = await subscribe(rabbit.url, exchange)
+    env = {"HUB_EXCHANGE": exchange, "HUB_FORWARD_BATCH": str(BATCH)}
+    hub = hubs(env, rabbitmq_url=rabbit.url)
+    results = Results()
+    async with asyncio.timeout(120):
+        await asyncio.to_thread(hub.start)
+        await broker_connected(hub)
+        streaming = asyncio.create_task(stream(hub.url, range(400), results, in_flight=16))
+        await acked(results, 150, streaming)
+        [forwarder] = hub.children()
+        os.kill(forwarder, signal.SIGKILL)
+        await streaming
+        assert results.acked == set(range(400)), "callbacks do not depend on the forwarder"
+
+        async def replaced() -> bool:
+            return bool(hub.children()) and hub.children() != [forwarder]
+
+        await eventually(replaced, 20)
+        await backlog_empty(hub)
+        code = await asyncio.to_thread(hub.terminate)
+        copies = on_queue(await take_all(rabbit.url, queue))
+    assert code == 0, hub.log_tail()
+    assert "the forwarder exited" in hub.log_tail()
+    check_nothing_lost(results, journaled(hub.data_dir), copies, range(400))
+    check_doubles(copies, at_most=BATCH)
+
+
 @pytest.mark.broker
 async def test_hub_killed_mid_stream_and_restarted(rabbit, hubs, exchange):
     """SIGKILL while callbacks stream in: after a restart on the same data directory, every
@@ -281,9 +324,11 @@ async def test_hub_killed_mid_stream_and_restarted(rabbit, hubs, exchange):
         await broker_connected(hub)
         streaming = asyncio.create_task(stream(hub.url, range(300), results, in_flight=16))
         await acked(results, 150, streaming)
+        [forwarder] = hub.children()
         assert await asyncio.to_thread(hub.kill) == -9
         await streaming
         assert results.failed, "the kill came in the middle of the stream"
+        await eventually(lambda: _gone(forwarder), 20)  # it noticed, and stopped by itself
 
         await asyncio.to_thread(hub.start)
         await broker_connected(hub)

@@ -72,6 +72,16 @@ class HubProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    def children(self) -> list[int]:
+        """PIDs of the hub's child processes (its forwarder, with a broker)."""
+        if self.pid is None:
+            return []
+        found: list[int] = []
+        for task in Path(f"/proc/{self.pid}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                found += [int(pid) for pid in task.read_text().split()]
+        return found
+
     def start(self, timeout: float = 30) -> None:
         """Starts the process and waits until ``/health/ready`` answers 200."""
         if self.running:

@@ -1,0 +1,139 @@
+"""The forwarder's progress file, its metrics, and the settings a forwarder process is given."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from hub.forward_process import environment
+from hub.settings import Settings
+from sinks import journal as store
+from sinks.progress import CONFIRM_BUCKETS, ProgressCollector, ProgressFile, read
+from tests.support import dlr_query, make_settings, metric
+
+
+def test_progress_is_saved_and_read_back(tmp_path: Path) -> None:
+    progress_file = ProgressFile.open(tmp_path, tmp_path / store.JOURNAL_FILE)
+    try:
+        progress = progress_file.load()
+        assert progress.cursor == 0
+        progress.confirmed(7, {"isendpro": 5, "dmc": 2}, 0.003)
+        progress.confirmed(9, {"isendpro": 2}, None)  # a partly confirmed batch: no timing
+        progress.broker_connected = True
+        progress_file.save(progress)
+    finally:
+        progress_file.close()
+    again = read(tmp_path)
+    assert again is not None
+    assert again.cursor == 9
+    assert again.forwarded == {"isendpro": 7, "dmc": 2}
+    assert sum(again.confirm_counts) == 1
+    assert again.confirm_counts[CONFIRM_BUCKETS.index(0.005)] == 1
+    assert again.broker_connected
+
+
+def test_the_cursor_never_goes_back(tmp_path: Path) -> None:
+    progress_file = ProgressFile.open(tmp_path, tmp_path / store.JOURNAL_FILE)
+    try:
+        progress = progress_file.load()
+        progress.confirmed(10, {"dmc": 1}, None)
+        progress.confirmed(4, {"dmc": 1}, None)
+        assert progress.cursor == 10
+    finally:
+        progress_file.close()
+
+
+@pytest.mark.parametrize(
+    ("marked", "cursor"),
+    [((), 0), ((1, 2), 2), ((1, 2, 3, 4), 4), ((1, 3), 1)],
+    ids=["none", "prefix", "all", "gap"],
+)
+def test_a_journal_of_an_earlier_hub_starts_after_its_forwarded_prefix(
+    tmp_path: Path, marked: tuple[int, ...], cursor: int
+) -> None:
+    """Earlier hubs marked each forwarded event (``forwarded_at``); the cursor starts before the
+    first unmarked one, so nothing unforwarded is skipped."""
+    journal = tmp_path / store.JOURNAL_FILE
+    with closing(sqlite3.connect(journal)) as conn:
+        conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, forwarded_at REAL)")
+        conn.executemany(
+            "INSERT INTO events VALUES (?, ?)",
+            [(s, 1.0 if s in marked else None) for s in (1, 2, 3, 4)],
+        )
+        conn.commit()
+    progress_file = ProgressFile.open(tmp_path, journal)
+    try:
+        assert progress_file.load().cursor == cursor
+    finally:
+        progress_file.close()
+
+
+async def test_metrics_show_the_backlog_after_the_cursor(tmp_path: Path) -> None:
+    from hub.models import Provider, RawRequest, utc_now
+    from parsers import REGISTRY
+
+    journal = store.Journal.open(tmp_path)
+    try:
+        module = REGISTRY[Provider.ISENDPRO]
+        for i in range(5):
+            raw = RawRequest(
+                provider=Provider.ISENDPRO,
+                callback="delivery",
+                method="GET",
+                query=dlr_query(i).encode(),
+                received_at=utc_now(),
+            )
+            await journal.append(module.parse(raw))
+    finally:
+        journal.close()
+    progress_file = ProgressFile.open(tmp_path, journal.path)
+    progress = progress_file.load()
+    progress.confirmed(2, {"isendpro": 2}, 0.01)
+    progress_file.save(progress)
+    progress_file.close()
+
+    registry = CollectorRegistry()
+    registry.register(
+        ProgressCollector(tmp_path, journal.path, ["isendpro", "dmc"], forwarding=True)
+    )
+    text = generate_latest(registry).decode()
+    assert metric(text, "hub_journal_backlog_events") == 3
+    assert metric(text, "hub_forwarded_events_total", provider="isendpro") == 2
+    assert metric(text, "hub_forwarded_events_total", provider="dmc") == 0
+    assert metric(text, "hub_forward_confirm_duration_seconds_count") == 1
+    assert metric(text, "hub_forward_confirm_duration_seconds_bucket", le="0.01") == 1
+    assert metric(text, "hub_forward_confirm_duration_seconds_bucket", le="0.005") == 0
+    assert metric(text, "hub_broker_connected") == 0
+    assert (metric(text, "hub_journal_oldest_unforwarded_age_seconds") or 0) > 0
+    assert store.stats(journal.path).unforwarded == 3
+
+    alone = CollectorRegistry()
+    alone.register(ProgressCollector(tmp_path, journal.path, ["isendpro"], forwarding=False))
+    text = generate_latest(alone).decode()
+    assert metric(text, "hub_journal_backlog_events") == 0  # no broker: nothing waits for one
+    assert metric(text, "hub_broker_connected") is None
+
+
+def test_a_forwarder_process_gets_the_hubs_own_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        rabbitmq_url="amqp://guest:guest@127.0.0.1:5672/",
+        stream=False,
+        forward_batch=64,
+        dedup_window=3600.0,
+        retention=7200.0,
+    )
+    monkeypatch.setenv("HUB_JOURNAL_MAX_BYTES", "1000")  # the hub's own environment says
+    monkeypatch.setenv("HUB_EXCHANGE", "not-this-one")  # otherwise: the settings object wins
+    child = environment(settings)
+    assert "HUB_JOURNAL_MAX_BYTES" not in child
+    monkeypatch.delenv("HUB_JOURNAL_MAX_BYTES")
+    for name, value in child.items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == settings
