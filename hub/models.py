@@ -11,11 +11,13 @@ Serialisation lives here and only here (:meth:`Event.to_json`), with orjson.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal, NotRequired, TypedDict, TypeVar, Unpack
 
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
@@ -100,6 +102,57 @@ class Failure(StrEnum):
     TEMPORARY = "temporary"
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """A model's fields for :func:`_trusted`: defaults in declaration order, required names."""
+
+    defaults: Mapping[str, Any]
+    required: frozenset[str]
+
+    @classmethod
+    def of(cls, model: type[BaseModel]) -> _Fields:
+        fields = model.model_fields
+        return cls(
+            # PydanticUndefined for required fields and default factories: the caller's to give
+            {name: field.get_default() for name, field in fields.items()},
+            frozenset(name for name, field in fields.items() if field.is_required()),
+        )
+
+
+def _trusted(
+    cls: type[_Model],
+    shape: _Fields,
+    fields: Mapping[str, Any],
+    values: dict[str, Any] | None = None,
+) -> _Model:
+    """An instance of ``cls`` with ``fields`` as given, without pydantic's validation.
+
+    Why: validating a parser's output again costs more than the rest of the parse (``raw`` and
+    ``details`` go value by value through ``JsonValue``), and parsers already build every value
+    with its declared type: mypy checks their calls (``Unpack`` of a ``TypedDict``) and the tests
+    validate every golden event again (``tests/test_models_speed.py``). The instance is the one
+    ``cls(**fields)`` gives for such values: same ``__dict__`` (same field order), same
+    ``model_fields_set``. ``model_construct`` does the same in pure Python, several times slower.
+
+    ``values``, when given, are ``fields`` completed by the caller (a default factory applied, a
+    value normalized): the instance holds them, in the order of ``shape.defaults``.
+    """
+    if not (fields.keys() <= shape.defaults.keys() and shape.required <= fields.keys()):
+        missing = sorted(shape.required - fields.keys())
+        unknown = sorted(fields.keys() - shape.defaults.keys())
+        raise TypeError(f"{cls.__name__}: missing {missing}, unknown {unknown}")
+    instance = cls.__new__(cls)
+    # what BaseModel.model_construct sets; object.__setattr__ because the models are frozen
+    object.__setattr__(instance, "__dict__", {**shape.defaults, **(values or fields)})
+    object.__setattr__(instance, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", None)
+    return instance
+
+
 class Code(BaseModel):
     """A provider's code as received, with its meaning in English when a table knows it."""
 
@@ -107,6 +160,21 @@ class Code(BaseModel):
 
     code: str
     meaning: str | None = None
+
+    @classmethod
+    def trusted(cls, **fields: Unpack[CodeFields]) -> Code:
+        """``Code(**fields)`` without validation, for parsers (see :func:`_trusted`)."""
+        return _trusted(cls, _CODE_FIELDS, fields)
+
+
+class CodeFields(TypedDict):
+    """The fields of :class:`Code` as keyword arguments, for :meth:`Code.trusted`."""
+
+    code: str
+    meaning: NotRequired[str | None]
+
+
+_CODE_FIELDS: Final = _Fields.of(Code)
 
 
 class EventData(BaseModel):
@@ -144,12 +212,52 @@ class EventData(BaseModel):
     """Every original field, exactly as received (after percent- and charset-decoding)."""
     received_at: AwareDatetime
 
+    @classmethod
+    def trusted(cls, **fields: Unpack[EventDataFields]) -> EventData:
+        """``EventData(**fields)`` without validation, for parsers (see :func:`_trusted`).
+
+        ``received_at`` is still brought to UTC (cheap, and what JSON output depends on).
+        """
+        values: dict[str, Any] = {"details": {}, **fields}  # ``details``: a default factory
+        values["received_at"] = _aware(fields["received_at"])
+        return _trusted(cls, _EVENT_DATA_FIELDS, fields, values)
+
+
+class EventDataFields(TypedDict):
+    """The fields of :class:`EventData` as keyword arguments, for :meth:`EventData.trusted`.
+
+    A test holds it to the model's fields (names, types, which ones are required).
+    """
+
+    provider: Provider
+    channel: Channel
+    kind: Kind
+    state: State
+    final: bool
+    failure: NotRequired[Failure | None]
+    message_id: NotRequired[str | None]
+    reference: NotRequired[str | None]
+    related_message_id: NotRequired[str | None]
+    recipient: NotRequired[str | None]
+    sender: NotRequired[str | None]
+    status: NotRequired[Code | None]
+    error: NotRequired[Code | None]
+    operator: NotRequired[str | None]
+    text: NotRequired[str | None]
+    details: NotRequired[dict[str, JsonValue]]
+    raw: dict[str, JsonValue]
+    received_at: datetime
+
+
+_EVENT_DATA_FIELDS: Final = _Fields.of(EventData)
+
 
 SPEC_VERSION: Final = "1.0"
 CONTENT_TYPE: Final = "application/cloudevents+json"
 TYPE_PREFIX: Final = "org.callbackhub"
 TYPE_VERSION: Final = "v1"
 _ID_NAMESPACE: Final = uuid.UUID("6f1f5ae3-0f3c-5c8e-9d0e-3c1b2a2f0c11")
+_ID_NAMESPACE_BYTES: Final = _ID_NAMESPACE.bytes
 
 
 def event_type(kind: Kind) -> str:
@@ -186,18 +294,23 @@ class Event(BaseModel):
         """The event for ``data``, with an id that depends only on what the provider sent.
 
         The same callback therefore always gives the same ids, which is how a provider's retry
-        is recognized (here and by consumers).
+        is recognized (here and by consumers). Built without validation (see :func:`_trusted`):
+        ``data`` is a model already and every other field is made here.
         """
         key = _canonical(
             [data.provider, data.channel, data.kind, data.state, data.message_id, data.raw]
         )
-        return cls(
-            id=str(uuid.uuid5(_ID_NAMESPACE, key.decode())),
-            source=event_source(data.provider),
-            type=event_type(data.kind),
-            time=time if time is not None else data.received_at,
-            subject=data.message_id,
-            data=data,
+        return _trusted(
+            cls,
+            _EVENT_FIELDS,
+            {
+                "id": _event_id(key),
+                "source": event_source(data.provider),
+                "type": event_type(data.kind),
+                "time": _aware(time) if time is not None else data.received_at,
+                "subject": data.message_id,
+                "data": data,
+            },
         )
 
     @property
@@ -207,15 +320,66 @@ class Event(BaseModel):
         return f"{d.provider.value}.{d.channel.value}.{d.kind.value}.{d.state.value}"
 
     def to_json(self) -> bytes:
-        """The structured-mode CloudEvents JSON document (``application/cloudevents+json``)."""
-        doc = self.model_dump(mode="python", exclude_none=False)
-        if doc["subject"] is None:
-            del doc["subject"]
+        """The structured-mode CloudEvents JSON document (``application/cloudevents+json``).
+
+        The document is what ``model_dump`` gives (fields in declaration order, ``subject``
+        left out when ``None``), written out by hand: ``model_dump`` costs more than orjson
+        itself. A test holds the bytes to the ``model_dump`` ones on every golden case.
+        """
+        d = self.data
+        data = {
+            "provider": d.provider,
+            "channel": d.channel,
+            "kind": d.kind,
+            "state": d.state,
+            "final": d.final,
+            "failure": d.failure,
+            "message_id": d.message_id,
+            "reference": d.reference,
+            "related_message_id": d.related_message_id,
+            "recipient": d.recipient,
+            "sender": d.sender,
+            "status": None if d.status is None else _code_doc(d.status),
+            "error": None if d.error is None else _code_doc(d.error),
+            "operator": d.operator,
+            "text": d.text,
+            "details": d.details,
+            "raw": d.raw,
+            "received_at": d.received_at,
+        }
+        doc: dict[str, object] = {
+            "specversion": self.specversion,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "time": self.time,
+        }
+        if self.subject is not None:
+            doc["subject"] = self.subject
+        doc["datacontenttype"] = self.datacontenttype
+        doc["data"] = data
         return orjson.dumps(doc, option=orjson.OPT_UTC_Z)
 
     @classmethod
     def from_json(cls, body: bytes | str) -> Event:
         return cls.model_validate_json(body)
+
+
+_EVENT_FIELDS: Final = _Fields.of(Event)
+
+
+def _code_doc(code: Code) -> dict[str, str | None]:
+    return {"code": code.code, "meaning": code.meaning}
+
+
+def _event_id(key: bytes) -> str:
+    """``str(uuid.uuid5(_ID_NAMESPACE, key.decode()))``, without building the ``UUID``: sha1 of
+    the namespace and the name, with the version (5) and variant bits set (RFC 4122, 4.3)."""
+    digest = bytearray(hashlib.sha1(_ID_NAMESPACE_BYTES + key, usedforsecurity=False).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class RawRequest(BaseModel):

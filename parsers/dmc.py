@@ -142,8 +142,8 @@ def _xml_report(body: bytes) -> _Report:
 
 
 def _xml_medium(element: Element, header: dict[str, JsonValue]) -> _Medium:
-    vxml = element.find(".//vxml_info")  # beside the statuses (2.9.5) or inside one (2.9)
-    transfer = element.find(".//transfer")
+    vxml = _descendant(element, "vxml_info")  # beside the statuses (2.9.5) or inside one (2.9)
+    transfer = _descendant(element, "transfer")
     return _Medium(
         tag=element.tag,
         channel=_channel(element.tag),
@@ -153,6 +153,16 @@ def _xml_medium(element: Element, header: dict[str, JsonValue]) -> _Medium:
         transfer=None if transfer is None else dict(transfer.attrib),
         raw={**header, element.tag: _xml_raw(element, 1)},
     )
+
+
+def _descendant(element: Element, tag: str) -> Element | None:
+    """``element.find(f".//{tag}")`` without ElementPath's overhead: the first descendant named
+    ``tag``, in document order."""
+    for child in element:
+        found = next(child.iter(tag), None)
+        if found is not None:
+            return found
+    return None
 
 
 def _xml_raw(element: Element, depth: int) -> dict[str, JsonValue]:
@@ -272,7 +282,7 @@ def _event(username: str | None, medium: _Medium, request: RawRequest) -> Event:
     error = _error(code, code_entry, state, details)
     address = _address(medium.tag, medium.fields.get("to"))
     call_id = optional(medium.fields, "call_id")
-    data = EventData(
+    data = EventData.trusted(
         provider=PROVIDER,
         channel=medium.channel,
         kind=kind,
@@ -284,7 +294,7 @@ def _event(username: str | None, medium: _Medium, request: RawRequest) -> Event:
         related_message_id=call_id if inbound else None,
         recipient=None if inbound else address,
         sender=address if inbound else None,
-        status=Code(code=status, meaning=status_entry.meaning if status_entry else None),
+        status=Code.trusted(code=status, meaning=status_entry.meaning if status_entry else None),
         error=error,
         text=current.get("info", "") if inbound else None,
         details=details,
@@ -334,13 +344,13 @@ def _error(
     and so does the parameter of a ``CRA_NAME{...}`` code."""
     if code is None:
         return None
-    found = Code(code=code, meaning=entry.meaning if entry else None)
+    found = Code.trusted(code=code, meaning=entry.meaning if entry else None)
     match = _DETAIL_CODE.fullmatch(code)
     if match:
         details["code_detail"] = match["detail"]
     if state in _FAILURES or state is State.UNKNOWN:
         return found
-    details["code"] = found.model_dump()
+    details["code"] = {"code": found.code, "meaning": found.meaning}  # found.model_dump()
     return None
 
 

@@ -204,7 +204,7 @@ def _notification(fields: _Fields, request: RawRequest) -> Event:
     state = entry.state if entry else State.UNKNOWN
     error, detail = _error(result_text) if state is State.FAILED else (None, None)
     details: dict[str, JsonValue] = {"result_text": result_text} if result_text else {}
-    data = EventData(
+    data = EventData.trusted(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.DELIVERY,
@@ -213,7 +213,7 @@ def _notification(fields: _Fields, request: RawRequest) -> Event:
         failure=_failure(entry, detail),
         reference=_job_id(fields),
         recipient=to_e164(_present(fields, "number"), "CH"),
-        status=Code(code=code, meaning=entry.meaning if entry else None),
+        status=Code.trusted(code=code, meaning=entry.meaning if entry else None),
         error=error,
         details=details | _timestamp_details(when),
         raw=dict(fields.raw),
@@ -230,7 +230,7 @@ def _error(result_text: str | None) -> tuple[Code | None, TableEntry | None]:
     code = found.group(1)
     tables = load_tables(PROVIDER)
     detail = next((tables[t][code] for t in _ERROR_TABLES if code in tables[t]), None)
-    return Code(code=code, meaning=detail.meaning if detail else None), detail
+    return Code.trusted(code=code, meaning=detail.meaning if detail else None), detail
 
 
 def _failure(entry: TableEntry | None, detail: TableEntry | None) -> Failure | None:
@@ -245,7 +245,7 @@ def _failure(entry: TableEntry | None, detail: TableEntry | None) -> Failure | N
 
 def _answer(fields: _Fields, request: RawRequest) -> Event:
     when = _timestamp(fields)
-    data = EventData(
+    data = EventData.trusted(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.INBOUND,

@@ -177,7 +177,7 @@ def _tracking(group: Group, request: RawRequest) -> Event:
         raise PayloadError("empty state", reason="missing_field")
     entry = load_tables(PROVIDER)["state"].get(code)
     state = entry.state if entry else State.UNKNOWN
-    data = EventData(
+    data = EventData.trusted(
         provider=PROVIDER,
         channel=entry.channel if entry and entry.channel else Channel.SMS,
         kind=entry.kind if entry and entry.kind else Kind.DELIVERY,
@@ -185,7 +185,7 @@ def _tracking(group: Group, request: RawRequest) -> Event:
         final=entry.final if entry else False,
         failure=entry.failure if entry else None,
         message_id=required(fields, "msgid") or None,
-        status=Code(code=code, meaning=entry.meaning if entry else None),
+        status=Code.trusted(code=code, meaning=entry.meaning if entry else None),
         details={"key": code[-1]} if state is State.KEY_PRESSED else {},
         raw=_raw(attributes, elements),
         received_at=request.received_at,
@@ -205,13 +205,13 @@ def _report(element: Element, request: RawRequest) -> Event:
         for error in child
         if _name(error) == "error"
     ]
-    data = EventData(
+    data = EventData.trusted(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.REPORT,
         state=State.FAILED if outcome.casefold() in _FAILED_IMPORT else State.COMPLETED,
         final=True,
-        status=Code(code=outcome) if outcome else None,
+        status=Code.trusted(code=outcome) if outcome else None,
         details={
             "imported": int(imported) if _COUNT.fullmatch(imported) else None,
             "errors": errors,

@@ -107,8 +107,8 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
     if status is not None and status.state is State.FAILED and code is not None:
         detail = error_entry(operator, code)
         entry = detail or status
-        error = Code(code=code, meaning=detail.meaning if detail else None)
-    data = EventData(
+        error = Code.trusted(code=code, meaning=detail.meaning if detail else None)
+    data = EventData.trusted(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.DELIVERY,
@@ -118,7 +118,7 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
         message_id=optional(fields, "id"),
         reference=optional(fields, "tracker"),
         recipient=to_e164(fields.get("tel")),
-        status=Code(code=statut, meaning=status.meaning if status else None),
+        status=Code.trusted(code=statut, meaning=status.meaning if status else None),
         error=error,
         operator=operator,
         details={"label": fields["libelle"]} if "libelle" in fields else {},
@@ -129,7 +129,7 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
 
 
 def _reply(fields: dict[str, str], request: RawRequest) -> Event:
-    data = EventData(
+    data = EventData.trusted(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.INBOUND,

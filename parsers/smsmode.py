@@ -113,7 +113,7 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
     entry = load_tables(PROVIDER)["statut"].get(statut)
     known = entry or _UNKNOWN
     operator = optional(fields, "mcc_mnc")
-    data = EventData(
+    data = EventData.trusted(
         provider=PROVIDER,
         channel=known.channel or Channel.SMS,
         kind=known.kind or Kind.DELIVERY,
@@ -123,7 +123,7 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
         message_id=optional(fields, "smsID"),
         reference=optional(fields, "refClient"),
         recipient=to_e164(fields.get("numero")),
-        status=Code(code=statut, meaning=entry.meaning if entry else None),
+        status=Code.trusted(code=statut, meaning=entry.meaning if entry else None),
         operator=operator,
         details=_network(operator),
         raw=dict(fields),
@@ -134,7 +134,7 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
 
 def _reply(fields: dict[str, str], request: RawRequest) -> Event:
     when = _local(required(fields, "date_reception"))
-    data = EventData(
+    data = EventData.trusted(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.INBOUND,
@@ -182,7 +182,7 @@ def _status_report(doc: JsonObject, request: RawRequest) -> Event:
     if detail:
         details["status_detail"] = detail
     recipient = _member(doc, "recipient")
-    data = EventData(
+    data = EventData.trusted(
         provider=PROVIDER,
         channel=known.channel or channel,
         kind=known.kind or Kind.DELIVERY,
@@ -206,7 +206,7 @@ def _status_report(doc: JsonObject, request: RawRequest) -> Event:
 def _inbound(doc: JsonObject, request: RawRequest) -> Event:
     recipient = _member(doc, "recipient")
     channel, details = _channel(doc)
-    data = EventData(
+    data = EventData.trusted(
         provider=PROVIDER,
         channel=channel,
         kind=Kind.INBOUND,
@@ -235,7 +235,7 @@ def _refine(value: TableEntry | None, detail: TableEntry | None) -> TableEntry |
 def _code(code: str | None, entry: TableEntry | None) -> Code | None:
     if code is None:
         return None
-    return Code(code=code, meaning=entry.meaning if entry else None)
+    return Code.trusted(code=code, meaning=entry.meaning if entry else None)
 
 
 def _channel(doc: JsonObject) -> tuple[Channel, dict[str, JsonValue]]:
