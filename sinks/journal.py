@@ -26,12 +26,12 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hub.errors import SinkUnavailable
 from hub.models import Envelope, Event
@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS counters (
 INSERT OR IGNORE INTO counters (name, value) VALUES ('duplicates', 0);
 """
 JOURNAL_FILE = "journal.sqlite3"
+T = TypeVar("T")
 DAY = 86400.0
 
 
@@ -130,11 +131,19 @@ class Stats:
 
 
 Writer = Callable[[sqlite3.Connection], Any]
+Row = tuple[str, str, str, str, str, float, float, bytes]
+"""An event as the ``events`` table takes it (every column but ``seq``)."""
+_COLUMNS = "id, provider, kind, type, routing_key, time, received_at, body"
+_INSERT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
+_CHUNK = 120
+"""Rows per statement: within SQLite's 999 bound parameters of old versions (8 a row, 1 an id)."""
 
 
 @dataclass(slots=True)
 class _Job:
-    write: Writer
+    write: Writer | None
+    """What the job does with the connection; None for an append: its ``rows``."""
+    rows: list[Row]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
 
@@ -204,31 +213,7 @@ class Journal:
             )
             for e in events
         ]
-        window = self.dedup_window
-
-        def write(conn: sqlite3.Connection) -> list[bool]:
-            fresh: list[bool] = []
-            for row in rows:
-                seen = conn.execute(
-                    "SELECT 1 FROM events WHERE id = ? AND received_at >= ? LIMIT 1",
-                    (row[0], row[6] - window),
-                ).fetchone()
-                fresh.append(seen is None)
-                if seen is None:
-                    conn.execute(
-                        "INSERT INTO events (id, provider, kind, type, routing_key, time,"
-                        " received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        row,
-                    )
-            duplicates = fresh.count(False)
-            if duplicates:
-                conn.execute(
-                    "UPDATE counters SET value = value + ? WHERE name = 'duplicates'",
-                    (duplicates,),
-                )
-            return fresh
-
-        fresh: list[bool] = await self._submit(write)
+        fresh: list[bool] = await self._submit(None, rows)
         return Appended(
             new=[e for e, f in zip(events, fresh, strict=True) if f],
             duplicates=[e for e, f in zip(events, fresh, strict=True) if not f],
@@ -278,12 +263,12 @@ class Journal:
         deleted: int = await self._submit(write)
         return deleted
 
-    async def _submit(self, write: Writer) -> Any:
+    async def _submit(self, write: Writer | None, rows: list[Row] | None = None) -> Any:
         if self._thread is None or not self._thread.is_alive():
             raise SinkUnavailable("journal is closed", reason="journal_closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._jobs.put(_Job(write, future, loop))
+        self._jobs.put(_Job(write, rows or [], future, loop))
         return await future
 
     @property
@@ -325,13 +310,15 @@ class Journal:
             if self._on_commit is not None:
                 self._on_commit(time.perf_counter() - started)
 
-    @staticmethod
-    def _commit(conn: sqlite3.Connection, batch: list[_Job]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         results: list[Any] = []
         error: BaseException | None = None
         try:
             conn.execute("BEGIN IMMEDIATE")
-            results = [job.write(conn) for job in batch]
+            appended = self._append(conn, [job.rows for job in batch if job.write is None])
+            results = [
+                job.write(conn) if job.write is not None else next(appended) for job in batch
+            ]
             conn.execute("COMMIT")
         except Exception as exc:
             full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
@@ -341,8 +328,8 @@ class Journal:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             if len(batch) > 1:  # SQLite undid them all: one job that does not fit must not
-                for job in batch:  # fail the others (a forwarder's marks among requests)
-                    Journal._commit(conn, [job])
+                for job in batch:  # fail the others (a quarantined request among events)
+                    self._commit(conn, [job])
                 return
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any]]] = {}
         for i, job in enumerate(batch):
@@ -350,6 +337,54 @@ class Journal:
         for loop, settled in by_loop.items():
             with suppress(RuntimeError):  # that loop is closed: nobody waits any more
                 loop.call_soon_threadsafe(_settle, settled, error)
+
+    def _append(self, conn: sqlite3.Connection, appends: list[list[Row]]) -> Iterator[list[bool]]:
+        """Writes the rows of every append of the batch that are not duplicates; for each
+        append, which of its rows were new.
+
+        A few statements for the whole batch, not two a row: the writer thread gives up the
+        GIL in each SQLite call and must wait for the event loop to take it back, so each call
+        costs a callback's time, and a statement a row made commits last milliseconds."""
+        rows = [row for append in appends for row in append]
+        latest: dict[str, float] = {}  # the last reception of each id already journaled
+        ids = list({row[0] for row in rows})
+        for chunk in _chunks(ids):
+            marks = ", ".join("?" * len(chunk))
+            latest.update(
+                conn.execute(
+                    f"SELECT id, MAX(received_at) FROM events WHERE id IN ({marks})"  # noqa: S608
+                    " GROUP BY id",
+                    chunk,
+                ).fetchall()
+            )
+        fresh_rows: list[Row] = []
+        flags: list[list[bool]] = []
+        for append in appends:
+            flags.append([])
+            for row in append:
+                last = latest.get(row[0])
+                fresh = last is None or last < row[6] - self.dedup_window
+                flags[-1].append(fresh)
+                if fresh:
+                    fresh_rows.append(row)
+                    latest[row[0]] = row[6]  # a second copy in the same batch is a duplicate
+        for some in _chunks(fresh_rows):
+            values = ", ".join([_INSERT_ROW] * len(some))  # placeholders only: values are bound
+            conn.execute(
+                f"INSERT INTO events ({_COLUMNS}) VALUES {values}",  # noqa: S608
+                [value for row in some for value in row],
+            )
+        duplicates = len(rows) - len(fresh_rows)
+        if duplicates:
+            conn.execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'duplicates'", (duplicates,)
+            )
+        return iter(flags)
+
+
+def _chunks(items: list[T]) -> Iterator[list[T]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
 
 
 def _settle(settled: list[tuple[_Job, Any]], error: BaseException | None) -> None:
