@@ -140,7 +140,7 @@ def _storage(
             forwarder.progress_file.close()
         if target is not None:
             await target.close()
-        await asyncio.to_thread(journal.close)
+        journal.close()  # on the loop: it commits what waits
 
     return ctx
 

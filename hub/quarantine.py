@@ -82,7 +82,7 @@ async def replay(settings: Settings, numbers: list[int] | None = None) -> list[O
             await journal.mark_replayed(item.seq, time.time())
             outcomes.append(Outcome(item.seq, len(appended.new), len(appended.duplicates), None))
     finally:
-        await asyncio.to_thread(journal.close)
+        journal.close()  # on the loop: it commits what waits
     return outcomes
 
 

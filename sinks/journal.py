@@ -3,10 +3,19 @@
 Every accepted callback's events are committed here before the provider is answered; the
 forwarder then publishes them to the broker and records how far it got (``sinks.progress``).
 
-One writer thread owns the database. Requests hand it their rows and wait; the thread takes every
-row waiting at that moment, writes them in one transaction and commits with ``synchronous=FULL``
-(the WAL is synced to disk) before any of those requests is answered. Durability therefore costs
-one disk sync per batch, not per request (group commit).
+Writes run on the event loop's own thread, between callbacks: requests hand their rows to the
+journal and wait; once the loop has run every callback ready at that moment, it writes all the
+waiting rows in one transaction and commits with ``synchronous=FULL`` (the WAL is synced to
+disk) before any of those requests is answered. Durability costs one disk sync per batch, not
+per request (group commit), and the loop is held for that sync (about 0.3 ms here): requests
+arriving meanwhile form the next batch.
+
+Why not a writer thread: it gave up the GIL in every SQLite call and had to wait for the loop to
+give it back, up to the 5 ms switch interval each time; commits of a few events took
+milliseconds. Checkpoints (copying the WAL into the database, a sync of its own) mostly run in a
+thread with a connection of their own, which never holds up a commit. One cannot finish while
+commits keep coming, though, and only a finished one lets the WAL start over: SQLite's own
+checkpoint at the commit that passes 1000 pages finishes it, with little left to copy.
 
 An event whose id is already in the journal, received within the deduplication window, is not
 written again: it is a provider's retry (counted in ``counters.duplicates``).
@@ -22,7 +31,6 @@ Tables:
 from __future__ import annotations
 
 import asyncio
-import queue
 import sqlite3
 import threading
 import time
@@ -145,10 +153,11 @@ class _Job:
     """What the job does with the connection; None for an append: its ``rows``."""
     rows: list[Row]
     future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
 
 
-_STOP = object()
+CHECKPOINT_INTERVAL = 0.2
+"""Seconds between two checkpoints of the checkpointer thread (PASSIVE: they never wait for,
+nor block, a commit)."""
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -168,17 +177,16 @@ class Journal:
         *,
         dedup_window: float = 7 * DAY,
         max_bytes: int | None = None,
-        max_batch: int = 1024,
         on_commit: Callable[[float], None] | None = None,
     ) -> None:
         self.path = path
         self.dedup_window = dedup_window
         self.max_bytes = max_bytes
-        self._max_batch = max_batch
         self._on_commit = on_commit
-        self._jobs: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._waiting: list[_Job] = []
         self._conn: sqlite3.Connection | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._stop = threading.Event()
 
     @classmethod
     def open(cls, data_dir: Path, **kwargs: Any) -> Journal:
@@ -189,11 +197,13 @@ class Journal:
         if journal.max_bytes is not None:
             (page_size,) = conn.execute("PRAGMA page_size").fetchone()
             conn.execute(f"PRAGMA max_page_count={max(journal.max_bytes // page_size, 1)}")
-        journal._thread = threading.Thread(target=journal._run, name="journal-writer", daemon=True)
-        journal._thread.start()
+        journal._checkpointer = threading.Thread(
+            target=journal._checkpoints, name="journal-checkpoints", daemon=True
+        )
+        journal._checkpointer.start()
         return journal
 
-    # -- writing (through the writer thread) --------------------------------------------------
+    # -- writing (on the event loop's thread) --------------------------------------------------
 
     async def append(self, events: Sequence[Event]) -> Appended:
         """Commits the events not already journaled within the deduplication window.
@@ -264,51 +274,51 @@ class Journal:
         return deleted
 
     async def _submit(self, write: Writer | None, rows: list[Row] | None = None) -> Any:
-        if self._thread is None or not self._thread.is_alive():
+        if self._conn is None:
             raise SinkUnavailable("journal is closed", reason="journal_closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._jobs.put(_Job(write, rows or [], future, loop))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if not self._waiting:  # the first of a batch: commit once the ready callbacks have run
+            future.get_loop().call_soon(self._flush)
+        self._waiting.append(_Job(write, rows or [], future))
         return await future
 
     @property
     def ready(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._conn is not None
 
     def close(self) -> None:
-        """Commits what is queued, then stops the writer thread."""
-        if self._thread is not None:
-            self._jobs.put(_STOP)
-            self._thread.join()
-            self._thread = None
+        """Commits what waits (from the loop's thread), checkpoints, closes."""
+        self._flush()
+        if self._checkpointer is not None:
+            self._stop.set()
+            self._checkpointer.join()
+            self._checkpointer = None
         if self._conn is not None:
+            with suppress(sqlite3.Error):  # the next opening checkpoints anyway
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
             self._conn = None
 
-    def _run(self) -> None:
-        assert self._conn is not None
-        conn = self._conn
-        stopping = False
-        while not stopping:
-            first = self._jobs.get()
-            if first is _STOP:
-                break
-            assert isinstance(first, _Job)
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is _STOP:
-                    stopping = True
-                    break
-                assert isinstance(job, _Job)
-                batch.append(job)
-            started = time.perf_counter()
-            self._commit(conn, batch)
-            if self._on_commit is not None:
-                self._on_commit(time.perf_counter() - started)
+    def _flush(self) -> None:
+        batch, self._waiting = self._waiting, []
+        if not batch:
+            return
+        if self._conn is None:
+            error = SinkUnavailable("journal is closed", reason="journal_closed")
+            _settle([(job, None) for job in batch], error)
+            return
+        started = time.perf_counter()
+        self._commit(self._conn, batch)
+        if self._on_commit is not None:
+            self._on_commit(time.perf_counter() - started)
+
+    def _checkpoints(self) -> None:
+        """Copies committed WAL frames into the database now and then, off the loop."""
+        with closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
+            conn.execute("PRAGMA busy_timeout=5000")
+            while not self._stop.wait(CHECKPOINT_INTERVAL):
+                with suppress(sqlite3.Error):  # busy or full: the next round tries again
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         results: list[Any] = []
@@ -331,20 +341,14 @@ class Journal:
                 for job in batch:  # fail the others (a quarantined request among events)
                     self._commit(conn, [job])
                 return
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any]]] = {}
-        for i, job in enumerate(batch):
-            by_loop.setdefault(job.loop, []).append((job, results[i] if results else None))
-        for loop, settled in by_loop.items():
-            with suppress(RuntimeError):  # that loop is closed: nobody waits any more
-                loop.call_soon_threadsafe(_settle, settled, error)
+        _settle([(job, results[i] if results else None) for i, job in enumerate(batch)], error)
 
     def _append(self, conn: sqlite3.Connection, appends: list[list[Row]]) -> Iterator[list[bool]]:
         """Writes the rows of every append of the batch that are not duplicates; for each
         append, which of its rows were new.
 
-        A few statements for the whole batch, not two a row: the writer thread gives up the
-        GIL in each SQLite call and must wait for the event loop to take it back, so each call
-        costs a callback's time, and a statement a row made commits last milliseconds."""
+        A few statements for the whole batch, not two a row: the loop is held while it
+        writes."""
         rows = [row for append in appends for row in append]
         latest: dict[str, float] = {}  # the last reception of each id already journaled
         ids = list({row[0] for row in rows})

@@ -238,7 +238,9 @@ def hubs(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
 async def test_broker_stopped_mid_stream_and_restarted(own_node, hubs, exchange):
     """The broker stops while callbacks stream in and events are being published, then comes
     back: the hub kept acknowledging, reconnected by itself, and every acknowledged event is on
-    the queue exactly once."""
+    the queue. Only the batch in flight when the broker stopped may be there twice: the broker
+    may have kept a message whose confirm never came back, and at least once means sending it
+    again (same message_id). Seen in one run of five, one event."""
     queue = await subscribe(own_node.url, exchange)
     env = {"HUB_EXCHANGE": exchange, "HUB_FORWARD_BATCH": str(BATCH)}
     hub = hubs(env, rabbitmq_url=own_node.url)
@@ -266,7 +268,7 @@ async def test_broker_stopped_mid_stream_and_restarted(own_node, hubs, exchange)
     assert not results.refused and not results.failed
     assert store.stats(hub.data_dir / store.JOURNAL_FILE).unforwarded == 0
     check_nothing_lost(results, journaled(hub.data_dir), copies, range(400))
-    check_doubles(copies)
+    check_doubles(copies, at_most=BATCH)
 
 
 async def _gone(pid: int) -> bool:
