@@ -467,6 +467,13 @@ def select(
     return [_stored(r) for r in rows]
 
 
+def last_seq(path: Path) -> int:
+    """The ``seq`` of the last event journaled (0: none), without counting anything."""
+    with _reader(path) as conn:
+        (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+    return int(last)
+
+
 def stats(path: Path) -> Stats:
     """Counts over the whole journal (events after the forwarder's cursor are unforwarded)."""
     forwarded = progress.read(path.parent)
