@@ -55,6 +55,30 @@ def child(pid: int, timeout: float = 30.0) -> int:
     return found[0]
 
 
+def fsync_latency(directory: Path, seconds: float) -> dict[str, float]:
+    """Milliseconds an ``fsync`` of a 4 KiB append takes in ``directory`` (percentiles, max)."""
+    path = directory / "fsync-probe"
+    took: list[float] = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            os.write(fd, b"\0" * 4096)
+            started = time.perf_counter()
+            os.fsync(fd)
+            took.append((time.perf_counter() - started) * 1e3)
+    finally:
+        os.close(fd)
+        path.unlink()
+    took.sort()
+    n = len(took)
+    return {
+        "syncs": n,
+        **{f"p{q}_ms": round(took[min(int(n * q / 100), n - 1)], 3) for q in (50, 99, 99.9)},
+        "max_ms": round(took[-1], 3),
+    }
+
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 

@@ -204,6 +204,12 @@ def table(results: Results) -> str:
             f" window {fwd.get('window')}): "
             f"{_fmt(ratio(fwd.get('eps'), fwd.get('ceiling_eps')), '.0%')} of the best"
         )
+    for key, d in (results.get("disk") or {}).items():
+        lines.append(
+            f"Disk, fsync of a 4 KiB append ({key}): p50 {d['p50_ms']:.2f} ms,"
+            f" p99 {d['p99_ms']:.2f}, p99.9 {d['p99.9_ms']:.2f}, max {d['max_ms']:.1f}"
+            f" ({d['syncs']} syncs)"
+        )
     parsers = results.get("parsers")
     if parsers:
         lines.append("Parsers (events/s, one core: parse / parse + JSON)")

@@ -188,6 +188,14 @@ class Run:
         )
         self.results["parsers"] = json.loads(done.stdout)
 
+    def disk(self, key: str) -> None:
+        """fsync latency on the journal's file system: every batch of callbacks waits for one,
+        so its tail is the floor under the hub's acknowledgement latency."""
+        figures = procs.fsync_latency(self.config.workdir, max(self.config.seconds, 2))
+        self.results.setdefault("disk", {})[key] = figures
+        log.info("disk (%s): fsync p50 %.2f ms, p99 %.2f, max %.1f", key, figures["p50_ms"],
+                 figures["p99_ms"], figures["max_ms"])  # fmt: skip
+
     def rounds(self, servers: list[Server]) -> None:
         """Every server, both styles, ``rounds`` times, interleaved; keeps the median rounds."""
         cfg = self.config
@@ -428,7 +436,9 @@ class Run:
                     hub,
                 ]
                 self.rounds(servers)
+            self.disk("before half rate")
             self.half_rate(hub)
+            self.disk("after half rate")
             self.forwarder(node, filled)
             self.settle([hub])
             self.sustained(hub, "sustained", cfg.sustained)

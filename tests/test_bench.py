@@ -137,6 +137,15 @@ def results() -> dict:
             },
         },
         "parsers": {"isendpro": {"samples": ["a", "b"], "parse_eps": 14000, "parse_json_eps": 9e3}},
+        "disk": {
+            "before half rate": {
+                "syncs": 9000,
+                "p50_ms": 0.28,
+                "p99_ms": 0.61,
+                "p99.9_ms": 3.2,
+                "max_ms": 251.0,
+            }
+        },
     }
 
 
@@ -177,6 +186,17 @@ def test_table_shows_figures_ratios_and_verdicts():
     assert "PASS  ingest_get" in text and "MISS  ingest_post" in text
     assert "forwarder 9,000 events/s" in text and "90% of the best" in text
     assert "RSS 97.7 → 109.4 MiB" in text
+    assert "fsync of a 4 KiB append (before half rate): p50 0.28 ms, p99 0.61" in text
+    assert "max 251.0 (9000 syncs)" in text
+
+
+def test_fsync_latency_is_measured_in_the_directory_given(tmp_path):
+    from bench import procs
+
+    figures = procs.fsync_latency(tmp_path, 0.2)
+    assert figures["syncs"] > 0
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["p99.9_ms"] <= figures["max_ms"]
+    assert not list(tmp_path.iterdir())  # the probe file is gone
 
 
 def test_results_file_carries_the_verdicts(tmp_path):
