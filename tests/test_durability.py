@@ -271,6 +271,21 @@ async def test_broker_stopped_mid_stream_and_restarted(own_node, hubs, exchange)
     check_doubles(copies, at_most=BATCH)
 
 
+async def midstream(
+    url: str, hubs: Callable[..., HubProcess], exchange: str, count: int
+) -> tuple[HubProcess, str, Results, asyncio.Task[Results]]:
+    """A hub with a broker (batches of ``BATCH``) and a queue bound to ``#``, with ``count``
+    callbacks streaming in, 16 in flight; returns once 150 are acknowledged."""
+    queue = await subscribe(url, exchange)
+    hub = hubs({"HUB_EXCHANGE": exchange, "HUB_FORWARD_BATCH": str(BATCH)}, rabbitmq_url=url)
+    await asyncio.to_thread(hub.start)
+    await broker_connected(hub)
+    results = Results()
+    streaming = asyncio.create_task(stream(hub.url, range(count), results, in_flight=16))
+    await acked(results, 150, streaming)
+    return hub, queue, results, streaming
+
+
 async def _gone(pid: int) -> bool:
     """The process ended (a zombie waiting for its parent counts as ended)."""
     try:
@@ -285,15 +300,8 @@ async def test_forwarder_killed_mid_stream_is_restarted(rabbit, hubs, exchange):
     """SIGKILL of the forwarder process while callbacks stream in: the hub keeps acknowledging,
     starts a new forwarder, and every acknowledged event reaches the queue; only the batch in
     flight at the kill may be sent twice."""
-    queue = await subscribe(rabbit.url, exchange)
-    env = {"HUB_EXCHANGE": exchange, "HUB_FORWARD_BATCH": str(BATCH)}
-    hub = hubs(env, rabbitmq_url=rabbit.url)
-    results = Results()
     async with asyncio.timeout(120):
-        await asyncio.to_thread(hub.start)
-        await broker_connected(hub)
-        streaming = asyncio.create_task(stream(hub.url, range(400), results, in_flight=16))
-        await acked(results, 150, streaming)
+        hub, queue, results, streaming = await midstream(rabbit.url, hubs, exchange, 400)
         [forwarder] = hub.children()
         os.kill(forwarder, signal.SIGKILL)
         await streaming
@@ -315,17 +323,10 @@ async def test_forwarder_killed_mid_stream_is_restarted(rabbit, hubs, exchange):
 @pytest.mark.broker
 async def test_hub_killed_mid_stream_and_restarted(rabbit, hubs, exchange):
     """SIGKILL while callbacks stream in: after a restart on the same data directory, every
-    acknowledged event reaches the queue. One batch confirmed but not yet marked forwarded at
-    the kill may be sent again, with the same message_id."""
-    queue = await subscribe(rabbit.url, exchange)
-    env = {"HUB_EXCHANGE": exchange, "HUB_FORWARD_BATCH": str(BATCH)}
-    hub = hubs(env, rabbitmq_url=rabbit.url)
-    results = Results()
+    acknowledged event reaches the queue. One batch confirmed before the forwarder's cursor
+    moved may be sent again, with the same message_id."""
     async with asyncio.timeout(120):
-        await asyncio.to_thread(hub.start)
-        await broker_connected(hub)
-        streaming = asyncio.create_task(stream(hub.url, range(300), results, in_flight=16))
-        await acked(results, 150, streaming)
+        hub, queue, results, streaming = await midstream(rabbit.url, hubs, exchange, 300)
         [forwarder] = hub.children()
         assert await asyncio.to_thread(hub.kill) == -9
         await streaming
