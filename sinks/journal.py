@@ -259,19 +259,30 @@ class Journal:
 
         await self._submit(write)
 
-    async def prune(self, received_before: float, *, forwarded_up_to: int | None) -> int:
+    async def prune(
+        self, received_before: float, *, forwarded_up_to: int | None, chunk: int = 2000
+    ) -> int:
         """Deletes events received before the given time; with a broker, only forwarded ones:
-        those with ``seq`` up to the forwarder's cursor."""
+        those with ``seq`` up to the forwarder's cursor.
+
+        A day of events may be millions of rows: they go ``chunk`` at a time, each chunk a
+        commit of its own between callbacks' commits, so that none waits long for it."""
+        up_to = forwarded_up_to if forwarded_up_to is not None else 2**62
 
         def write(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
-                "DELETE FROM events WHERE received_at < ? AND seq <= ?",
-                (received_before, forwarded_up_to if forwarded_up_to is not None else 2**62),
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
+                " WHERE received_at < ? AND seq <= ? ORDER BY seq LIMIT ?)",
+                (received_before, up_to, chunk),
             )
             return cursor.rowcount
 
-        deleted: int = await self._submit(write)
-        return deleted
+        deleted = 0
+        while True:
+            count: int = await self._submit(write)
+            deleted += count
+            if count < chunk:
+                return deleted
 
     async def _submit(self, write: Writer | None, rows: list[Row] | None = None) -> Any:
         if self._conn is None:

@@ -329,6 +329,23 @@ async def test_retention_deletes_old_events_forwarded_ones_only_with_a_broker(tm
         journal.close()
 
 
+async def test_retention_deletes_in_chunks_of_their_own_commits(tmp_path):
+    from sinks.journal import Journal
+
+    commits: list[float] = []
+    journal = Journal.open(tmp_path, on_commit=commits.append)
+    try:
+        when = "2020-01-01T00:00:00+00:00"
+        await journal.append([e for i in range(7) for e in _parse(dlr_query(i), when)])
+        before = len(commits)
+        cutoff = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
+        assert await journal.prune(cutoff, forwarded_up_to=None, chunk=3) == 7
+        assert len(commits) - before == 3  # 3 + 3 + 1
+        assert journal_store.select(journal.path) == []
+    finally:
+        journal.close()
+
+
 def _parse(query: str, received_at: str):
     from hub.models import RawRequest
 
