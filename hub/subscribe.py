@@ -36,7 +36,12 @@ from types import TracebackType
 from typing import Literal, TypeAlias
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity, ChannelPreconditionFailed
 from pamqp.common import FieldTable
 from pydantic import ValidationError
@@ -184,6 +189,8 @@ class Subscription:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Subscription:
         try:
@@ -208,7 +215,31 @@ class Subscription:
             reconnect_interval=1.0,  # a subscriber wants its events back soon after a restart
             client_properties={"connection_name": "callback-hub subscriber"},
         )
-        channel = await self._connection.channel()
+        await self._consume()
+        self._watch = asyncio.get_running_loop().create_task(self._watch_channel())
+
+    async def _watch_channel(self) -> None:
+        """Opens a new channel when the connection is back but its channel is not.
+
+        aio-pika gives up on a channel whose restoration failed: after a broker restart, a
+        stream may not be up yet when the connection is (NOT_FOUND), and the subscription would
+        then wait for ever (seen in CI). Events read again are recognized by id."""
+        while True:
+            await asyncio.sleep(1.0)
+            connection, channel = self._connection, self._channel
+            if connection is None or channel is None or not channel.is_closed:
+                continue
+            if connection.is_closed or not connection.connected.is_set():
+                continue  # aio-pika is reconnecting: it restores the channel itself
+            try:
+                await self._consume()
+                log.info("subscription %s: reading again on a new channel", self.queue_name)
+            except (AMQPError, OSError, SubscribeError) as exc:
+                log.warning("subscription %s: no new channel yet (%s)", self.queue_name, exc)
+
+    async def _consume(self) -> None:
+        assert self._connection is not None
+        channel = self._channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self.prefetch)
         arguments: FieldTable = {}
         queue: AbstractQueue
@@ -244,6 +275,9 @@ class Subscription:
     async def close(self) -> None:
         """Closes the connection: unsettled events go back to their queue; a live subscription's
         queue is deleted."""
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()

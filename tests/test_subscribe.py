@@ -430,6 +430,24 @@ async def test_the_python_example_of_the_docs_runs(sink, rabbit, exchange_name) 
 
 
 @broker
+async def test_a_subscription_whose_channel_is_gone_reads_on_a_new_one(
+    sink, rabbit, exchange_name
+) -> None:
+    """The state aio-pika can leave after a broker restart (seen in CI): the connection is back,
+    the channel is closed for good. The subscription opens a new channel and goes on."""
+    name = f"{exchange_name}.orphaned"
+    before, after = event(1), event(2)
+    async with Subscription(rabbit.url, exchange=exchange_name, queue=name) as subscription:
+        await publish(sink, [before])
+        assert [d.event for d in await take(subscription, 1)] == [before]
+        assert subscription._channel is not None
+        await subscription._channel.close()
+        await publish(sink, [after])
+        assert [d.event for d in await take(subscription, 1, timeout=15)] == [after]
+        assert subscription._channel is not None and not subscription._channel.is_closed
+
+
+@broker
 async def test_subscriptions_carry_on_after_a_broker_restart(own_node, tmp_path: Path) -> None:
     """A node of its own: a durable subscription loses nothing, the stream's is read again
     from its start and what was already yielded is skipped."""
