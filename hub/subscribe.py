@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -50,6 +51,10 @@ from hub.models import Event
 from sinks.rabbitmq import DEFAULT_EXCHANGE, declare_topology, stream_name
 
 log = logging.getLogger(__name__)
+
+GIVEN_UP_AFTER = 5
+"""Seconds with the connection up and the channel closed before the subscription opens a new one
+(aio-pika restores a channel within about a second after a reconnection)."""
 
 Offset: TypeAlias = Literal["first", "last", "next"] | int | datetime
 """Where to start reading the stream: its first event, its last, the next one, an offset, or
@@ -224,13 +229,21 @@ class Subscription:
         aio-pika gives up on a channel whose restoration failed: after a broker restart, a
         stream may not be up yet when the connection is (NOT_FOUND), and the subscription would
         then wait for ever (seen in CI). Events read again are recognized by id."""
+        closed_for = 0  # seconds the connection has been up with the channel closed
         while True:
             await asyncio.sleep(1.0)
             connection, channel = self._connection, self._channel
             if connection is None or channel is None or not channel.is_closed:
+                closed_for = 0
                 continue
             if connection.is_closed or not connection.connected.is_set():
-                continue  # aio-pika is reconnecting: it restores the channel itself
+                closed_for = 0  # aio-pika is reconnecting: it restores the channel itself
+                continue
+            closed_for += 1
+            if closed_for < GIVEN_UP_AFTER:  # it may still be restoring it: two consumers on
+                continue  # one queue would interleave its events
+            with contextlib.suppress(Exception):  # for good: aio-pika must not restore it
+                await channel.close()
             try:
                 await self._consume()
                 log.info("subscription %s: reading again on a new channel", self.queue_name)
