@@ -163,6 +163,18 @@ class Delivery:
             await self.message.reject(requeue=requeue)
 
 
+async def _consuming(channel: AbstractChannel) -> bool:
+    """The channel is open and has a consumer (ours: one a subscription)."""
+    if channel.is_closed:
+        return False
+    try:
+        async with asyncio.timeout(1.0):  # a robust channel waits for its connection
+            underlay = await channel.get_underlay_channel()
+    except (AMQPError, TimeoutError):
+        return False
+    return bool(getattr(underlay, "consumers", None))  # aiormq's, not in its abstract type
+
+
 class Subscription:
     """Events of ``exchange`` matching ``pattern``, as :class:`Delivery` objects, from the moment
     ``async with`` returns. See the module's docstring for ``queue`` and ``from_``."""
@@ -228,12 +240,13 @@ class Subscription:
 
         aio-pika gives up on a channel whose restoration failed: after a broker restart, a
         stream may not be up yet when the connection is (NOT_FOUND), and the subscription would
-        then wait for ever (seen in CI). Events read again are recognized by id."""
-        closed_for = 0  # seconds the connection has been up with the channel closed
+        then wait for ever, its channel closed or open without a consumer (both seen in CI).
+        Events read again are recognized by id."""
+        closed_for = 0  # seconds the connection has been up with no consumer on the channel
         while True:
             await asyncio.sleep(1.0)
             connection, channel = self._connection, self._channel
-            if connection is None or channel is None or not channel.is_closed:
+            if connection is None or channel is None or await _consuming(channel):
                 closed_for = 0
                 continue
             if connection.is_closed or not connection.connected.is_set():
@@ -243,12 +256,14 @@ class Subscription:
             if closed_for < GIVEN_UP_AFTER:  # it may still be restoring it: two consumers on
                 continue  # one queue would interleave its events
             with contextlib.suppress(Exception):  # for good: aio-pika must not restore it
-                await channel.close()
+                async with asyncio.timeout(5.0):
+                    await channel.close()
             try:
-                await self._consume()
+                async with asyncio.timeout(10.0):
+                    await self._consume()
                 log.info("subscription %s: reading again on a new channel", self.queue_name)
-            except (AMQPError, OSError, SubscribeError) as exc:
-                log.warning("subscription %s: no new channel yet (%s)", self.queue_name, exc)
+            except (AMQPError, OSError, SubscribeError, TimeoutError) as exc:
+                log.warning("subscription %s: no new channel yet (%r)", self.queue_name, exc)
 
     async def _consume(self) -> None:
         assert self._connection is not None

@@ -24,7 +24,7 @@ from yarl import URL
 
 from hub.app import create_app
 from hub.models import Channel, Code, Envelope, Event, EventData, Failure, Kind, Provider, State
-from hub.subscribe import Delivery, Subscription, matches, parse_from
+from hub.subscribe import GIVEN_UP_AFTER, Delivery, Subscription, matches, parse_from
 from sinks.rabbitmq import RabbitMQSink, StreamRetention, declare_topology, stream_name
 from tests.golden import all_cases
 from tests.support import DLR, REPLY, SECRET, dlr_query, eventually, make_settings, metric
@@ -440,8 +440,11 @@ async def test_a_subscription_whose_channel_is_gone_reads_on_a_new_one(
     async with Subscription(rabbit.url, exchange=exchange_name, queue=name) as subscription:
         await publish(sink, [before])
         assert [d.event for d in await take(subscription, 1)] == [before]
-        assert subscription._channel is not None
-        await subscription._channel.close()
+        first = subscription._channel
+        await asyncio.sleep(GIVEN_UP_AFTER + 1.5)
+        assert subscription._channel is first, "a channel with its consumer is left alone"
+        assert first is not None
+        await first.close()
         await publish(sink, [after])
         assert [d.event for d in await take(subscription, 1, timeout=15)] == [after]
         assert subscription._channel is not None and not subscription._channel.is_closed
