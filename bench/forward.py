@@ -21,13 +21,12 @@ from pathlib import Path
 
 import aio_pika
 import orjson
-from aio_pika.abc import DeliveryMode
 
 from bench.refs import install_uvloop
-from hub.models import CONTENT_TYPE, Envelope
+from hub.models import Envelope
 from parsers import REGISTRY
 from sinks import progress
-from sinks.rabbitmq import DEFAULT_EXCHANGE, declare_topology, unrouted_name
+from sinks.rabbitmq import DEFAULT_EXCHANGE, declare_topology, to_message, unrouted_name
 from tests.golden import load_case
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "payloads"
@@ -56,15 +55,7 @@ async def raw_publish(url: str, count: int, window: int) -> tuple[float, float]:
         async def one(envelope: Envelope) -> None:
             try:
                 await exchange.publish(
-                    aio_pika.Message(
-                        body=envelope.body,
-                        content_type=CONTENT_TYPE,
-                        delivery_mode=DeliveryMode.PERSISTENT,
-                        message_id=envelope.id,
-                        type=envelope.type,
-                        timestamp=envelope.time,
-                        app_id="bench",
-                    ),
+                    to_message(envelope),  # the hub's own messages: same properties
                     envelope.routing_key,
                     mandatory=True,
                 )

@@ -148,12 +148,12 @@ def _storage(
 async def _prune_forever(journal: Journal, settings: Settings, *, forwarding: bool) -> None:
     """Applies the retention now, then every hour (with a broker, to forwarded events only)."""
     while True:
-        forwarded = progress.read(settings.data_dir) if forwarding else None
+        up_to = None  # without a broker, every old event goes
+        if forwarding:
+            forwarded = progress.read(settings.data_dir)
+            up_to = forwarded.cursor if forwarded is not None else 0
         try:
-            deleted = await journal.prune(
-                time.time() - settings.retention,
-                forwarded_up_to=(forwarded.cursor if forwarded else 0) if forwarding else None,
-            )
+            deleted = await journal.prune(time.time() - settings.retention, forwarded_up_to=up_to)
         except SinkUnavailable as exc:
             log.warning("journal retention not applied: %s", exc.reason)
         else:
