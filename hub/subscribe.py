@@ -53,8 +53,8 @@ from sinks.rabbitmq import DEFAULT_EXCHANGE, declare_topology, stream_name
 log = logging.getLogger(__name__)
 
 GIVEN_UP_AFTER = 5
-"""Seconds with the connection up and the channel closed before the subscription opens a new one
-(aio-pika restores a channel within about a second after a reconnection)."""
+"""Seconds without a consumer before the subscription connects again by itself (aio-pika restores
+a consumer within about a second after a reconnection, when it does)."""
 
 Offset: TypeAlias = Literal["first", "last", "next"] | int | datetime
 """Where to start reading the stream: its first event, its last, the next one, an offset, or
@@ -227,43 +227,49 @@ class Subscription:
 
     async def open(self) -> None:
         """Connects, declares what the subscription needs and starts consuming."""
+        await self._connect()
+        self._watch = asyncio.get_running_loop().create_task(self._watch_consumer())
+
+    async def _connect(self) -> None:
         self._connection = await aio_pika.connect_robust(
             self.url,
             reconnect_interval=1.0,  # a subscriber wants its events back soon after a restart
             client_properties={"connection_name": "callback-hub subscriber"},
         )
         await self._consume()
-        self._watch = asyncio.get_running_loop().create_task(self._watch_channel())
 
-    async def _watch_channel(self) -> None:
-        """Opens a new channel when the connection is back but its channel is not.
+    async def _watch_consumer(self) -> None:
+        """Connects again, from scratch, when nothing has been consuming for a while.
 
-        aio-pika gives up on a channel whose restoration failed: after a broker restart, a
-        stream may not be up yet when the connection is (NOT_FOUND), and the subscription would
-        then wait for ever, its channel closed or open without a consumer (both seen in CI).
-        Events read again are recognized by id."""
-        closed_for = 0  # seconds the connection has been up with no consumer on the channel
+        aio-pika can give up restoring a consumer: after a broker restart, a stream may not be
+        up yet when the connection is (NOT_FOUND), and the subscription would then wait for
+        ever, its channel closed or open without a consumer, its connection idle (all seen in
+        CI). A new connection does not depend on that state. Events read again are recognized
+        by id."""
+        idle_for = 0  # seconds without a consumer
+        said = False
         while True:
             await asyncio.sleep(1.0)
-            connection, channel = self._connection, self._channel
-            if connection is None or channel is None or await _consuming(channel):
-                closed_for = 0
+            channel = self._channel
+            if channel is not None and await _consuming(channel):
+                idle_for, said = 0, False
                 continue
-            if connection.is_closed or not connection.connected.is_set():
-                closed_for = 0  # aio-pika is reconnecting: it restores the channel itself
-                continue
-            closed_for += 1
-            if closed_for < GIVEN_UP_AFTER:  # it may still be restoring it: two consumers on
-                continue  # one queue would interleave its events
-            with contextlib.suppress(Exception):  # for good: aio-pika must not restore it
-                async with asyncio.timeout(5.0):
-                    await channel.close()
+            idle_for += 1
+            if idle_for < GIVEN_UP_AFTER:  # aio-pika may still be restoring it: two consumers
+                continue  # on one queue would interleave its events
+            old, self._connection = self._connection, None
+            if old is not None:
+                with contextlib.suppress(Exception):  # for good: aio-pika must not restore it
+                    async with asyncio.timeout(5.0):
+                        await old.close()
             try:
                 async with asyncio.timeout(10.0):
-                    await self._consume()
-                log.info("subscription %s: reading again on a new channel", self.queue_name)
+                    await self._connect()
+                log.info("subscription %s: reading again on a new connection", self.queue_name)
             except (AMQPError, OSError, SubscribeError, TimeoutError) as exc:
-                log.warning("subscription %s: no new channel yet (%r)", self.queue_name, exc)
+                if not said:
+                    log.warning("subscription %s: not reading (%r), retrying", self.queue_name, exc)
+                    said = True
 
     async def _consume(self) -> None:
         assert self._connection is not None

@@ -434,7 +434,7 @@ async def test_a_subscription_whose_channel_is_gone_reads_on_a_new_one(
     sink, rabbit, exchange_name
 ) -> None:
     """The state aio-pika can leave after a broker restart (seen in CI): the connection is back,
-    the channel is closed for good. The subscription opens a new channel and goes on."""
+    the channel is closed for good. The subscription connects again and goes on."""
     name = f"{exchange_name}.orphaned"
     before, after = event(1), event(2)
     async with Subscription(rabbit.url, exchange=exchange_name, queue=name) as subscription:
