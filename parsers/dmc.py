@@ -1,8 +1,8 @@
 """DMC, SFR Business "Diffusion Multi Canal" (seed 001, section 2.9): CRA pushed by HTTP POST.
 
 One callback, ``cra``: DMC POSTs a raw (not form-encoded) ``status_report`` to the URL given when
-the service is set up, as XML (the seed) or as JSON (SFR's help pages; shape in PROVIDERS.md). A
-body whose first non-blank byte is ``{`` is JSON, anything else XML.
+the service is set up, as XML (the seed) or as JSON (SFR's help pages; the shape is in
+``docs/providers.md``). A body whose first non-blank byte is ``{`` is JSON, anything else XML.
 
 - ``<status_report username="SERVICE_ID">`` holds one or several media elements (``sms``, ``mms``,
   ``mail``, ``fax``, ``call``, ``notif``), each with ``to status call_id broadcast_id contact_id

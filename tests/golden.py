@@ -9,9 +9,10 @@ must make of it::
      "reply": {"status": 200, "body": "validation"},
      "events": [<CloudEvents JSON documents>]}       # or "error": "<PayloadError reason>"
 
-Cases named ``seed-*`` are samples copied from the provider's seed: a test checks that their input
-stands in the seed text. ``pdf-*`` cases follow a sample the seed's extraction lost (given in
-``shared/PROVIDERS.md`` from the published PDF).
+Cases named ``seed-*`` are samples copied from the provider's document: a document check
+(``tests/test_provider_docs.py``, opt-in) shows that their input stands in the document's text.
+``pdf-*`` cases follow a sample the text extraction lost, copied from the published PDF (see
+``docs/providers.md``).
 
 ``python -m tests.golden PATH.json`` prints what the parser makes of a case, to help write one;
 what it prints must be checked against the seed by hand before it becomes the expected result.

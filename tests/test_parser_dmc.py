@@ -1,8 +1,8 @@
-"""DMC parser: what the golden cases do not show well (tables against the seed, dates, limits)."""
+"""DMC parser: what the golden cases do not show well (tables against the document's annex 5.4
+and section 2.9, transcribed in ``tests/docfacts/dmc.json``; dates, limits)."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,29 +15,11 @@ from hub.errors import PayloadError, SinkUnavailable
 from hub.models import Channel, Kind, Provider, RawRequest, State
 from parsers import dmc
 from parsers.base import load_tables
+from tests.provider_docs import facts
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "001_a49677c959c6f70c.txt"
+FACTS = facts(Provider.DMC)
 RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 TABLES = load_tables(Provider.DMC)
-
-ANNEX_TABLES = {
-    "5.4.1": "cra_sms",
-    "5.4.2": "cra_mms",
-    "5.4.3": "cra_vocal",
-    "5.4.4": "cra_fax",
-    "5.4.5": "cra_email",
-    "5.4.6": "cra_notif",
-    "5.4.7": "cra_all",
-}
-
-
-def _seed() -> str:
-    return SEED.read_text(encoding="utf-8")
-
-
-def _section(text: str, start: str, end: str) -> str:
-    begin = text.index(start)
-    return text[begin : text.index(end, begin)]
 
 
 def _request(body: bytes | str) -> RawRequest:
@@ -58,43 +40,34 @@ def _sms(status: str = "SENT", date: str = "2014-07-11 09:52:12", inner: str = "
     )
 
 
-# -- the code tables against the seed ---------------------------------------------------------
+# -- the code tables against the document ------------------------------------------------------
 
 
 def _annex_codes() -> dict[str, set[str]]:
-    annex = _section(_seed(), "## 5.4 LISTE DES COMPTE-RENDUS", "## 5.5")
-    parts = re.split(r"^#+ (5\.4\.\d) ", annex, flags=re.MULTILINE)
-    codes: dict[str, set[str]] = {}
-    for number, body in zip(parts[1::2], parts[2::2], strict=True):
-        found = re.findall(r"^(CRA_[A-Z_]+(?:\{DETAIL\})?)\t", body, flags=re.MULTILINE)
-        codes[ANNEX_TABLES[number]] = set(found)
-    return codes
+    """The codes of each table of annex 5.4 (5.4.1 SMS to 5.4.7 all media)."""
+    return {table: set(codes) for table, codes in FACTS["annex_5_4"].items()}
 
 
 def test_every_annex_5_4_code_is_mapped() -> None:
     codes = _annex_codes()
-    assert set(codes) == set(ANNEX_TABLES.values())
+    media = ["sms", "mms", "vocal", "fax", "email", "notif", "all"]
+    assert set(codes) == {f"cra_{medium}" for medium in media}
     for table, names in codes.items():
-        assert len(names) >= 10, f"{table}: the seed regex found too few codes"
+        assert len(names) >= 10, f"{table}: the annex regex found too few codes"
         missing = names - set(TABLES[table])
-        assert not missing, f"{table}: codes of the seed without mapping: {sorted(missing)}"
+        assert not missing, f"{table}: codes of the annex without mapping: {sorted(missing)}"
 
 
-def test_annex_code_count_matches_the_seed() -> None:
+def test_annex_code_count_matches_the_document() -> None:
     codes = _annex_codes()
     extra = {t: set(TABLES[t]) - codes[t] for t in codes}
-    # the one alias: the seed spells the MMS code TEMPOPERORROR; the regular spelling is accepted
+    # the one alias: the document spells the MMS code TEMPOPERORROR; the regular spelling is too
     assert extra == {t: set() for t in codes} | {"cra_mms": {"CRA_MMS_TEMPOPERERROR"}}
 
 
 def test_every_status_of_section_2_9_is_mapped() -> None:
-    section = _section(_seed(), "## 2.9 RECEPTION DES CRA", "## 2.10")
-    listed = {
-        name
-        for names in re.findall(r"^- \*\*([A-Z/]+)\*\* :", section, flags=re.MULTILINE)
-        for name in names.split("/")
-    }
-    in_samples = set(re.findall(r'(?:type|status)="([A-Z]+)"', section))
+    listed = set(FACTS["statuses_listed_2_9"])
+    in_samples = set(FACTS["statuses_in_samples_2_9"])
     assert len(listed) >= 9
     assert "CLICK" in in_samples
     missing = (listed | in_samples) - set(TABLES["status"])

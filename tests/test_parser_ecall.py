@@ -1,11 +1,10 @@
-"""eCall parser: what the golden cases do not show well, the code tables against the seed, and
-arbitrary input."""
+"""eCall parser: what the golden cases do not show well, the code tables against the document
+(transcribed in ``tests/docfacts/ecall.json``), and arbitrary input."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -15,8 +14,9 @@ from hub.errors import PayloadError, SinkUnavailable
 from hub.models import Failure, Kind, Provider, RawRequest, State
 from parsers import ecall
 from parsers.base import load_tables
+from tests.provider_docs import facts
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "003_39674dc9916ea025.txt"
+FACTS = facts(Provider.ECALL)
 RECEIVED = datetime(2026, 1, 1, tzinfo=UTC)
 FORM = "application/x-www-form-urlencoded"
 NOTIFICATION = (
@@ -52,48 +52,38 @@ def parse_one(query: bytes = b"", body: bytes = b"", content_type: str = ""):
     return events[0]
 
 
-# -- status tables against the seed ----------------------------------------------------------
+# -- status tables against the document -------------------------------------------------------
 
-# table in the TOML → (the section heading in the seed, the caption that closes the table)
-SEED_TABLES = {
-    "notification": ("3.8.1 Tableau de notification", "Tableau : Codes de résultat de la notif"),
-    "sms": ("3.5.3.1 Codes d'état messages textuels", "Tableau : Codes d'état SMS / Pager"),
-    "voice": ("3.5.3.2 Codes d'état messages vocaux", "Tableau : Codes d'état messages vocaux"),
-    "fax": ("3.5.3.3 Codes d'état messages fax", "Tableau : Codes d'état messages fax"),
-    "mms": ("3.5.3.4 Codes d'état messages multimédias", "Tableau : Codes d'état messages multi"),
-    "result": ("4.2 eCall ResultCodes", "Tableau : Codes de résultat eCall"),
-}
-ROW = re.compile(r"^(-?\d+)\t([^\t\n]*)\t([^\t\n]*)$", re.MULTILINE)
+# the tables of the document: notification (3.8.1), status codes of SMS, voice, fax and MMS
+# messages (3.5.3.1 to 3.5.3.4), eCall result codes (4.2)
+TABLES = ["notification", "sms", "voice", "fax", "mms", "result"]
 
 
-def seed_rows(table: str) -> dict[str, tuple[str, str]]:
-    """Code → (status text, description) of a table, read from the seed's own section."""
-    seed = SEED.read_text(encoding="utf-8")
-    heading, caption = SEED_TABLES[table]
-    end = seed.index(caption)  # the first caption closes the table (the last one is the index)
-    start = seed.rindex(heading, 0, end)  # the heading nearest above it (not the contents list)
-    return {m[1]: (m[2].strip(), m[3].strip()) for m in ROW.finditer(seed, start, end)}
+def doc_rows(table: str) -> dict[str, tuple[str, str]]:
+    """Code → (status text, description) of a table of the document."""
+    return {code: (row["status"], row["fr"]) for code, row in FACTS[table].items()}
 
 
-@pytest.mark.parametrize("table", SEED_TABLES)
-def test_every_seed_code_is_mapped(table: str) -> None:
-    rows = seed_rows(table)
+@pytest.mark.parametrize("table", TABLES)
+def test_every_document_code_is_mapped(table: str) -> None:
+    rows = doc_rows(table)
     assert len(rows) >= 5  # the regex did find the table
     missing = sorted(set(rows) - set(load_tables(Provider.ECALL)[table]))
     assert not missing, f"codes of table {table} with no mapping: {missing}"
 
 
-@pytest.mark.parametrize("table", SEED_TABLES)
-def test_no_code_is_invented_and_fr_is_the_seeds_description(table: str) -> None:
-    rows = seed_rows(table)
+@pytest.mark.parametrize("table", TABLES)
+def test_no_code_is_invented_and_fr_is_the_documents_description(table: str) -> None:
+    rows = doc_rows(table)
     for code, entry in load_tables(Provider.ECALL)[table].items():
-        assert code in rows, f"{table}/{code} is not in the seed"
+        assert code in rows, f"{table}/{code} is not in the document"
         assert entry.fr == rows[code][1], f"{table}/{code}"
 
 
-def test_seed_table_sizes() -> None:
-    sizes = {table: len(seed_rows(table)) for table in SEED_TABLES}
+def test_document_table_sizes() -> None:
+    sizes = {table: len(doc_rows(table)) for table in TABLES}
     assert sizes == {"notification": 5, "sms": 27, "voice": 10, "fax": 26, "mms": 25, "result": 17}
+    assert set(FACTS) == set(TABLES)
 
 
 def test_failures_have_a_failure_class_and_others_none() -> None:

@@ -1,7 +1,8 @@
 """eCampaign parser: what the golden cases do not show well.
 
-The state table is checked against the seed's own annex "États de remise", and the tracking
-sample (lost in the seed's extraction) against the one PROVIDERS.md gives from the PDF.
+The state table is checked against the annex "États de remise" of PROSOLUCE's document, as
+transcribed in ``tests/docfacts/ecampaign.json``, and the tracking case against the sample of the
+published PDF (lost in the document's text extraction; see ``docs/providers.md``).
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ from hub.errors import PayloadError
 from hub.models import Channel, Kind, Provider, RawRequest, State
 from parsers import ecampaign
 from parsers.base import OK_REPLY, decode_query, load_tables
+from tests.provider_docs import facts
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SEED = SHARED / "seeds" / "000_ae6fdf2cfca40d7a.txt"
+FACTS = facts(Provider.ECAMPAIGN)
 PAYLOADS = Path(__file__).parent / "payloads" / "ecampaign"
 RECEIVED = datetime(2026, 1, 1, tzinfo=UTC)
 
-# the seed's "Canal" column → the channel the table must give (None: no override)
-SEED_CHANNELS = {"Tous": None, "Appels": Channel.VOICE, "Mail": Channel.MAIL, "FAX": Channel.FAX}
-# a line of the annex: "8, 9 ou 10<TAB>Tous<TAB>Remise impossible", "2X<TAB>Appels<TAB>Choix n°X..."
-ANNEX_LINE = re.compile(r"^(\d+(?:(?:, | ou | et )\d+)*|2X)\t(\w+)\t(.+?)\s*$", re.MULTILINE)
+# the annex's "Canal" column → the channel the table must give (None: no override)
+ANNEX_CHANNELS = {"Tous": None, "Appels": Channel.VOICE, "Mail": Channel.MAIL, "FAX": Channel.FAX}
+# The tracking sample of the published PDF (v3.39, "Réponse asynchrone (suivi des envois)", p.18),
+# which the text extraction of the document lost:
+PDF_TRACKING_SAMPLE = (
+    '<?xml version="1.0"?><ecampaign><msgid>ID_MESSAGE</msgid><state>CODE_ETAT</state>'
+    "<timestamp>DATE_HEURE</timestamp></ecampaign>"
+)
 
 
 def request(
@@ -58,44 +63,39 @@ def reason(xml: str | None, *, body: bytes | None = None) -> str:
     return info.value.reason
 
 
-# -- the state table against the seed ---------------------------------------------------------
+# -- the state table against the annex ---------------------------------------------------------
 
 
-def seed_annex() -> list[tuple[list[str], str, str]]:
-    """(codes, channel column, French description) of each line of the annex in the seed."""
-    text = SEED.read_text(encoding="utf-8")
-    annex = text[text.rindex("États de remise") :]
-    rows = []
-    for first, channel, description in ANNEX_LINE.findall(annex):
-        codes = [str(n) for n in range(20, 30)] if first == "2X" else re.findall(r"\d+", first)
-        rows.append((codes, channel, description))
-    return rows
+def annex() -> list[tuple[list[str], str, str]]:
+    """(codes, channel column, French description) of each line of the annex."""
+    return [(row["codes"], row["channel"], row["fr"]) for row in FACTS["state_annex"]]
 
 
-def test_annex_is_found_in_the_seed() -> None:
-    codes = [code for row in seed_annex() for code in row[0]]
+def test_the_annex_lists_47_codes() -> None:
+    codes = [code for row in annex() for code in row[0]]
     assert len(codes) == 47  # 1-4, 7-17, 20-29, 40-46, 50-64
-    assert {"1", "4", "17", "20", "29", "46", "50", "64"} <= set(codes)
+    expected = [*range(1, 5), *range(7, 18), *range(20, 30), *range(40, 47), *range(50, 65)]
+    assert sorted(codes, key=int) == [str(n) for n in expected]
 
 
-def test_every_seed_state_code_is_mapped() -> None:
+def test_every_annex_state_code_is_mapped() -> None:
     table = load_tables(Provider.ECAMPAIGN)["state"]
-    missing = [code for codes, _, _ in seed_annex() for code in codes if code not in table]
+    missing = [code for codes, _, _ in annex() for code in codes if code not in table]
     assert missing == []
 
 
-def test_table_channels_and_words_are_the_seeds() -> None:
+def test_table_channels_and_words_are_the_annexs() -> None:
     table = load_tables(Provider.ECAMPAIGN)["state"]
-    for codes, channel, description in seed_annex():
+    for codes, channel, description in annex():
         for code in codes:
-            assert table[code].channel is SEED_CHANNELS[channel], code
+            assert table[code].channel is ANNEX_CHANNELS[channel], code
             if not description.startswith("Choix"):
                 assert table[code].fr == description, code
 
 
-def test_table_holds_only_the_seed_codes() -> None:
-    seed_codes = {code for codes, _, _ in seed_annex() for code in codes}
-    assert set(load_tables(Provider.ECAMPAIGN)["state"]) == seed_codes
+def test_table_holds_only_the_annex_codes() -> None:
+    annex_codes = {code for codes, _, _ in annex() for code in codes}
+    assert set(load_tables(Provider.ECAMPAIGN)["state"]) == annex_codes
 
 
 def test_interactions_are_the_codes_where_the_recipient_acts() -> None:
@@ -111,24 +111,20 @@ def test_failures_say_whether_trying_again_could_help() -> None:
         assert (entry.failure is not None) == (entry.state is State.FAILED), code
 
 
-# -- samples: what the seed holds and what it lost ----------------------------------------------
+# -- samples: what the document holds and what it lost ------------------------------------------
 
 
-def test_the_seed_holds_no_callback_sample() -> None:
+def test_the_document_holds_no_callback_sample() -> None:
     """Why there is no ``seed-*`` case: both callback samples were lost in the extraction."""
-    text = SEED.read_text(encoding="utf-8")
-    assert "<timestamp>" not in text
-    assert "importFromXml" not in text
+    assert FACTS["has_tracking_sample"] is False
+    assert FACTS["has_import_sample"] is False
 
 
 def test_pdf_tracking_case_has_the_shape_of_the_pdf_sample() -> None:
-    providers = (SHARED / "PROVIDERS.md").read_text(encoding="utf-8")
-    sample = re.search(r"`(<\?xml[^`]*<msgid>ID_MESSAGE</msgid>[^`]*)`", providers)
-    assert sample is not None
     body = (PAYLOADS / "pdf-tracking.body").read_bytes()
     xml = decode_query(body)["xml"]
     tags = re.compile(r"</?\w+>")
-    assert tags.findall(xml) == tags.findall(sample.group(1))
+    assert tags.findall(xml) == tags.findall(PDF_TRACKING_SAMPLE)
     assert xml.startswith('<?xml version="1.0"?><ecampaign><msgid>')
 
 

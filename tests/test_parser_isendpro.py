@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -15,8 +13,9 @@ from hub.errors import PayloadError
 from hub.models import Failure, Kind, Provider, RawRequest, State
 from parsers import isendpro
 from parsers.base import load_tables
+from tests.provider_docs import facts
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "002_00a384ccbf66724e.txt"
+FACTS = facts(Provider.ISENDPRO)
 RECEIVED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -50,31 +49,23 @@ def one(query: bytes):
     return event
 
 
-# -- the seed's tables, every code mapped -------------------------------------------------
-
-
-def seed_section(start: str, end: str) -> str:
-    text = SEED.read_text(encoding="utf-8")
-    return text[text.rindex(start) : text.rindex(end)]
+# -- the document's annexes (tests/docfacts/isendpro.json), every code mapped ------------------
 
 
 def test_every_sfr_orange_code_of_annex_5_is_mapped() -> None:
-    section = seed_section("5 - Liste des codes erreurs présent", "6 - Liste des codes erreurs")
-    codes = re.findall(r"^.+\t(\d{3})$", section, flags=re.M)
+    codes = FACTS["error_sfr_orange"]
     assert len(codes) == 46
     assert set(codes) == set(load_tables(Provider.ISENDPRO)["error_sfr_orange"])
 
 
 def test_every_bouygues_code_of_annex_6_is_mapped() -> None:
-    section = seed_section("6 - Liste des codes erreurs présent", "7 - Liste des codes erreurs")
-    codes = re.findall(r"^(\d{4,5}|[A-Z0-9]+(?:-[A-Z0-9]+)+|PT03PushSMS\d+)\t", section, flags=re.M)
+    codes = FACTS["error_bouygues"]
     assert len(codes) == 16
     assert set(codes) == set(load_tables(Provider.ISENDPRO)["error_bouygues"])
 
 
 def test_every_free_state_of_annex_7_is_mapped() -> None:
-    section = seed_section("7 - Liste des codes erreurs présent", "8 - Support technique")
-    codes = re.findall(r"^[A-Z]+\t(\d)\t", section, flags=re.M)
+    codes = FACTS["error_free"]
     assert codes == [str(i) for i in range(1, 9)]
     assert set(codes) == set(load_tables(Provider.ISENDPRO)["error_free"])
 

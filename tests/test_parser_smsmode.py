@@ -1,10 +1,9 @@
-"""sMsmode parser: code tables against the seed, time formats, v2 webhook edges, robustness."""
+"""sMsmode parser: code tables against the document (transcribed in
+``tests/docfacts/smsmode.json``), time formats, v2 webhook edges, robustness."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlencode
 
 import orjson
@@ -16,10 +15,10 @@ from hub.errors import PayloadError, SinkUnavailable
 from hub.models import Event, Failure, Provider, RawRequest, State
 from parsers import smsmode
 from parsers.base import load_tables
+from tests.provider_docs import facts
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "004_b5f748c5600f4958.txt"
+FACTS = facts(Provider.SMSMODE)
 RECEIVED = datetime(2026, 1, 1, tzinfo=UTC)
-STATUS_HEADER = "| CODE STATUT | DESCRIPTION |"
 
 # Codes of item 11's table that answer the smsStatus.do request itself and are never the status
 # of a message: each with a word of its description, to prove which row is meant.
@@ -44,58 +43,35 @@ def _one(request: RawRequest) -> Event:
     return events[0]
 
 
-# -- the status tables of the seed --------------------------------------------------------------
+# -- the status tables of the document ---------------------------------------------------------
 
 
-def _rows(block: str) -> list[tuple[str, str]]:
-    """``(code, description)`` of every numeric row of the markdown tables in ``block``."""
-    return re.findall(r"^\|\s*(\d+)\s*\|\s*(.*?)\s*\|\s*$", block, flags=re.MULTILINE)
+def _pairs(rows: list[list[str]]) -> list[tuple[str, str]]:
+    return [(code, description) for code, description in rows]
 
 
-def _table_after(text: str, start: int) -> str:
-    """The markdown table that begins at ``start``: its consecutive ``|`` lines."""
-    lines = []
-    for line in text[start:].splitlines():
-        if not line.startswith("|"):
-            break
-        lines.append(line)
-    return "\n".join(lines)
-
-
-@pytest.fixture(scope="module")
-def seed() -> str:
-    return SEED.read_text(encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def annex(seed: str) -> list[tuple[str, str]]:
-    """The annex "Liste récapitulative des statuts des SMS retournés": the seed's last table."""
-    assert seed.count(STATUS_HEADER) == 2
-    rows = _rows(_table_after(seed, seed.rindex(STATUS_HEADER)))
-    assert len(rows) == 38
-    return rows
-
-
-def test_every_annex_code_is_mapped_with_the_seed_words(annex: list[tuple[str, str]]) -> None:
+def test_every_annex_code_is_mapped_with_the_documents_words() -> None:
+    """The annex "Liste récapitulative des statuts des SMS retournés": the document's last table."""
+    annex = _pairs(FACTS["annex"])
+    assert FACTS["status_tables"] == 2
+    assert len(annex) == 38
     table = load_tables(Provider.SMSMODE)["statut"]
     missing = [code for code, _ in annex if code not in table]
     assert missing == []
     assert {code: table[code].fr for code, _ in annex} == dict(annex)
 
 
-def test_every_code_of_the_delivery_report_table_is_mapped(seed: str) -> None:
+def test_every_code_of_the_delivery_report_table_is_mapped() -> None:
     """Item 4 (compteRendu.do): the statuses of a delivery report."""
-    rows = _rows(_table_after(seed, seed.index(STATUS_HEADER)))
+    rows = _pairs(FACTS["delivery_report_statuses"])
     assert [code for code, _ in rows] == ["0", "2", "11", "13", "34", "35"]
     table = load_tables(Provider.SMSMODE)["statut"]
     assert [code for code, _ in rows if code not in table] == []
 
 
-def test_every_status_of_the_sms_status_tables_is_mapped(seed: str) -> None:
+def test_every_status_of_the_sms_status_tables_is_mapped() -> None:
     """Item 11 (smsStatus.do): every code is mapped, but the request's own errors 32 and 61."""
-    end = seed.index("L'interface HTTP permet de recevoir une notification")
-    section = seed[seed.index("smsStatus.do?") : end]
-    rows = _rows(section)
+    rows = _pairs(FACTS["sms_status_rows"])
     assert len(rows) >= 20
     table = load_tables(Provider.SMSMODE)["statut"]
     unmapped = {code: text for code, text in rows if code not in table}
@@ -154,7 +130,7 @@ def test_bad_http_api_callbacks_are_refused(query: bytes, reason: str) -> None:
 
 
 def test_an_unlisted_code_of_the_35xx_range_is_unknown() -> None:
-    """The seed lists codes, not ranges: an unlisted 3550 is not guessed."""
+    """The document lists codes, not ranges: an unlisted 3550 is not guessed."""
     event = _one(_request("delivery", query=b"statut=3550&date_reception=2024-01-02+03%3A04%3A05"))
     assert event.data.state is State.UNKNOWN
     assert event.data.status is not None
