@@ -46,20 +46,12 @@ from hub.models import (
     RawRequest,
     State,
 )
-from parsers.base import (
-    PARIS,
-    Callback,
-    TableEntry,
-    bad_request,
-    load_tables,
-    local_time,
-    ok,
-    optional,
-    parse_xml,
-    to_e164,
-    to_utc,
-    unavailable,
-)
+from parsers.base import Callback, bad_request, ok, unavailable
+from parsers.phones import to_e164
+from parsers.tables import FAILURES, UNKNOWN, TableEntry, code_of, load_tables
+from parsers.text import optional, without_bom
+from parsers.times import PARIS, iso_time, local_time
+from parsers.xml import parse_xml
 
 PROVIDER = Provider.DMC
 CALLBACKS: Sequence[Callback] = (
@@ -83,7 +75,6 @@ _CODE_TABLES: Mapping[str, str] = {
     "mail": "cra_email",
     "notif": "cra_notif",
 }
-_FAILURES = frozenset({State.FAILED, State.EXPIRED, State.CANCELLED})
 _CHILDREN = ("status_list", "vxml_info", "transfer")
 _MAX_DEPTH = 8
 """Deeper than any report DMC sends (report, medium, history, status): refused."""
@@ -121,7 +112,7 @@ class _Report:
 
 
 def parse(request: RawRequest) -> list[Event]:
-    body = request.body.removeprefix(b"\xef\xbb\xbf").lstrip()
+    body = without_bom(request.body).lstrip()
     report = _json_report(body) if body.startswith(b"{") else _xml_report(request.body)
     return [_event(report.username, medium, request) for medium in report.media]
 
@@ -197,7 +188,7 @@ def _json_report(body: bytes) -> _Report:
         if tag not in header
         for item in (value if isinstance(value, list) else [value])
     ]
-    return _Report(_text(report.get("username")), media)
+    return _Report(_as_attribute(report.get("username")), media)
 
 
 def _json_medium(tag: str, item: JsonValue, header: dict[str, JsonValue]) -> _Medium:
@@ -229,10 +220,12 @@ def _json_child(item: Mapping[str, JsonValue], name: str) -> dict[str, str] | No
 
 def _texts(values: Mapping[str, JsonValue]) -> dict[str, str]:
     """The scalar values of a JSON object as text, the way XML attributes would carry them."""
-    return {k: text for k, v in values.items() if (text := _text(v)) is not None}
+    return {k: text for k, v in values.items() if (text := _as_attribute(v)) is not None}
 
 
-def _text(value: JsonValue) -> str | None:
+def _as_attribute(value: JsonValue) -> str | None:
+    """A JSON scalar as the text an XML attribute would carry (``true``/``false`` for booleans);
+    ``None`` for null, objects and lists."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str | int | float):
@@ -275,8 +268,9 @@ def _event(username: str | None, medium: _Medium, request: RawRequest) -> Event:
     code = optional(current, "code")
     code_entry = _code_entry(medium.tag, code)
     entry = _outcome(status_entry, code_entry)
-    state = entry.state if entry else State.UNKNOWN
-    kind = entry.kind if entry and entry.kind else Kind.DELIVERY
+    known = entry or UNKNOWN
+    state = known.state
+    kind = known.kind or Kind.DELIVERY
     inbound = kind is Kind.INBOUND
     details = _details(username, medium, current, inbound=inbound)
     error = _error(code, code_entry, state, details)
@@ -287,14 +281,14 @@ def _event(username: str | None, medium: _Medium, request: RawRequest) -> Event:
         channel=medium.channel,
         kind=kind,
         state=state,
-        final=entry.final if entry else False,
+        final=known.final,
         failure=_failure(state, entry, code_entry),
         message_id=None if inbound else call_id,
         reference=optional(medium.fields, "ref_externe"),
         related_message_id=call_id if inbound else None,
         recipient=None if inbound else address,
         sender=address if inbound else None,
-        status=Code.trusted(code=status, meaning=status_entry.meaning if status_entry else None),
+        status=code_of(status, status_entry),
         error=error,
         text=current.get("info", "") if inbound else None,
         details=details,
@@ -344,11 +338,11 @@ def _error(
     and so does the parameter of a ``CRA_NAME{...}`` code."""
     if code is None:
         return None
-    found = Code.trusted(code=code, meaning=entry.meaning if entry else None)
+    found = code_of(code, entry)
     match = _DETAIL_CODE.fullmatch(code)
     if match:
         details["code_detail"] = match["detail"]
-    if state in _FAILURES or state is State.UNKNOWN:
+    if state in FAILURES or state is State.UNKNOWN:
         return found
     details["code"] = {"code": found.code, "meaning": found.meaning}  # found.model_dump()
     return None
@@ -356,7 +350,7 @@ def _error(
 
 def _failure(state: State, entry: TableEntry | None, code: TableEntry | None) -> Failure | None:
     """The failure class: the code's when it tells one, else the status's."""
-    if state not in _FAILURES:
+    if state not in FAILURES:
         return None
     return (code.failure if code else None) or (entry.failure if entry else None)
 
@@ -366,7 +360,7 @@ def _outcome(status: TableEntry | None, code: TableEntry | None) -> TableEntry |
     the code alone when the status is unknown."""
     if status is None:
         return code
-    if status.state is State.FAILED and code is not None and code.state in _FAILURES:
+    if status.state is State.FAILED and code is not None and code.state in FAILURES:
         return code
     return status
 
@@ -481,11 +475,7 @@ def _time(value: str) -> datetime:
     if stamp and zone is not None:
         return local_time(stamp, _LOCAL_FORMATS, zone)
     if "T" in text:
-        try:
-            when = datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise PayloadError(f"unreadable time {value!r}", reason="bad_timestamp") from exc
-        return to_utc(when if when.tzinfo is not None else when.replace(tzinfo=PARIS))
+        return iso_time(text, PARIS)
     return local_time(text, _LOCAL_FORMATS, PARIS)
 
 

@@ -60,19 +60,11 @@ from hub.models import (
     Reply,
     State,
 )
-from parsers.base import (
-    OK_REPLY,
-    ZURICH,
-    Callback,
-    TableEntry,
-    decode_query,
-    load_tables,
-    local_time,
-    optional,
-    required,
-    to_e164,
-    unavailable,
-)
+from parsers.base import OK_REPLY, Callback, unavailable
+from parsers.phones import to_e164
+from parsers.tables import UNKNOWN, TableEntry, code_of, load_tables
+from parsers.text import decode_query, optional, required
+from parsers.times import ZURICH, local_time
 
 PROVIDER = Provider.ECALL
 CALLBACKS: Sequence[Callback] = (
@@ -201,7 +193,7 @@ def _notification(fields: _Fields, request: RawRequest) -> Event:
     result_text = optional(fields.named, "resulttext")
     when = _timestamp(fields)
     entry = load_tables(PROVIDER)["notification"].get(code)
-    state = entry.state if entry else State.UNKNOWN
+    state = (entry or UNKNOWN).state
     error, detail = _error(result_text) if state is State.FAILED else (None, None)
     details: dict[str, JsonValue] = {"result_text": result_text} if result_text else {}
     data = EventData.trusted(
@@ -209,11 +201,11 @@ def _notification(fields: _Fields, request: RawRequest) -> Event:
         channel=Channel.SMS,
         kind=Kind.DELIVERY,
         state=state,
-        final=entry.final if entry else False,
+        final=(entry or UNKNOWN).final,
         failure=_failure(entry, detail),
         reference=_job_id(fields),
         recipient=to_e164(_present(fields, "number"), "CH"),
-        status=Code.trusted(code=code, meaning=entry.meaning if entry else None),
+        status=code_of(code, entry),
         error=error,
         details=details | _timestamp_details(when),
         raw=dict(fields.raw),
@@ -230,14 +222,14 @@ def _error(result_text: str | None) -> tuple[Code | None, TableEntry | None]:
     code = found.group(1)
     tables = load_tables(PROVIDER)
     detail = next((tables[t][code] for t in _ERROR_TABLES if code in tables[t]), None)
-    return Code.trusted(code=code, meaning=detail.meaning if detail else None), detail
+    return code_of(code, detail), detail
 
 
 def _failure(entry: TableEntry | None, detail: TableEntry | None) -> Failure | None:
     """The failure class of the error named in ResultText when known, else the ResultCode's."""
     if detail is not None and detail.state is State.FAILED and detail.failure is not None:
         return detail.failure
-    return entry.failure if entry else None
+    return (entry or UNKNOWN).failure
 
 
 # -- answer -----------------------------------------------------------------------------------

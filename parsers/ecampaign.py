@@ -51,18 +51,11 @@ from pydantic import JsonValue
 
 from hub.errors import PayloadError
 from hub.models import Channel, Code, Event, EventData, Kind, Provider, RawRequest, State
-from parsers.base import (
-    PARIS,
-    Callback,
-    bad_request,
-    decode_query,
-    load_tables,
-    local_time,
-    ok,
-    parse_xml,
-    required,
-    unavailable,
-)
+from parsers.base import Callback, bad_request, ok, unavailable
+from parsers.tables import UNKNOWN, code_of, load_tables
+from parsers.text import decode_query, required
+from parsers.times import PARIS, local_time
+from parsers.xml import parse_xml
 
 PROVIDER = Provider.ECAMPAIGN
 CALLBACKS: Sequence[Callback] = (
@@ -176,17 +169,17 @@ def _tracking(group: Group, request: RawRequest) -> Event:
     if not code:
         raise PayloadError("empty state", reason="missing_field")
     entry = load_tables(PROVIDER)["state"].get(code)
-    state = entry.state if entry else State.UNKNOWN
+    known = entry or UNKNOWN
     data = EventData.trusted(
         provider=PROVIDER,
-        channel=entry.channel if entry and entry.channel else Channel.SMS,
-        kind=entry.kind if entry and entry.kind else Kind.DELIVERY,
-        state=state,
-        final=entry.final if entry else False,
-        failure=entry.failure if entry else None,
+        channel=known.channel or Channel.SMS,
+        kind=known.kind or Kind.DELIVERY,
+        state=known.state,
+        final=known.final,
+        failure=known.failure,
         message_id=required(fields, "msgid") or None,
-        status=Code.trusted(code=code, meaning=entry.meaning if entry else None),
-        details={"key": code[-1]} if state is State.KEY_PRESSED else {},
+        status=code_of(code, entry),
+        details={"key": code[-1]} if known.state is State.KEY_PRESSED else {},
         raw=_raw(attributes, elements),
         received_at=request.received_at,
     )

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from hub.errors import HubError, PayloadError
 from hub.models import (
     Channel,
-    Code,
     Event,
     EventData,
     Kind,
@@ -30,17 +29,11 @@ from hub.models import (
     Reply,
     State,
 )
-from parsers.base import (
-    PARIS,
-    Callback,
-    TableEntry,
-    decode_query,
-    load_tables,
-    local_time,
-    optional,
-    required,
-    to_e164,
-)
+from parsers.base import Callback
+from parsers.phones import to_e164
+from parsers.tables import UNKNOWN, TableEntry, code_of, load_tables
+from parsers.text import decode_query, optional, required
+from parsers.times import PARIS, local_time
 
 PROVIDER = Provider.ISENDPRO
 CALLBACKS: Sequence[Callback] = (
@@ -107,18 +100,19 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
     if status is not None and status.state is State.FAILED and code is not None:
         detail = error_entry(operator, code)
         entry = detail or status
-        error = Code.trusted(code=code, meaning=detail.meaning if detail else None)
+        error = code_of(code, detail)
+    known = entry or UNKNOWN
     data = EventData.trusted(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.DELIVERY,
-        state=entry.state if entry else State.UNKNOWN,
-        final=entry.final if entry else False,
-        failure=entry.failure if entry else None,
+        state=known.state,
+        final=known.final,
+        failure=known.failure,
         message_id=optional(fields, "id"),
         reference=optional(fields, "tracker"),
         recipient=to_e164(fields.get("tel")),
-        status=Code.trusted(code=statut, meaning=status.meaning if status else None),
+        status=code_of(statut, status),
         error=error,
         operator=operator,
         details={"label": fields["libelle"]} if "libelle" in fields else {},

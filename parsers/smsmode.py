@@ -53,22 +53,11 @@ from hub.models import (
     RawRequest,
     State,
 )
-from parsers.base import (
-    PARIS,
-    Callback,
-    TableEntry,
-    bad_request,
-    decode_query,
-    decode_text,
-    load_tables,
-    local_time,
-    ok,
-    optional,
-    required,
-    to_e164,
-    to_utc,
-    unavailable,
-)
+from parsers.base import Callback, bad_request, ok, unavailable
+from parsers.phones import to_e164
+from parsers.tables import FAILURES, UNKNOWN, TableEntry, code_of, load_tables
+from parsers.text import decode_query, decode_text, optional, required, without_bom
+from parsers.times import PARIS, iso_time, local_time
 
 PROVIDER = Provider.SMSMODE
 CALLBACKS: Sequence[Callback] = (
@@ -80,11 +69,8 @@ CALLBACKS: Sequence[Callback] = (
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%d%m%Y-%H%M%S", "%Y-%m-%d %H:%M", "%d%m%Y-%H:%M")
 """Reports' ``yyyy-MM-dd HH:mm:ss``, replies' ``ddMMyyyy-HHmmss``, and both to the minute."""
 
-_UNKNOWN = TableEntry(state=State.UNKNOWN, final=False, meaning="", fr="")
-_FAILURES = frozenset({State.FAILED, State.EXPIRED, State.CANCELLED})
 _MCC_MNC = re.compile(r"[0-9]{5,6}")
 _CHANNELS = {"SMS": Channel.SMS, "MMS": Channel.MMS, "VOICE": Channel.VOICE}
-_UTF8_BOM = b"\xef\xbb\xbf"
 
 JsonObject = dict[str, JsonValue]
 
@@ -111,7 +97,7 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
     statut = required(fields, "statut").strip()
     when = _local(required(fields, "date_reception"))
     entry = load_tables(PROVIDER)["statut"].get(statut)
-    known = entry or _UNKNOWN
+    known = entry or UNKNOWN
     operator = optional(fields, "mcc_mnc")
     data = EventData.trusted(
         provider=PROVIDER,
@@ -123,7 +109,7 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
         message_id=optional(fields, "smsID"),
         reference=optional(fields, "refClient"),
         recipient=to_e164(fields.get("numero")),
-        status=Code.trusted(code=statut, meaning=entry.meaning if entry else None),
+        status=code_of(statut, entry),
         operator=operator,
         details=_network(operator),
         raw=dict(fields),
@@ -163,7 +149,7 @@ def _network(mcc_mnc: str | None) -> dict[str, JsonValue]:
 
 
 def _webhook(doc: JsonObject, request: RawRequest) -> Event:
-    direction = (_text(doc, "direction") or "").upper()
+    direction = (_member_text(doc, "direction") or "").upper()
     if direction == "MT":
         return _status_report(doc, request)
     if direction == "MO":
@@ -173,11 +159,11 @@ def _webhook(doc: JsonObject, request: RawRequest) -> Event:
 
 def _status_report(doc: JsonObject, request: RawRequest) -> Event:
     status = _member(doc, "status")
-    value, detail = _text(status, "value"), _text(status, "detail")
+    value, detail = _member_text(status, "value"), _member_text(status, "detail")
     tables = load_tables(PROVIDER)
     value_entry = tables["v2_status"].get(value.upper()) if value else None
     detail_entry = tables["v2_detail"].get(detail.upper()) if detail else None
-    known = _refine(value_entry, detail_entry) or _UNKNOWN
+    known = _refine(value_entry, detail_entry) or UNKNOWN
     channel, details = _channel(doc)
     if detail:
         details["status_detail"] = detail
@@ -190,11 +176,11 @@ def _status_report(doc: JsonObject, request: RawRequest) -> Event:
         final=known.final,
         failure=known.failure,
         message_id=_required_text(doc, "messageId"),
-        reference=_text(doc, "refClient") or _text(recipient, "refClient"),
-        recipient=to_e164(_text(recipient, "to")),
-        sender=to_e164(_text(doc, "from")),
+        reference=_member_text(doc, "refClient") or _member_text(recipient, "refClient"),
+        recipient=to_e164(_member_text(recipient, "to")),
+        sender=to_e164(_member_text(doc, "from")),
         status=_code(value, value_entry),
-        error=_code(detail, detail_entry) if known.state in _FAILURES else None,
+        error=_code(detail, detail_entry) if known.state in FAILURES else None,
         details=details,
         raw=doc,
         received_at=request.received_at,
@@ -213,11 +199,11 @@ def _inbound(doc: JsonObject, request: RawRequest) -> Event:
         state=State.RECEIVED,
         final=True,
         message_id=_required_text(doc, "messageId"),
-        reference=_text(doc, "refClient") or _text(recipient, "refClient"),
-        related_message_id=_text(doc, "originMessageId"),
-        recipient=to_e164(_text(recipient, "to")),
-        sender=to_e164(_text(doc, "from")),
-        text=_text(_member(doc, "body"), "text") or "",
+        reference=_member_text(doc, "refClient") or _member_text(recipient, "refClient"),
+        related_message_id=_member_text(doc, "originMessageId"),
+        recipient=to_e164(_member_text(recipient, "to")),
+        sender=to_e164(_member_text(doc, "from")),
+        text=_member_text(_member(doc, "body"), "text") or "",
         details=details,
         raw=doc,
         received_at=request.received_at,
@@ -227,7 +213,7 @@ def _inbound(doc: JsonObject, request: RawRequest) -> Event:
 
 def _refine(value: TableEntry | None, detail: TableEntry | None) -> TableEntry | None:
     """The entry that says what happened: a failure's detail is more precise than its value."""
-    if value and detail and value.state in _FAILURES and detail.state in _FAILURES:
+    if value and detail and value.state in FAILURES and detail.state in FAILURES:
         return detail
     return value
 
@@ -235,12 +221,12 @@ def _refine(value: TableEntry | None, detail: TableEntry | None) -> TableEntry |
 def _code(code: str | None, entry: TableEntry | None) -> Code | None:
     if code is None:
         return None
-    return Code.trusted(code=code, meaning=entry.meaning if entry else None)
+    return code_of(code, entry)
 
 
 def _channel(doc: JsonObject) -> tuple[Channel, dict[str, JsonValue]]:
     """The channel of ``channel.type``; a type with no channel of ours (RCS...) goes to details."""
-    kind = _text(_member(doc, "channel"), "type")
+    kind = _member_text(_member(doc, "channel"), "type")
     channel = _CHANNELS.get((kind or "SMS").upper())
     if channel is None:
         return Channel.SMS, {"channel_type": kind}
@@ -249,7 +235,7 @@ def _channel(doc: JsonObject) -> tuple[Channel, dict[str, JsonValue]]:
 
 def _json_object(body: bytes) -> JsonObject:
     try:
-        doc = orjson.loads(decode_text(body.removeprefix(_UTF8_BOM)))
+        doc = orjson.loads(decode_text(without_bom(body)))
     except orjson.JSONDecodeError as exc:
         raise PayloadError("the body is not JSON", reason="bad_json") from exc
     if not isinstance(doc, dict):
@@ -266,8 +252,9 @@ def _member(doc: Mapping[str, JsonValue], name: str) -> JsonObject:
     return value
 
 
-def _text(doc: Mapping[str, JsonValue], name: str) -> str | None:
-    """A scalar member as text; ``None`` when absent, null or empty."""
+def _member_text(doc: Mapping[str, JsonValue], name: str) -> str | None:
+    """A scalar member as text (a boolean is refused: the fields read are strings or numbers);
+    ``None`` when absent, null or empty."""
     value = doc.get(name)
     if value is None or value == "":
         return None
@@ -277,7 +264,7 @@ def _text(doc: Mapping[str, JsonValue], name: str) -> str | None:
 
 
 def _required_text(doc: Mapping[str, JsonValue], name: str) -> str:
-    value = _text(doc, name)
+    value = _member_text(doc, name)
     if value is None:
         raise PayloadError(f"missing field {name!r}", reason="missing_field")
     return value
@@ -298,9 +285,5 @@ def _first_time(*values: JsonValue) -> datetime | None:
             continue
         if not isinstance(value, str):
             raise PayloadError(f"unreadable time {value!r}", reason="bad_timestamp")
-        try:
-            when = datetime.fromisoformat(value.strip())
-        except ValueError as exc:
-            raise PayloadError(f"unreadable time {value!r}", reason="bad_timestamp") from exc
-        return to_utc(when if when.tzinfo is not None else when.replace(tzinfo=PARIS))
+        return iso_time(value, PARIS)
     return None

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hub.errors import PayloadError, SinkUnavailable
 from hub.models import Channel, Kind, Provider, RawRequest, State
 from parsers import dmc
-from parsers.base import load_tables
+from parsers.tables import load_tables
 from tests.provider_docs import facts
 
 FACTS = facts(Provider.DMC)

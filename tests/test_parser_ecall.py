@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hub.errors import PayloadError, SinkUnavailable
 from hub.models import Failure, Kind, Provider, RawRequest, State
 from parsers import ecall
-from parsers.base import load_tables
+from parsers.tables import load_tables
 from tests.provider_docs import facts
 
 FACTS = facts(Provider.ECALL)

@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 from hub.errors import PayloadError
 from hub.models import Channel, Kind, Provider, RawRequest, State
 from parsers import ecampaign
-from parsers.base import OK_REPLY, decode_query, load_tables
+from parsers.base import OK_REPLY
+from parsers.tables import load_tables
+from parsers.text import decode_query
 from tests.provider_docs import facts
 
 FACTS = facts(Provider.ECAMPAIGN)

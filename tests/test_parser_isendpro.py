@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hub.errors import PayloadError
 from hub.models import Failure, Kind, Provider, RawRequest, State
 from parsers import isendpro
-from parsers.base import load_tables
+from parsers.tables import load_tables
 from tests.provider_docs import facts
 
 FACTS = facts(Provider.ISENDPRO)
@@ -230,7 +230,7 @@ def test_any_fields_give_events_or_a_payload_error(fields: dict[str, str]) -> No
     assert len(events) == 1
 
 
-# -- the fast paths of parsers.base agree with the general ones ------------------------------
+# -- the fast paths of the parsers' helpers agree with the general ones ------------------------------
 
 
 @settings(max_examples=300)
@@ -253,7 +253,7 @@ def test_e164_fast_path_agrees_with_phonenumbers(
     number = phonenumbers.parse(candidate, region)
     assert phonenumbers.is_possible_number(number)
     expected = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    from parsers.base import to_e164
+    from parsers.phones import to_e164
 
     assert to_e164(given_number, region) == expected
 
@@ -263,7 +263,7 @@ def test_e164_fast_path_agrees_with_phonenumbers(
 def test_local_time_fast_path_agrees_with_strptime(moment: datetime) -> None:
     from zoneinfo import ZoneInfo
 
-    from parsers.base import local_time
+    from parsers.times import local_time
 
     text = moment.strftime("%Y-%m-%d %H:%M:%S")
     zone = ZoneInfo("Europe/Paris")

@@ -1,5 +1,5 @@
-"""parsers/base.py: the shortcuts of query decoding, XML parsing and local times give what the
-plain ways give."""
+"""The parsers' shared helpers (``parsers/text.py``, ``xml.py``, ``times.py``): the shortcuts of
+query decoding, XML parsing and local times give what the plain ways give."""
 
 from __future__ import annotations
 
@@ -18,16 +18,9 @@ from hypothesis import strategies as st
 
 from hub.errors import PayloadError
 from hub.models import Provider
-from parsers.base import (
-    DEFAULT_CHARSETS,
-    _without_dtd,
-    decode_query,
-    decode_text,
-    local_time,
-    parse_xml,
-    to_utc,
-    unquote_lenient,
-)
+from parsers.text import DEFAULT_CHARSETS, decode_query, decode_text, unquote_lenient
+from parsers.times import local_time, to_utc
+from parsers.xml import _without_dtd, parse_xml
 from tests.golden import all_cases
 
 _VALID_PERCENT = re.compile(rb"%[0-9A-Fa-f]{2}")

@@ -1,0 +1,118 @@
+"""Text from the bytes providers send: charsets, lenient percent-decoding, query strings and forms.
+
+Nothing here raises on odd bytes: invalid escapes are kept literally, and bytes that are not
+UTF-8 are read in the provider's other charset.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from urllib.parse import unquote_to_bytes
+
+from hub.errors import PayloadError
+
+UTF8_BOM = b"\xef\xbb\xbf"
+DEFAULT_CHARSETS: tuple[str, ...] = ("utf-8", "iso-8859-15")
+_INVALID_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+"""A ``%`` that does not start an escape (``%`` and two hex digits)."""
+
+
+def decode_text(data: bytes, charsets: Sequence[str] = DEFAULT_CHARSETS) -> str:
+    """Bytes to text: the first charset that decodes strictly; the last one never fails."""
+    for charset in charsets[:-1]:
+        try:
+            return data.decode(charset)
+        except UnicodeDecodeError:
+            continue
+    return data.decode(charsets[-1], errors="replace")
+
+
+def unquote_lenient(value: bytes) -> bytes:
+    """Percent-decode ``value`` (``+`` is a space), unless it holds an invalid ``%`` sequence.
+
+    A value with a ``%`` that does not start a valid escape was not percent-encoded by its sender
+    (iSendPro's own sample: ``Message%a%destination%de%...``); decoding only its valid-looking
+    parts would corrupt it, so it is kept literally.
+    """
+    if b"%" not in value:
+        return value.replace(b"+", b" ") if b"+" in value else value
+    if _INVALID_PERCENT.search(value):
+        return value
+    return unquote_to_bytes(value.replace(b"+", b" "))
+
+
+def decode_query(
+    raw: bytes,
+    charsets: Sequence[str] = DEFAULT_CHARSETS,
+    *,
+    lower_keys: bool = False,
+) -> dict[str, str]:
+    """A query string (or form body) to fields; the first of repeated names wins.
+
+    Never raises: invalid escapes are kept literally, bytes that are not UTF-8 are read in the
+    next charset (ISO-8859-15 by default).
+
+    A name is ``decode_text(unquote_lenient(name.strip()))``, a value
+    ``decode_text(unquote_lenient(value))``. This runs on every GET callback, so it takes two
+    shortcuts to the same text (a test holds it to that definition): names, the same few on every
+    callback of a provider, are remembered; and in an ASCII query (text outside ASCII travels
+    percent-encoded) a value with nothing to unquote is its own text.
+    """
+    charsets = tuple(charsets)
+    plain_is_text = raw.isascii() and _reads_ascii(charsets[0])
+    fields: dict[str, str] = {}
+    # Latin-1 maps each byte to the character of the same number and back, so splitting its
+    # text is splitting the bytes; ``.encode("latin-1")`` gives a part's bytes back.
+    for part in raw.decode("latin-1").split("&"):
+        name, _, value = part.partition("=")
+        key = _field_name(name, charsets)
+        if not key:
+            continue
+        if lower_keys:
+            key = key.lower()
+        if key in fields:  # the first one wins: no need to decode this one
+            continue
+        if plain_is_text and "%" not in value and "+" not in value:
+            fields[key] = value
+        else:
+            fields[key] = decode_text(unquote_lenient(value.encode("latin-1")), charsets)
+    return fields
+
+
+@lru_cache(maxsize=1024)  # bounded: names are the sender's choice
+def _field_name(name: str, charsets: tuple[str, ...]) -> str:
+    """A field name (Latin-1 text of its bytes, as :func:`decode_query` splits them) decoded."""
+    return decode_text(unquote_lenient(name.encode("latin-1").strip()), charsets)
+
+
+_ASCII_CHARSETS = frozenset({"ascii", "utf-8", "iso8859-1", "iso8859-15", "cp1252"})
+
+
+@lru_cache(maxsize=64)
+def _reads_ascii(charset: str) -> bool:
+    """``charset`` reads ASCII bytes as the same characters (not so for UTF-16, UTF-7...)."""
+    try:
+        return codecs.lookup(charset).name in _ASCII_CHARSETS
+    except LookupError:
+        return False  # the slow path says it
+
+
+def required(fields: Mapping[str, str], name: str) -> str:
+    value = fields.get(name)
+    if value is None:
+        raise PayloadError(f"missing field {name!r}", reason="missing_field")
+    return value
+
+
+def optional(fields: Mapping[str, str], name: str) -> str | None:
+    """A field's value, ``None`` when absent or blank."""
+    value = fields.get(name, "").strip()
+    return value or None
+
+
+def without_bom(data: bytes) -> bytes:
+    """``data`` without a leading UTF-8 byte order mark (some senders put one before JSON/XML)."""
+    return data.removeprefix(UTF8_BOM)
