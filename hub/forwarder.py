@@ -55,7 +55,7 @@ class Forwarder:
         self._wake = asyncio.Event()
         self._reader: store.PendingReader | None = None
         self._next: list[Stored] = []
-        """The batch after the one in flight, read while the broker confirmed it."""
+        """The batch after the one in flight, read before its confirms (see ``forward_batch``)."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -120,8 +120,10 @@ class Forwarder:
             return False
         started = time.perf_counter()
         publishing = asyncio.ensure_future(self.sink.publish([r.envelope for r in rows]))
-        # While the broker confirms, the next batch is read: it is sent only if this one is
-        # confirmed whole (else the next round reads again from the cursor).
+        # The next batch is read now, before the publish task first runs (the read is synchronous:
+        # it does not overlap the broker's work, it only saves a turn of the loop after the
+        # confirms). It is sent only if this one is confirmed whole (else the next round reads
+        # again from the cursor).
         upcoming: list[Stored] = []
         if len(rows) == self.batch:
             with contextlib.suppress(sqlite3.Error):  # read again next round

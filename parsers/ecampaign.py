@@ -46,7 +46,6 @@ import re
 from collections.abc import Iterable, Sequence
 from xml.etree.ElementTree import Element
 
-# defusedxml ships no type hints (types-defusedxml is not among our dev dependencies)
 from pydantic import JsonValue
 
 from hub.errors import PayloadError
