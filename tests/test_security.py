@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote_from_bytes
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
@@ -249,11 +250,15 @@ async def test_a_quarantined_request_replays_into_events_once_the_parser_learns(
     monkeypatch.setattr(REGISTRY[Provider.ISENDPRO], "parse", picky)
     client = await aiohttp_client(create_app(settings))
     query = dlr_query(7).replace("operateur=SFR", "operateur=NEWOP")
-    assert await (await client.get(f"{DLR}?{query}")).read() == b"probleme"
+    private = {"Authorization": "Basic c2VjcmV0", "Cookie": "session=s3cret"}
+    resp = await client.get(f"{DLR}?{query}", headers={**private, "X-Kept": "yes"})
+    assert await resp.read() == b"probleme"
     [kept] = store.quarantined(tmp_path / store.JOURNAL_FILE)
     assert kept.entry.reason == "unknown_operator"
     assert kept.entry.query == query.encode()
-    assert SECRET not in kept.entry.headers
+    headers = {k.lower(): v for k, v in orjson.loads(kept.entry.headers).items()}
+    assert headers["x-kept"] == "yes"  # the request's headers are kept...
+    assert not {"authorization", "cookie"} & set(headers)  # ... but not its credentials
 
     [still] = await quarantine.replay(settings)
     assert still.refused == "unknown_operator"
