@@ -43,7 +43,12 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity, ChannelPreconditionFailed
+from aio_pika.exceptions import (
+    AMQPError,
+    ChannelInvalidStateError,
+    ChannelNotFoundEntity,
+    ChannelPreconditionFailed,
+)
 from pamqp.common import FieldTable
 from pydantic import ValidationError
 
@@ -150,17 +155,26 @@ class Delivery:
         return bool(self.message.redelivered)
 
     async def ack(self) -> None:
-        await self.message.ack()
+        """Settles the event. If its channel closed meanwhile (a reconnection), the broker gives
+        it again to the next consumer, and the subscription acknowledges it then without
+        yielding it (its id was seen)."""
+        try:
+            await self.message.ack()
+        except ChannelInvalidStateError:
+            log.info("an event's channel closed before its ack: the broker keeps it")
 
     async def reject(self, *, requeue: bool = False) -> None:
         """Dead-letters the event (durable subscription), drops it (live) or requeues it. A
         stream keeps every event: there, rejecting only moves on."""
         if requeue:
             self._subscription.forget(self.event.id)
-        if self._subscription.from_ is not None:
-            await self.message.ack()  # streams refuse reject and nack (a connection error)
-        else:
-            await self.message.reject(requeue=requeue)
+        try:
+            if self._subscription.from_ is not None:
+                await self.message.ack()  # streams refuse reject and nack (a connection error)
+            else:
+                await self.message.reject(requeue=requeue)
+        except ChannelInvalidStateError:
+            log.info("an event's channel closed before its reject: the broker keeps it")
 
 
 async def _consuming(channel: AbstractChannel) -> bool:
@@ -321,7 +335,11 @@ class Subscription:
 
     async def __anext__(self) -> Delivery:
         while True:
-            delivery = await self._accept(await self._inbox.get())
+            message = await self._inbox.get()
+            try:
+                delivery = await self._accept(message)
+            except ChannelInvalidStateError:  # left from a closed channel: the broker keeps it
+                continue
             if delivery is not None:
                 return delivery
 

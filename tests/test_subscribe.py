@@ -444,7 +444,11 @@ async def test_a_subscription_whose_channel_is_gone_reads_on_a_new_one(
         await asyncio.sleep(GIVEN_UP_AFTER + 1.5)
         assert subscription._channel is first, "a channel with its consumer is left alone"
         assert first is not None
+        await publish(sink, [again := event(3)])
+        [held] = await take(subscription, 1, ack=False)
+        assert held.event == again
         await first.close()
+        await held.ack()  # its channel is gone: no error (the broker gives it again, skipped)
         await publish(sink, [after])
         assert [d.event for d in await take(subscription, 1, timeout=15)] == [after]
         assert subscription._channel is not None and not subscription._channel.is_closed
