@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub import secrets
+from hub import intake, secrets
 from hub.access import AccessPolicy
 from hub.errors import HubError, PayloadError, SinkUnavailable
 from hub.forwarder import Forwarder
@@ -85,7 +85,7 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
         reason = ""
         try:
             reply, outcome = await _accept(runtime, module, raw)
-        except PayloadError as exc:
+        except PayloadError as exc:  # their input, parser bugs included (``hub.intake``)
             outcome, reason = "rejected", exc.reason
             reply = await _refuse(runtime, module, request, raw, exc)
         except SinkUnavailable as exc:
@@ -97,8 +97,8 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
                 exc.reason,
             )
             reply = module.retry(exc)
-        except Exception:  # a parser bug must not become a 500: keep the input, ask for a retry
-            log.exception("%s/%s: unexpected error", provider, endpoint)
+        except Exception as exc:  # a bug of ours past the parser: keep the input, ask for a retry
+            log.error("%s/%s: unexpected error: %s", provider, endpoint, intake.where(exc))
             error = SinkUnavailable("internal error", reason="internal_error")
             outcome, reason = "unavailable", error.reason
             reply = await _refuse(runtime, module, request, raw, error)
@@ -111,12 +111,12 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
 
 async def _accept(runtime: Runtime, module: ParserModule, raw: RawRequest) -> tuple[Reply, str]:
     """Parses and journals; the reply and the outcome (accepted, or duplicate for a retry)."""
-    events = module.parse(raw)
+    events = intake.parse(module, raw)  # whatever goes wrong in there is the input's fault
     outcome = "accepted"
     if events:
         if runtime.journal is None:
             raise SinkUnavailable("the hub is starting", reason="starting")
-        appended = await runtime.journal.append(events)
+        appended = await intake.append(runtime.journal, raw, events)
         runtime.metrics.observe_events(appended.new)
         runtime.metrics.observe_duplicates(appended.duplicates)
         if not appended.new:

@@ -1,0 +1,139 @@
+"""Hostile clients and odd bytes (issue 13): bad input is refused once, logs leak nothing, a
+client that goes away is not a 500, and the bytes providers really send are taken."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
+
+import pytest
+
+from hub import quarantine
+from hub.app import create_app
+from hub.models import Channel, Event, EventData, Kind, Provider, State
+from parsers import REGISTRY
+from sinks import journal as store
+from tests.support import DLR, SECRET, dlr_query, get_raw, make_settings, metric
+
+DMC = f"/callbacks/dmc/{SECRET}/cra"
+PHONE = "0612345678"
+TEXT = "Rendez-vous confirmé mardi"
+OVERFLOW = (
+    b'<status_report username="1234"><call to="+33401020304" status="ENDED" call_id="7"'
+    b' date="2014-07-11 09:55:55"><status date="2014-07-11 09:55:55" type="ENDED"'
+    b' time="18446744073709551616"/></call></status_report>'
+)
+
+
+async def metrics_of(client) -> str:
+    return await (await client.get("/metrics")).text()
+
+
+def quarantined(settings) -> list[store.Quarantined]:
+    return store.quarantined(settings.data_dir / store.JOURNAL_FILE, include_replayed=True)
+
+
+# -- finding 3: whatever the parser's bug, bad input is the provider's negative answer, once ------
+
+
+async def test_a_dmc_number_past_64_bits_is_an_event_not_a_retry(aiohttp_client, tmp_path) -> None:
+    settings = make_settings(tmp_path)
+    client = await aiohttp_client(create_app(settings))
+    resp = await client.post(DMC, data=OVERFLOW, headers={"Content-Type": "text/xml"})
+    assert (resp.status, await resp.read()) == (200, b"OK")
+    [stored] = store.select(settings.data_dir / store.JOURNAL_FILE)
+    assert stored.event().data.details["duration"] == "18446744073709551616"
+    assert quarantined(settings) == []
+
+
+def _unwritable_event(request) -> list[Event]:
+    """What a parser with a bug could make: an event whose JSON the journal cannot write."""
+    data = EventData.trusted(
+        provider=Provider.DMC,
+        channel=Channel.VOICE,
+        kind=Kind.DELIVERY,
+        state=State.DELIVERED,
+        final=True,
+        details={"duration": 1 << 70},
+        raw={},
+        received_at=request.received_at,
+    )
+    return [Event.of(data)]
+
+
+def _crashing_parser(request) -> list[Event]:
+    raise IndexError(f"no field after tel={PHONE} msg_sms={TEXT}")
+
+
+@pytest.mark.parametrize(
+    ("provider", "path", "parser", "answer"),
+    [
+        (Provider.ISENDPRO, f"{DLR}?{dlr_query(1)}", _crashing_parser, (200, b"probleme")),
+        (Provider.DMC, DMC, _crashing_parser, (400, b"rejected: parser_error")),
+        (Provider.DMC, DMC, _unwritable_event, (400, b"rejected: parser_error")),
+    ],
+    ids=["isendpro-parser-raises", "dmc-parser-raises", "dmc-event-unwritable"],
+)
+async def test_a_parser_bug_is_the_negative_answer_and_one_quarantine_entry(
+    aiohttp_client, tmp_path, monkeypatch, caplog, provider, path, parser, answer
+) -> None:
+    """Not the retry answer (503 for DMC): that brings the same input back for ever, one more
+    quarantine row each time."""
+    monkeypatch.setattr(REGISTRY[provider], "parse", parser)
+    settings = make_settings(tmp_path)
+    client = await aiohttp_client(create_app(settings))
+    with caplog.at_level(logging.INFO):
+        if provider is Provider.DMC:
+            resp = await client.post(DMC, data=OVERFLOW, headers={"Content-Type": "text/xml"})
+        else:
+            resp = await get_raw(client, path)
+        assert (resp.status, await resp.read()) == answer
+    [kept] = quarantined(settings)
+    assert kept.entry.reason == "parser_error"
+    text = await metrics_of(client)
+    assert (
+        metric(
+            text,
+            "hub_callbacks_total",
+            provider=provider.value,
+            outcome="rejected",
+            reason="parser_error",
+        )
+        == 1
+    )
+    assert metric(text, "hub_callbacks_total", outcome="unavailable") is None
+    ours = [r for r in caplog.records if r.name.startswith("hub")]  # the test server logs access
+    assert any(r.levelno >= logging.ERROR for r in ours), "a parser's bug is logged at ERROR"
+    logged = "\n".join(r.getMessage() + str(r.exc_info) for r in ours)
+    assert PHONE not in logged and TEXT not in logged and SECRET not in logged
+
+
+async def test_quarantine_replay_goes_on_past_entries_it_cannot_parse(
+    aiohttp_client, tmp_path, monkeypatch, capsys
+) -> None:
+    """Three entries: one the parser still crashes on, one whose row is unreadable, one that
+    replays; replay says which is which, replays the good one, and does not crash."""
+    settings = make_settings(tmp_path)
+    real = REGISTRY[Provider.ISENDPRO].parse
+    monkeypatch.setattr(REGISTRY[Provider.ISENDPRO], "parse", _crashing_parser)
+    client = await aiohttp_client(create_app(settings))
+    for n in (1, 2, 3):
+        assert await (await get_raw(client, f"{DLR}?{dlr_query(n)}")).read() == b"probleme"
+    await client.close()
+    first, second, third = (q.seq for q in quarantined(settings))
+    with closing(sqlite3.connect(settings.data_dir / store.JOURNAL_FILE)) as conn, conn:
+        conn.execute("UPDATE quarantine SET provider = 'gone' WHERE seq = ?", (second,))
+
+    def still_crashes_on_the_first(request):
+        return _crashing_parser(request) if b"id=1&" in request.query else real(request)
+
+    monkeypatch.setattr(REGISTRY[Provider.ISENDPRO], "parse", still_crashes_on_the_first)
+    outcomes = {o.number: o for o in await quarantine.replay(settings)}
+    assert outcomes[first].refused == "parser_error"
+    assert outcomes[second].refused == "unreadable_entry"
+    assert (outcomes[third].events, outcomes[third].refused) == (1, None)
+    [event] = [s.event() for s in store.select(settings.data_dir / store.JOURNAL_FILE)]
+    assert event.data.message_id == "3"
+    assert event.data.received_at <= datetime.now(UTC)
