@@ -3,6 +3,7 @@ client that goes away is not a 500, and the bytes providers really send are take
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from contextlib import closing
@@ -15,9 +16,10 @@ from hub.app import create_app
 from hub.models import Channel, Event, EventData, Kind, Provider, State
 from parsers import REGISTRY
 from sinks import journal as store
-from tests.support import DLR, SECRET, dlr_query, get_raw, make_settings, metric
+from tests.support import DLR, SECRET, dlr_query, eventually, get_raw, make_settings, metric
 
 DMC = f"/callbacks/dmc/{SECRET}/cra"
+ROUTE = "/callbacks/dmc/{secret}/cra"
 PHONE = "0612345678"
 TEXT = "Rendez-vous confirmé mardi"
 OVERFLOW = (
@@ -137,3 +139,56 @@ async def test_quarantine_replay_goes_on_past_entries_it_cannot_parse(
     [event] = [s.event() for s in store.select(settings.data_dir / store.JOURNAL_FILE)]
     assert event.data.message_id == "3"
     assert event.data.received_at <= datetime.now(UTC)
+
+
+# -- finding 5: a client that goes away mid-body is an outcome of its own, not a 500 -------------
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_a_client_gone_mid_body_is_counted_as_disconnected_not_500(
+    aiohttp_client, tmp_path, caplog, framing
+) -> None:
+    settings = make_settings(tmp_path)
+    client = await aiohttp_client(create_app(settings))
+    assert (
+        metric(
+            await metrics_of(client),
+            "hub_callbacks_total",
+            provider="dmc",
+            endpoint="cra",
+            outcome="disconnected",
+        )
+        == 0
+    )  # at zero before the first one
+    length = (
+        b"Transfer-Encoding: chunked\r\n\r\n100\r\n<status"
+        if framing == "chunked"
+        else b"Content-Length: 1000\r\n\r\n<status"
+    )
+    with caplog.at_level(logging.DEBUG):
+        _reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+        writer.write(f"POST {DMC} HTTP/1.1\r\nHost: hub\r\n".encode() + length)
+        await writer.drain()
+
+        async def counted() -> bool:
+            text = await metrics_of(client)
+            return bool(metric(text, "hub_http_requests_total", route=ROUTE, status="499"))
+
+        async def body_awaited() -> bool:  # the handler is reading the body
+            return bool(client.server.handler.connections) and any(
+                c._current_request is not None for c in client.server.handler.connections
+            )
+
+        await eventually(body_awaited, timeout=10)
+        writer.close()
+        await eventually(counted, timeout=10)
+    text = await metrics_of(client)
+    assert metric(text, "hub_http_requests_total", route=ROUTE, status="500") is None
+    assert (
+        metric(
+            text, "hub_callbacks_total", provider="dmc", endpoint="cra", outcome="disconnected"
+        )
+        == 1
+    )
+    assert [r for r in caplog.records if r.levelno > logging.INFO] == []
+    assert quarantined(settings) == []
