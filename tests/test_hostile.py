@@ -4,8 +4,12 @@ client that goes away is not a 500, and the bytes providers really send are take
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import socket
 import sqlite3
+import time
+import urllib.request
 from contextlib import closing
 from datetime import UTC, datetime
 
@@ -13,10 +17,21 @@ import pytest
 
 from hub import quarantine
 from hub.app import create_app
+from hub.logs import MaskingFilter
 from hub.models import Channel, Event, EventData, Kind, Provider, State
 from parsers import REGISTRY
 from sinks import journal as store
-from tests.support import DLR, SECRET, dlr_query, eventually, get_raw, make_settings, metric
+from tests.harness.hubproc import HubProcess
+from tests.support import (
+    DLR,
+    SECRET,
+    dlr_query,
+    eventually,
+    get_raw,
+    hub_env,
+    make_settings,
+    metric,
+)
 
 DMC = f"/callbacks/dmc/{SECRET}/cra"
 ROUTE = "/callbacks/dmc/{secret}/cra"
@@ -185,10 +200,99 @@ async def test_a_client_gone_mid_body_is_counted_as_disconnected_not_500(
     text = await metrics_of(client)
     assert metric(text, "hub_http_requests_total", route=ROUTE, status="500") is None
     assert (
-        metric(
-            text, "hub_callbacks_total", provider="dmc", endpoint="cra", outcome="disconnected"
-        )
+        metric(text, "hub_callbacks_total", provider="dmc", endpoint="cra", outcome="disconnected")
         == 1
     )
     assert [r for r in caplog.records if r.levelno > logging.INFO] == []
     assert quarantined(settings) == []
+
+
+# -- finding 1: no secret, number or text in any log line, whatever logs it ----------------------
+
+WORDS = ("Confidentiel", "Bisous", "Rendez")
+"""Words of the message texts the cases below carry: none may reach the log."""
+
+
+def _line(target: bytes, version: bytes = b"HTTP/1.1", headers: bytes = b"") -> bytes:
+    return b"GET " + target + b" " + version + b"\r\nHost: hub\r\n" + headers + b"\r\n"
+
+
+def _reply(text: bytes) -> bytes:
+    return f"/callbacks/isendpro/{SECRET}/reply?tel={PHONE}&id_retour=5&msg_sms=".encode() + text
+
+
+HOSTILE = {
+    "raw-8-bit-byte": _line(_reply(b"Confidentiel r\xe9ponse")),
+    "nul": _line(_reply(b"Confidentiel\x00Bisous")),
+    "space": _line(_reply(b"Confidentiel Bisous")),
+    "url-over-8-KiB": _line(_reply(b"Confidentiel+" + b"x" * 9000)),
+    "path-over-8-KiB": _line(f"/callbacks/isendpro/{SECRET}/".encode() + b"Bisous" * 1500),
+    "bad-version": _line(_reply(b"Rendez-vous+Bisous"), version=b"HTTP/9.Z"),
+    "bad-header": _line(_reply(b"Rendez-vous"), headers=f"X-Note: {PHONE}\x01\r\n".encode()),
+    "tls-on-http": b"\x16\x03\x01\x02\x00" + _reply(b"Bisous"),
+}
+
+
+def _send(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(data)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_a_real_hub_logs_no_secret_number_or_text_whatever_it_is_sent(tmp_path) -> None:
+    """Malformed request lines (aiohttp logs them whole in its exception), a client gone
+    mid-body, against a real ``hub serve`` logging at DEBUG: the captured log holds errors from
+    aiohttp, and no secret, phone number or message text."""
+    env = {**hub_env(), "HUB_LOG_LEVEL": "DEBUG"}
+    with HubProcess(tmp_path / "data", env) as hub:
+        answers = {name: _send(hub.port, data) for name, data in HOSTILE.items()}
+        with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as conn:
+            conn.sendall(
+                f"POST {DMC} HTTP/1.1\r\nHost: hub\r\nContent-Length: 900\r\n\r\n".encode()
+                + b'<status_report username="Bisous"><sms to="'
+                + PHONE.encode()
+            )
+
+        def gone_counted() -> bool:
+            with urllib.request.urlopen(f"{hub.url}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+            return bool(metric(text, "hub_callbacks_total", provider="dmc", outcome="disconnected"))
+
+        deadline = time.monotonic() + 10
+        while not gone_counted():
+            assert time.monotonic() < deadline, hub.log_tail()
+            time.sleep(0.05)
+    log = hub.log_file.read_text(errors="replace")
+    assert "aiohttp.server" in log, "the malformed requests were logged by aiohttp"
+    assert all(a.startswith(b"HTTP/1.") for a in answers.values()), answers
+    assert SECRET not in log
+    assert PHONE[1:-2] not in log
+    for word in WORDS:
+        assert word not in log, word
+
+
+def test_the_masking_filter_masks_arguments_exception_text_and_stack() -> None:
+    """Whatever the logger (ours, aiohttp's, aio-pika's) and the level: the record whole."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(MaskingFilter())
+    logger = logging.getLogger("aiohttp.server.test-masking")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    url = f"/callbacks/isendpro/{SECRET}/reply?tel={PHONE}&msg_sms=Confidentiel Bisous"
+    try:
+        try:
+            raise ValueError(f"bad line {url.encode()!r}")
+        except ValueError:
+            logger.debug("Error handling %s", url, exc_info=True, stack_info=True)
+            logger.error("from %s", "amqp://hub:Bisous-password@127.0.0.1/", exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+    logged = stream.getvalue()
+    assert "ValueError" in logged and "Stack (most recent call last)" in logged
+    assert "/callbacks/isendpro/***/reply?***" in logged
+    assert SECRET not in logged and PHONE not in logged
+    assert "Bisous" not in logged and "Confidentiel" not in logged
