@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from hub import handlers, logs, sse
+from hub import handlers, logs, requestline, sse
 from hub.errors import SinkUnavailable
 from hub.forward_process import ForwarderProcess, sink_of
 from hub.forwarder import Forwarder
@@ -63,6 +63,7 @@ def endpoints() -> Iterator[Endpoint]:
 
 def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Application:
     """The hub. ``sink`` replaces the configured broker (tests pass an in-memory sink)."""
+    requestline.install()  # raw 8-bit bytes, NUL, spaces in a provider's URL: not a 400
     app = web.Application(
         client_max_size=settings.max_body_bytes, middlewares=[handlers.observe_http]
     )

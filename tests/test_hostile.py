@@ -214,7 +214,8 @@ WORDS = ("Confidentiel", "Bisous", "Rendez")
 
 
 def _line(target: bytes, version: bytes = b"HTTP/1.1", headers: bytes = b"") -> bytes:
-    return b"GET " + target + b" " + version + b"\r\nHost: hub\r\n" + headers + b"\r\n"
+    head = b"GET " + target + b" " + version + b"\r\nHost: hub\r\nConnection: close\r\n"
+    return head + headers + b"\r\n"
 
 
 def _reply(text: bytes) -> bytes:
@@ -296,3 +297,117 @@ def test_the_masking_filter_masks_arguments_exception_text_and_stack() -> None:
     assert "/callbacks/isendpro/***/reply?***" in logged
     assert SECRET not in logged and PHONE not in logged
     assert "Bisous" not in logged and "Confidentiel" not in logged
+
+
+# -- finding 8: raw 8-bit bytes, NUL or a space in a query are taken as providers send them -------
+
+
+async def _exchange(port: int, *writes: bytes) -> bytes:
+    """Writes each piece in turn (separate reads on the server's side), then reads to the end."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for piece in writes:
+            writer.write(piece)
+            await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout=10)
+    finally:
+        writer.close()
+
+
+def _get(target: bytes, *, close: bool = True) -> bytes:
+    connection = b"Connection: close\r\n" if close else b""
+    return b"GET " + target + b" HTTP/1.1\r\nHost: hub\r\n" + connection + b"\r\n"
+
+
+ISENDPRO_DLR = f"/callbacks/isendpro/{SECRET}/delivery?".encode()
+ISENDPRO_REPLY = f"/callbacks/isendpro/{SECRET}/reply?".encode()
+LATIN9_REPLY = b"tel=0612345678&id_retour=5&msg_sms=R\xe9ponse \xe0 4\xa4&tracker=t"
+SPACED_DLR = (
+    b"tel=0612345678&libelle=le message est bien arriv\xe9&statut=0&code_erreur=000"
+    b"&date=2012-08-12&heure=11:15:45&id=35986&operateur=SFR&tracker=a\x00b\tc"
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "field", "value"),
+    [
+        (ISENDPRO_REPLY + LATIN9_REPLY, "text", "Réponse à 4€"),
+        (ISENDPRO_DLR + SPACED_DLR, "label", "le message est bien arrivé"),
+        (ISENDPRO_DLR + SPACED_DLR, "reference", "a\x00b\tc"),
+    ],
+    ids=["latin-9-reply", "spaces-and-8-bit-in-a-report", "nul-and-tab"],
+)
+async def test_raw_bytes_in_an_isendpro_query_are_read_not_refused(
+    aiohttp_client, tmp_path, target, field, value
+) -> None:
+    """ISO-8859-15 as iSendPro says its URLs are, not percent-encoded: ``validation``, and the
+    event reads the text (before: aiohttp's 400, the hub never saw the request)."""
+    settings = make_settings(tmp_path)
+    client = await aiohttp_client(create_app(settings))
+    answer = await _exchange(client.port, _get(target))
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nvalidation"), answer
+    [stored] = store.select(settings.data_dir / store.JOURNAL_FILE)
+    data = stored.event().data
+    assert (data.details.get("label") if field == "label" else getattr(data, field)) == value
+
+
+async def test_a_refused_query_with_raw_bytes_is_quarantined_byte_for_byte(
+    aiohttp_client, tmp_path
+) -> None:
+    settings = make_settings(tmp_path)
+    client = await aiohttp_client(create_app(settings))
+    query = b"quoi=caf\xe9 cr\xe8me\x00"
+    answer = await _exchange(client.port, _get(ISENDPRO_DLR + query))
+    assert answer.endswith(b"\r\n\r\nprobleme"), answer
+    [kept] = quarantined(settings)
+    assert kept.entry.query == query
+
+
+async def test_raw_bytes_on_a_kept_alive_connection_and_in_a_wrong_secret(
+    aiohttp_client, tmp_path
+) -> None:
+    """The second request of a connection is mended too; a mended path is routed as sent (a
+    wrong secret: 404, not 400)."""
+    settings = make_settings(tmp_path)
+    client = await aiohttp_client(create_app(settings))
+    answer = await _exchange(
+        client.port,
+        _get(ISENDPRO_REPLY + b"tel=0612345678&msg_sms=un", close=False),
+        _get(ISENDPRO_REPLY + b"tel=0612345678&msg_sms=deux \xe9", close=False),
+        _get(b"/callbacks/isendpro/x\xe9y/reply?tel=0612345678"),
+    )
+    assert answer.count(b"\r\n\r\nvalidation") == 2, answer
+    assert b"HTTP/1.1 404 " in answer and b" 400 " not in answer, answer
+    texts = [s.event().data.text for s in store.select(settings.data_dir / store.JOURNAL_FILE)]
+    assert texts == ["un", "deux é"]
+
+
+async def test_a_body_is_never_mended(aiohttp_client, tmp_path) -> None:
+    """A body that arrives in several reads, one of them starting like a request line with raw
+    bytes: the body reaches the parser (and the quarantine) as sent."""
+    settings = make_settings(tmp_path)
+    client = await aiohttp_client(create_app(settings))
+    body = b"<status_report>\n" + b"GET /callbacks/x\xe9 HTTP/1.1\r\n" + b"not xml"
+    head = f"POST {DMC} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n".encode()
+    head += f"Content-Length: {len(body)}\r\n\r\n".encode()
+    answer = await _exchange(client.port, head + body[:16], body[16:])
+    assert b"HTTP/1.1 400 " in answer and answer.endswith(b"rejected: invalid_xml"), answer
+    [kept] = quarantined(settings)
+    assert kept.entry.body == body
+
+
+def test_the_mended_parser_is_aiohttps_c_parser_and_mends_only_what_llhttp_refuses() -> None:
+    from aiohttp import _http_parser, web_protocol  # the C parser, built with aiohttp
+
+    from hub.requestline import MendingRequestParser, install, mend
+
+    install()
+    assert web_protocol.HttpRequestParser is MendingRequestParser  # type: ignore[attr-defined]
+    assert issubclass(MendingRequestParser, _http_parser.HttpRequestParser)
+    assert mend(b"GET /a?b=c%a%d&e=f+g HTTP/1.1\r") is None
+    assert mend(b"GET /a?b=c d\xe9\x00 HTTP/1.1\r") == (
+        b"GET /a?b=c%20d%E9%00 HTTP/1.1\r",
+        b"/a?b=c d\xe9\x00",
+    )
+    assert mend(b"\x16\x03\x01 /a\xe9 HTTP/1.1") is None  # not a request line: llhttp's to refuse
+    assert mend(b"GET /a\xe9 HTTP/2.0") is None
