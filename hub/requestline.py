@@ -30,7 +30,6 @@ from aiohttp import web_protocol
 MAX_LINE = 8190
 """aiohttp's default limit of a request line: a longer one is llhttp's to refuse."""
 
-_IN_ORDER = re.compile(rb"[A-Z]{3,7} /[\x21-\x7e]* HTTP/1\.[01]\r?")
 _LINE = re.compile(rb"([A-Z]{3,7}) (/.*) (HTTP/1\.[01]\r?)", re.DOTALL)
 _UNSAFE = re.compile(rb"[^\x21-\x7e]")
 _START = re.compile(rb"[A-Z]{1,7}(?: /|$| $)")
@@ -40,10 +39,19 @@ _Parser: Any = web_protocol.HttpRequestParser  # type: ignore[attr-defined]
 """aiohttp's request parser (the C one unless aiohttp runs without its extensions)."""
 
 
+_PRINTABLE = bytes(range(0x21, 0x7F))
+_IN_ORDER_GAPS = (b"  ", b"  \r")
+
+
+def _clean(line: bytes) -> bool:
+    """Nothing in the line but printable ASCII and the two spaces around the target."""
+    return line.translate(None, _PRINTABLE) in _IN_ORDER_GAPS
+
+
 def mend(line: bytes) -> tuple[bytes, bytes] | None:
     """A request line (without its LF) llhttp would refuse for the bytes of its target: the line
     with them percent-encoded, and the target as sent. ``None`` when there is nothing to mend."""
-    if _IN_ORDER.fullmatch(line):
+    if _clean(line):
         return None
     match = _LINE.fullmatch(line)
     if match is None:
@@ -68,10 +76,19 @@ class MendingRequestParser(_Parser):  # type: ignore[misc]
         """The body (payload) of the last message: a new line starts once it is whole."""
 
     def feed_data(self, data: bytes) -> Any:
-        if self._line_body is not None and not self._line_body.is_eof():
-            return self._fed(super().feed_data(data))  # a body: never mended
-        data = self._line_held + bytes(data)
-        self._line_held = b""
+        body = self._line_body
+        if body is not None and not body.is_eof():
+            return self._mend_fed(super().feed_data(data))  # a body: never mended
+        if self._line_held or type(data) is not bytes:
+            data, self._line_held = self._line_held + bytes(data), b""
+        end = data.find(b"\n")
+        if end >= 0 and data.find(b"\r\n\r\n") + 4 == len(data) and _clean(data[:end]):
+            return self._mend_fed(super().feed_data(data))  # one whole request, in order: most are
+        return self._mend_lines(data)
+
+    def _mend_lines(self, data: bytes) -> Any:
+        """Feeds ``data``, which starts a message: its line mended, and so on for each message
+        without a body that follows it."""
         found: list[Any] = []
         while True:
             end = data.find(b"\n")
@@ -87,16 +104,16 @@ class MendingRequestParser(_Parser):  # type: ignore[misc]
             # request sent on the same connection without waiting) starts with a line too.
             head = data.find(b"\r\n\r\n") + 4
             piece, data = (data[:head], data[head:]) if head >= 4 else (data, b"")
-            messages, upgraded, tail = self._fed(super().feed_data(piece))
+            messages, upgraded, tail = self._mend_fed(super().feed_data(piece))
             found += messages
             body = self._line_body
             if not data or upgraded or body is None or not body.is_eof():
                 if data:
-                    more, upgraded, tail = self._fed(super().feed_data(data))
+                    more, upgraded, tail = self._mend_fed(super().feed_data(data))
                     found += more
                 return found, upgraded, tail
 
-    def _fed(self, result: Any) -> Any:
+    def _mend_fed(self, result: Any) -> Any:
         """The parser's messages, the first one with its target as sent when it was mended."""
         messages, upgraded, tail = result
         if messages:
