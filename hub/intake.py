@@ -7,9 +7,10 @@ faults apart:
   ``IndexError``...): a :class:`PayloadError` with reason ``parser_error``, so the provider gets its
   negative answer once and the request goes to the quarantine, instead of a retry answer that
   brings the same input back for ever;
-- so is an event the journal cannot write (an integer past 64 bits in its JSON): the journal
-  turns every failure of its own (disk, file, database) into :class:`SinkUnavailable`, so any
-  other exception out of ``append`` comes from the events, made by the parser from the input;
+- so is an event the journal cannot write (an integer past 64 bits in its JSON, a time out of
+  range): the ``TypeError``, ``ValueError`` or ``OverflowError`` of serializing it, before
+  anything is written. The journal turns every failure of its own (disk, file, database) into
+  :class:`SinkUnavailable`; anything else out of it stays a bug of ours (the retry answer);
 - :class:`SinkUnavailable` stays what it is: our fault, the provider is told to retry.
 
 The log line of such a bug names the exception's type and where it was raised, never its
@@ -44,13 +45,11 @@ def parse(module: ParserModule, raw: RawRequest) -> list[Event]:
 
 
 async def append(journal: Journal, raw: RawRequest, events: Sequence[Event]) -> Appended:
-    """``journal.append(events)``; an event it cannot write is a refusal, its own failures stay
-    :class:`SinkUnavailable` (retry)."""
+    """``journal.append(events)``; an event it cannot serialize is a refusal, the journal's own
+    failures stay :class:`SinkUnavailable` (retry)."""
     try:
         return await journal.append(events)
-    except HubError:
-        raise
-    except Exception as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # orjson's, datetime's: the events'
         raise _refusal(raw, "journal", exc) from exc
 
 

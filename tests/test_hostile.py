@@ -413,3 +413,37 @@ def test_the_mended_parser_is_aiohttps_c_parser_and_mends_only_what_llhttp_refus
     )
     assert mend(b"\x16\x03\x01 /a\xe9 HTTP/1.1") is None  # not a request line: llhttp's to refuse
     assert mend(b"GET /a\xe9 HTTP/2.0") is None
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "value"),
+    [
+        (
+            b"Function=Answer&AddressTo=0041766012999&AddressFrom=0041791234567"
+            b"&TimeStamp=11.12.2015 10:37:00&Message=Caf\xe9 \x80 5",
+            "text",
+            "Café € 5",
+        ),
+        (
+            b"Function=Notification&ResultCode=0&ResultText=Message d\xc3\xa9livr\xc3\xa9"
+            b"&TimeStamp=17.07.2014 12:55:15&Number=0041787557539",
+            "result_text",
+            "Message délivré",
+        ),
+    ],
+    ids=["answer-windows-1252", "notification-utf-8"],
+)
+async def test_raw_bytes_in_an_ecall_query_are_read_not_refused(
+    aiohttp_client, tmp_path, query, field, value
+) -> None:
+    """eCall: characters 'may' be percent-encoded (so may not be), UTF-8, the Answer's text
+    Windows-1252: its non-empty 200, and the event reads the text."""
+    settings = make_settings(tmp_path)
+    client = await aiohttp_client(create_app(settings))
+    answer = await _exchange(
+        client.port, _get(f"/callbacks/ecall/{SECRET}/answer?".encode() + query)
+    )
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nOK"), answer
+    [stored] = store.select(settings.data_dir / store.JOURNAL_FILE)
+    data = stored.event().data
+    assert (data.text if field == "text" else data.details[field]) == value
