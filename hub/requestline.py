@@ -14,10 +14,11 @@ percent-encoded, so llhttp parses the line; the request then carries the target 
 (``request.raw_path``), which the handlers read the query from, byte for byte. A line in order,
 nearly every one, costs one regular-expression match.
 
-Only a line that starts a message is mended: at a connection's start, or once the previous
-request's body is read whole (a request line pipelined into the same read as the end of the
-previous body is left to llhttp). A line longer than aiohttp's limit, or that does not look like
-``METHOD /target HTTP/1.x``, is left alone: llhttp refuses it as before.
+Only a line that starts a message is mended, never a body: the parser frames the messages of a
+connection (line and headers held until they are all here, then a body of ``Content-Length``
+bytes); after a message it cannot frame so (a chunked body) it mends no more on that connection.
+A line that does not look like ``METHOD /target HTTP/1.x`` is left alone: llhttp refuses it as
+before.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from typing import Any
 
 from aiohttp import web_protocol
 
-MAX_LINE = 8190
-"""aiohttp's default limit of a request line: a longer one is llhttp's to refuse."""
+MAX_HEAD = 16384
+"""The most of a message's start (line and headers) held until it is all here; a longer one
+goes to llhttp as it comes (aiohttp refuses a line or a header over 8190 bytes)."""
 
 _LINE = re.compile(rb"([A-Z]{3,7}) (/.*) (HTTP/1\.[01]\r?)", re.DOTALL)
 _UNSAFE = re.compile(rb"[^\x21-\x7e]")
@@ -64,65 +66,83 @@ def mend(line: bytes) -> tuple[bytes, bytes] | None:
 
 
 class MendingRequestParser(_Parser):  # type: ignore[misc]
-    """aiohttp's request parser, fed request lines mended by :func:`mend`."""
+    """aiohttp's request parser, fed request lines mended by :func:`mend`.
+
+    It keeps track of where messages start: it holds a message's line and headers until they
+    are all here, mends the line, feeds them, then feeds exactly the ``Content-Length`` of its
+    body, and so on. A message it cannot frame so (a chunked body, an upgrade, headers over
+    :data:`MAX_HEAD`) ends the mending for the connection: the rest goes to llhttp as it comes.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._line_held = b""
-        """The start of a request line, until its end arrives."""
-        self._line_sent: str | None = None
+        self._mend_held = b""
+        """The start of a message, until its headers are all here."""
+        self._mend_body_left = 0
+        """Bytes of the current message's body still to come (its Content-Length)."""
+        self._mend_off = False
+        """The mending has stopped for this connection: everything goes to llhttp as it comes."""
+        self._mend_sent: str | None = None
         """The target of the line just mended, as sent, for the message it starts."""
-        self._line_body: Any = None
-        """The body (payload) of the last message: a new line starts once it is whole."""
 
     def feed_data(self, data: bytes) -> Any:
-        body = self._line_body
-        if body is not None and not body.is_eof():
-            return self._mend_fed(super().feed_data(data))  # a body: never mended
-        if self._line_held or type(data) is not bytes:
-            data, self._line_held = self._line_held + bytes(data), b""
-        end = data.find(b"\n")
-        if end >= 0 and data.find(b"\r\n\r\n") + 4 == len(data) and _clean(data[:end]):
-            return self._mend_fed(super().feed_data(data))  # one whole request, in order: most are
-        return self._mend_lines(data)
-
-    def _mend_lines(self, data: bytes) -> Any:
-        """Feeds ``data``, which starts a message: its line mended, and so on for each message
-        without a body that follows it."""
+        if self._mend_off:
+            return super().feed_data(data)
         found: list[Any] = []
-        while True:
+        if self._mend_body_left:  # a body: fed as it comes, never mended
+            if len(data) <= self._mend_body_left:
+                self._mend_body_left -= len(data)
+                return super().feed_data(data)
+            body, data = data[: self._mend_body_left], data[self._mend_body_left :]
+            self._mend_body_left = 0
+            found += super().feed_data(body)[0]
+        if self._mend_held or type(data) is not bytes:
+            data, self._mend_held = self._mend_held + bytes(data), b""
+        while data:  # at the start of a message
+            head = data.find(b"\r\n\r\n") + 4
+            if head < 4:
+                if len(data) <= MAX_HEAD and _START.match(data):
+                    self._mend_held = data  # a request, not all here: wait for the rest
+                    break
+                return self._mend_stop(found, data)  # anything else is llhttp's to refuse
             end = data.find(b"\n")
-            if end < 0 and len(data) <= MAX_LINE and _START.match(data):
-                # a request line, not all here: wait for its end (anything else, llhttp refuses)
-                self._line_held = data
-                return found, False, b""
-            if end >= 0 and (mended := mend(data[:end])) is not None:
+            if not _clean(data[:end]) and (mended := mend(data[:end])) is not None:
                 line, target = mended
                 data = line + data[end:]
-                self._line_sent = target.decode("utf-8", "surrogateescape")
-            # Up to the end of the headers only: if the message has no body, what follows (a
-            # request sent on the same connection without waiting) starts with a line too.
-            head = data.find(b"\r\n\r\n") + 4
-            piece, data = (data[:head], data[head:]) if head >= 4 else (data, b"")
-            messages, upgraded, tail = self._mend_fed(super().feed_data(piece))
-            found += messages
-            body = self._line_body
-            if not data or upgraded or body is None or not body.is_eof():
-                if data:
-                    more, upgraded, tail = self._mend_fed(super().feed_data(data))
-                    found += more
-                return found, upgraded, tail
-
-    def _mend_fed(self, result: Any) -> Any:
-        """The parser's messages, the first one with its target as sent when it was mended."""
-        messages, upgraded, tail = result
-        if messages:
-            self._line_body = messages[-1][1]
-            if self._line_sent is not None:
+                head += len(line) - end
+                self._mend_sent = target.decode("utf-8", "surrogateescape")
+            piece, data = (data, b"") if head == len(data) else (data[:head], data[head:])
+            messages, upgraded, tail = super().feed_data(piece)
+            if self._mend_sent is not None and messages:
                 first, payload = messages[0]
-                messages = [(first._replace(path=self._line_sent), payload), *messages[1:]]
-                self._line_sent = None
-        return messages, upgraded, tail
+                messages = [(first._replace(path=self._mend_sent), payload), *messages[1:]]
+                self._mend_sent = None
+            found += messages
+            if upgraded or len(messages) != 1:
+                return self._mend_stop(found, data, upgraded, tail)
+            message, payload = messages[0]
+            if not payload.is_eof():
+                length = message.headers.get("Content-Length", "")
+                if message.chunked or not length.isdigit():
+                    return self._mend_stop(found, data)
+                self._mend_body_left = int(length)
+                if not data:
+                    break
+                more, upgraded, tail = self.feed_data(data)  # its body, then what follows
+                return [*found, *more], upgraded, tail
+        return found, False, b""
+
+    def _mend_stop(
+        self, found: list[Any], data: bytes, upgraded: bool = False, tail: bytes = b""
+    ) -> Any:
+        """No more mending on this connection: ``data`` and all that follows go to llhttp."""
+        self._mend_off = True
+        if upgraded:  # what follows the headers is no longer HTTP: the tail
+            return found, upgraded, tail + data
+        if data:
+            messages, upgraded, tail = super().feed_data(data)
+            found = [*found, *messages]
+        return found, upgraded, tail
 
 
 def install() -> None:

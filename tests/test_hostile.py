@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import logging
 import socket
 import sqlite3
@@ -14,6 +15,8 @@ from contextlib import closing
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub import quarantine
 from hub.app import create_app
@@ -447,3 +450,55 @@ async def test_raw_bytes_in_an_ecall_query_are_read_not_refused(
     [stored] = store.select(settings.data_dir / store.JOURNAL_FILE)
     data = stored.event().data
     assert (data.text if field == "text" else data.details[field]) == value
+
+
+class _Protocol:
+    """What aiohttp's parser needs of its protocol to parse requests fed to it."""
+
+    transport = None
+
+    def pause_reading(self, **kwargs: object) -> None: ...
+
+    def resume_reading(self, **kwargs: object) -> None: ...
+
+
+_NO_EOL = st.binary(max_size=120).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+_MESSAGES = st.lists(
+    st.tuples(_NO_EOL, st.none() | st.binary(max_size=80) | st.just(b"GET /x\xe9 y HTTP/1.1\r\n")),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages=_MESSAGES, cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=6))
+def test_any_query_bytes_in_any_reads_give_the_requests_as_sent(messages, cuts) -> None:
+    """300 examples: requests on one connection (pipelined), GET or POST with a body (which may
+    look like a request line), cut into reads anywhere, whatever bytes the queries hold but CR
+    and LF: each message carries its target as sent, and each body is as sent."""
+    from hub.requestline import MendingRequestParser
+
+    def request(query: bytes, body: bytes | None) -> bytes:
+        line = b"/callbacks/isendpro/s/reply?" + query + b" HTTP/1.1\r\nHost: h\r\n"
+        if body is None:
+            return b"GET " + line + b"\r\n"
+        return b"POST " + line + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    stream = b"".join(request(q, b) for q, b in messages)
+    loop = asyncio.new_event_loop()
+    try:
+        parser = MendingRequestParser(_Protocol(), loop, 2**16, max_line_size=8190)
+        bounds = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
+        found = []
+        for start, end in itertools.pairwise(bounds):
+            found += parser.feed_data(stream[start:end])[0]
+        bodies = [
+            p.read_nowait(-1) if p.is_eof() and b is not None else None
+            for (_, p), (_, b) in zip(found, messages, strict=True)
+        ]
+    finally:
+        loop.close()
+    sent = [b"/callbacks/isendpro/s/reply?" + q for q, _ in messages]
+    assert [m.path.encode("utf-8", "surrogateescape") for m, _ in found] == sent
+    assert all(m.url.path == "/callbacks/isendpro/s/reply" for m, _ in found)
+    assert bodies == [b for _, b in messages]
