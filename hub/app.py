@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from hub import handlers, sse
+from hub import handlers, logs, requestline, sse
 from hub.errors import SinkUnavailable
 from hub.forward_process import ForwarderProcess, sink_of
 from hub.forwarder import Forwarder
@@ -63,15 +63,16 @@ def endpoints() -> Iterator[Endpoint]:
 
 def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Application:
     """The hub. ``sink`` replaces the configured broker (tests pass an in-memory sink)."""
+    requestline.install()  # raw 8-bit bytes, NUL, spaces in a provider's URL: not a 400
     app = web.Application(
         client_max_size=settings.max_body_bytes, middlewares=[handlers.observe_http]
     )
     metrics = Metrics(CollectorRegistry(auto_describe=True))
-    app[RUNTIME] = Runtime(
-        metrics=metrics,
-        secrets=resolve_secrets(settings.configured_secrets(), settings.data_dir),
-        access=settings.access_policy(),
-    )
+    secrets = resolve_secrets(settings.configured_secrets(), settings.data_dir)
+    logs.hide(s for accepted in secrets.values() for s in accepted)
+    if settings.events_token:
+        logs.hide([settings.events_token.get_secret_value()])
+    app[RUNTIME] = Runtime(metrics=metrics, secrets=secrets, access=settings.access_policy())
     for endpoint in endpoints():
         handler = handlers.callback_handler(endpoint.module, endpoint.callback)
         for method in endpoint.callback.methods:

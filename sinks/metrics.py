@@ -21,11 +21,12 @@ from hub.models import Event
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
-OUTCOMES = ("accepted", "duplicate", "rejected", "unavailable", "unauthorized")
+OUTCOMES = ("accepted", "duplicate", "rejected", "unavailable", "unauthorized", "disconnected")
 """accepted: events journaled, provider acknowledged; duplicate: a retry of a callback already
 journaled, acknowledged again; rejected: the provider's input could not be parsed (their fault);
 unavailable: the events could not be made safe (our fault), the provider is told to retry;
-unauthorized: wrong secret (reason ``secret``) or source (reason ``source``)."""
+unauthorized: wrong secret (reason ``secret``) or source (reason ``source``); disconnected: the
+client went away before its request was read whole (HTTP status label 499, nothing kept)."""
 
 
 class Labelled(Generic[M]):
@@ -117,7 +118,7 @@ class Metrics:
     def start_at_zero(self, endpoints: Iterable[tuple[str, str]]) -> None:
         """Creates the known label sets, so that rates exist before the first callback."""
         for provider, endpoint in endpoints:
-            for outcome in ("accepted", "duplicate"):
+            for outcome in ("accepted", "duplicate", "disconnected"):
                 self.callbacks(provider, endpoint, outcome, "")
             self.latency(provider, endpoint)
             self.duplicates(provider)
