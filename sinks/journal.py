@@ -3,19 +3,35 @@
 Every accepted callback's events are committed here before the provider is answered; the
 forwarder then publishes them to the broker and records how far it got (``sinks.progress``).
 
-Writes run on the event loop's own thread, between callbacks: requests hand their rows to the
-journal and wait; once the loop has run every callback ready at that moment, it writes all the
-waiting rows in one transaction and commits with ``synchronous=FULL`` (the WAL is synced to
-disk) before any of those requests is answered. Durability costs one disk sync per batch, not
-per request (group commit), and the loop is held for that sync (about 0.3 ms here): requests
-arriving meanwhile form the next batch.
+Writes run in one writer thread of their own: requests hand their rows to the journal and wait;
+once the loop has run every callback ready at that moment, the waiting rows go to the writer,
+which writes them in one transaction and commits with ``synchronous=FULL`` (the WAL is synced
+to disk) before any of those requests is answered. Durability costs one disk sync per batch, not
+per request (group commit); requests arriving while a commit is under way form the next batch.
+The event loop never waits for the disk: a sync takes 0.3 ms here, but up to hundreds of ms on
+a shared disk, and forever on one that stalls (``fsfreeze``), and ``/health/live`` must answer
+meanwhile. A request waits for its commit at most ``commit_timeout`` seconds, then is told to
+retry (if the commit lands later, the provider's retry is a duplicate); a commit under way for
+longer makes the journal not ready. (The writer once ran on the loop's own thread: a thread gives
+up the GIL in every SQLite call and waits for it back, which cost speed, not durability.)
+Checkpoints (copying the WAL into the database, a sync of its own) mostly run in a thread with a
+connection of their own, which never holds up a commit; SQLite's own checkpoint at the commit
+that passes ``wal_autocheckpoint`` pages finishes one when commits keep coming.
 
-Why not a writer thread: it gave up the GIL in every SQLite call and had to wait for the loop to
-give it back, up to the 5 ms switch interval each time; commits of a few events took
-milliseconds. Checkpoints (copying the WAL into the database, a sync of its own) mostly run in a
-thread with a connection of their own, which never holds up a commit. One cannot finish while
-commits keep coming, though, and only a finished one lets the WAL start over: SQLite's own
-checkpoint at the commit that passes 1000 pages finishes it, with little left to copy.
+What can go wrong on disk is checked where it is cheap, once a commit, in the writer:
+
+- *The file deleted or replaced* (``rm journal.sqlite3*``): SQLite would go on writing to the
+  open, unlinked files, and every acknowledgement would be lost at the next start. After each
+  commit the writer compares the device and inode of the database, its WAL and its index with
+  those it opened; if one differs, that commit is not acknowledged, nothing is from then on
+  (``journal_gone``, until a restart), and what the open file holds is copied beside it
+  (``journal.sqlite3.salvaged-<time>``) for the operator to put back.
+- *Full or unwritable* (``journal_full``, ``journal_unwritable``): the batch is refused; the
+  journal is not ready, and tries a small commit every second until one passes (once the file
+  system has ``HEADROOM`` free bytes, and a capped journal a few pages).
+- *The cap* (``max_bytes``) holds for everything on disk: a quarter of it (at most 8 MiB) for
+  the WAL, checked before each commit against the pages the batch may write; 32 KiB for the
+  WAL's index; the rest for the database (``max_page_count``).
 
 An event whose id is already in the journal, received within the deduplication window, is not
 written again: it is a provider's retry (counted in ``counters.duplicates``).
