@@ -12,8 +12,9 @@ The event loop never waits for the disk: a sync takes 0.3 ms here, but up to hun
 a shared disk, and forever on one that stalls (``fsfreeze``), and ``/health/live`` must answer
 meanwhile. A request waits for its commit at most ``commit_timeout`` seconds, then is told to
 retry (if the commit lands later, the provider's retry is a duplicate); a commit under way for
-longer makes the journal not ready. (The writer once ran on the loop's own thread: a thread gives
-up the GIL in every SQLite call and waits for it back, which cost speed, not durability.)
+longer makes the journal not ready, and what comes meanwhile is refused at once. (The writer
+once ran on the loop's own thread: a thread gives up the GIL in every SQLite call and waits for
+it back, which costs speed, not durability.)
 Checkpoints (copying the WAL into the database, a sync of its own) mostly run in a thread with a
 connection of their own, which never holds up a commit; SQLite's own checkpoint at the commit
 that passes ``wal_autocheckpoint`` pages finishes one when commits keep coming.
@@ -196,6 +197,8 @@ FILES = ("", "-wal", "-shm")
 _SHM_CHUNK = 32768
 """The WAL index grows by this much for every 4096 frames of WAL."""
 _FRAME_HEADER = 24
+_COMPACT_AT = 1024
+"""Jobs waiting behind a commit past which those that timed out are dropped from the list."""
 _COMMIT_FRAMES = 8
 """Pages any commit may write besides its jobs' own: B-tree roots and parents, the sequence."""
 
@@ -237,6 +240,7 @@ class Journal:
         self.commit_timeout = commit_timeout
         self._on_commit = on_commit
         self._waiting: list[_Job] = []
+        self._compact_at = _COMPACT_AT
         self._committing: float | None = None
         """When the commit under way in the writer thread began (monotonic time), if one is."""
         self._conn: sqlite3.Connection | None = None
@@ -376,6 +380,8 @@ class Journal:
             raise SinkUnavailable("journal is closed", reason="journal_closed")
         if self.trouble == GONE:
             raise SinkUnavailable("the journal's file is gone or replaced", reason=GONE)
+        if self.stalled:  # the disk stalls: waiting would only pile requests up
+            raise SinkUnavailable("a commit outlasts its timeout", reason=STALLED)
         future = self._enqueue(
             _Job(write, rows or [], asyncio.get_running_loop().create_future(), frames)
         )
@@ -391,6 +397,9 @@ class Journal:
         if not self._waiting and self._committing is None:
             # the first of a batch: commit once the ready callbacks have run
             job.future.get_loop().call_soon(self._flush)
+        elif len(self._waiting) >= self._compact_at:  # a long commit: let timed-out jobs go
+            self._waiting = [waiting for waiting in self._waiting if not waiting.future.done()]
+            self._compact_at = max(_COMPACT_AT, 2 * len(self._waiting))
         self._waiting.append(job)
         return job.future
 

@@ -128,7 +128,7 @@ async def test_live_answers_while_the_disk_stalls(tmp_path):
                 during = Results()
                 with disks.frozen(mnt):
                     streaming = asyncio.create_task(
-                        stream(hub.url, range(100, 10_000), during, stop=stop)
+                        stream(hub.url, range(100, 90_000), during, stop=stop)
                     )
                     live, ready = [], []
                     loop = asyncio.get_running_loop()
