@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+from hub.errors import SinkUnavailable
+from hub.models import Event, Provider, RawRequest, utc_now
+from parsers import REGISTRY
 from sinks import journal as store
 from tests.harness import disks
 from tests.harness.hubproc import HubProcess
-from tests.support import eventually, metric
+from tests.support import dlr_query, eventually, metric
 from tests.test_durability import Results, acked, journaled, stream
 
 PROBLEME = "200 probleme"
@@ -231,3 +238,45 @@ async def test_journal_max_bytes_holds_for_every_file_of_the_journal(tmp_path):
     assert on_disk(data) <= cap
     missing = sorted(results.acked - journaled(data).keys())
     assert not missing, f"acknowledged but not journaled: {missing}"
+
+
+@pytest.mark.parametrize("fault", ["database replaced", "WAL deleted"])
+async def test_journal_notices_a_file_replaced_or_its_wal_deleted(tmp_path, fault):
+    """In process, the other ways the open file stops being the journal's: the database
+    replaced by another file (a restore, a `mv`), or only its WAL deleted. The next commit is
+    refused, the journal is not ready, and its copy holds what was acknowledged before."""
+    journal = store.Journal.open(tmp_path)
+    try:
+        await journal.append(events(1))
+        if fault == "database replaced":
+            other = tmp_path / "other.sqlite3"
+            with closing(sqlite3.connect(other)) as conn:
+                conn.execute("CREATE TABLE t (x)")
+            os.replace(other, journal.path)
+        else:
+            os.unlink(f"{journal.path}-wal")
+        with pytest.raises(SinkUnavailable) as refused:
+            await journal.append(events(2))
+        assert refused.value.reason == "journal_gone"
+        assert not journal.ready
+        with pytest.raises(SinkUnavailable):
+            await journal.append(events(3))
+    finally:
+        journal.close()
+    [salvaged] = tmp_path.glob(f"{store.JOURNAL_FILE}.salvaged-*")
+    kept = [s.event().data.message_id for s in store.select(salvaged)]
+    assert kept[0] == "1"
+    assert "3" not in kept
+
+
+def events(i: int) -> list[Event]:
+    raw = RawRequest(
+        provider=Provider.ISENDPRO,
+        callback="delivery",
+        method="GET",
+        query=dlr_query(i).encode(),
+        body=b"",
+        content_type="",
+        received_at=utc_now(),
+    )
+    return REGISTRY[Provider.ISENDPRO].parse(raw)
