@@ -114,16 +114,22 @@ async def test_deleted_journal_refuses_and_loses_nothing_acknowledged(tmp_path):
     assert not missing, f"acknowledged but lost: {len(missing)} of {len(results.acked)}"
 
 
-async def test_live_answers_while_the_disk_stalls(tmp_path):
-    """The journal's file system frozen for 8 s (`fsfreeze`) while callbacks stream in:
-    `/health/live` answers all along (within 2 s, a liveness probe's timeout), `/health/ready`
-    goes 503 once a commit outlasts HUB_JOURNAL_COMMIT_TIMEOUT, waiting callbacks get
-    `probleme` and none gets `validation` before the disk is back; then the hub is ready again
-    by itself, and every acknowledged callback is journaled."""
+@pytest.mark.parametrize("with_broker", [False, pytest.param(True, marks=pytest.mark.broker)])
+async def test_live_answers_while_the_disk_stalls(tmp_path, request, with_broker):
+    """The journal's file system frozen for 8 s (`fsfreeze`) while callbacks stream in and
+    `/metrics` is scraped (with a broker, that reads the journal's files): `/health/live`
+    answers all along (within 2 s, a liveness probe's timeout), `/health/ready` goes 503 once a
+    commit outlasts HUB_JOURNAL_COMMIT_TIMEOUT, waiting callbacks get `probleme` and none gets
+    `validation` before the disk is back; then the hub is ready again by itself, and every
+    acknowledged callback is journaled."""
     disks.require("mkfs.ext4", "losetup", "mount", "umount", "fsfreeze")
+    rabbit = request.getfixturevalue("rabbit") if with_broker else None
     with disks.loop_ext4(tmp_path / "disk.img", tmp_path / "mnt") as mnt:
         hub = HubProcess(
-            mnt / "data", {"HUB_JOURNAL_COMMIT_TIMEOUT": "2"}, log_file=tmp_path / "hub.log"
+            mnt / "data",
+            {"HUB_JOURNAL_COMMIT_TIMEOUT": "2"},
+            rabbitmq_url=rabbit.url if rabbit else None,
+            log_file=tmp_path / "hub.log",
         )
         results = Results()
         try:
@@ -141,6 +147,7 @@ async def test_live_answers_while_the_disk_stalls(tmp_path):
                     loop = asyncio.get_running_loop()
                     until = loop.time() + 8
                     while loop.time() < until:
+                        await status(hub, "/metrics", timeout=2)  # may wait for the disk
                         live.append(await status(hub, "/health/live", timeout=2))
                         ready.append(await status(hub, "/health/ready", timeout=2))
                     acked_while_frozen = set(during.acked)
@@ -148,7 +155,7 @@ async def test_live_answers_while_the_disk_stalls(tmp_path):
                 stop.set()
                 await streaming
                 await ready_is(hub, 200)
-                after = await stream(hub.url, range(10_000, 10_100), Results())
+                after = await stream(hub.url, range(90_000, 90_100), Results())
                 code = await asyncio.to_thread(hub.terminate)
         finally:
             hub.stop()
@@ -159,7 +166,7 @@ async def test_live_answers_while_the_disk_stalls(tmp_path):
     assert not acked_while_frozen, "acknowledged while the disk could not sync"
     assert refused_while_frozen, "callbacks told to retry after their bounded wait"
     assert set(during.refused.values()) == {PROBLEME}
-    assert after.acked == set(range(10_000, 10_100))
+    assert after.acked == set(range(90_000, 90_100))
     acknowledged = results.acked | during.acked | after.acked
     missing = sorted(acknowledged - journal.keys())
     assert not missing, f"acknowledged but not journaled: {missing}"
