@@ -248,6 +248,8 @@ class Journal:
         self._checkpointer: threading.Thread | None = None
         self._stop = threading.Event()
         self._probing: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poked = False
         self._files: dict[str, tuple[int, int] | None] = {}
         self._page_size = 4096
         self._wal_budget: int | None = None
@@ -265,6 +267,8 @@ class Journal:
         if journal.max_bytes is not None:
             journal._cap(conn, journal.max_bytes)
         journal._files = journal._identities()
+        with suppress(RuntimeError):  # opened outside a loop: no writes before one runs
+            journal._loop = asyncio.get_running_loop()
         journal._checkpointer = threading.Thread(
             target=journal._checkpoints, name="journal-checkpoints", daemon=True
         )
@@ -405,8 +409,29 @@ class Journal:
 
     @property
     def ready(self) -> bool:
-        """The journal takes writes: open, no trouble, no commit outlasting the timeout."""
-        return self._conn is not None and self.trouble is None and not self.stalled
+        """The journal takes writes: open, no trouble, no commit outlasting the timeout, its
+        files where it opened them (from any thread: health checks and metrics ask, not the
+        callbacks' path). Files found moved while no commit came: an empty commit is asked of
+        the writer, for it to act on it (refuse, log, copy)."""
+        if self._conn is None or self.trouble is not None or self.stalled:
+            return False
+        if not self._moved():
+            return True
+        if self._loop is not None and not self._poked:
+            self._poked = True
+            self._loop.call_soon_threadsafe(self._poke)
+        return False
+
+    def _moved(self) -> bool:
+        return any(
+            known is not None and self._identity(suffix) != known
+            for suffix, known in list(self._files.items())
+        )
+
+    def _poke(self) -> None:
+        if self._conn is not None and self.trouble != GONE:
+            future = self._enqueue(_Job(_nothing, [], asyncio.get_running_loop().create_future()))
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     @property
     def stalled(self) -> bool:
@@ -450,7 +475,7 @@ class Journal:
             _settle(batch, _failed(batch, "journal is closed", "journal_closed"))
             return
         self._committing = time.monotonic()
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         done = loop.run_in_executor(self._writer, self._write, batch)
         done.add_done_callback(lambda f: self._committed(batch, f))
 
@@ -574,16 +599,15 @@ class Journal:
         except FileNotFoundError:
             return 0
 
+    def _identity(self, suffix: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(f"{self.path}{suffix}")
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino)
+
     def _identities(self) -> dict[str, tuple[int, int] | None]:
-        found: dict[str, tuple[int, int] | None] = {}
-        for suffix in FILES:
-            try:
-                st = os.stat(f"{self.path}{suffix}")
-            except FileNotFoundError:
-                found[suffix] = None
-            else:
-                found[suffix] = (st.st_dev, st.st_ino)
-        return found
+        return {suffix: self._identity(suffix) for suffix in FILES}
 
     def _lost(self) -> str | None:
         """The name of a journal file that is not the one open any more (deleted, replaced), if
@@ -676,6 +700,10 @@ class Journal:
 def _chunks(items: list[T]) -> Iterator[list[T]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
+
+
+def _nothing(conn: sqlite3.Connection) -> None:
+    """An empty commit's write."""
 
 
 def _failed(jobs: Sequence[_Job], message: str, reason: str) -> list[Outcome]:

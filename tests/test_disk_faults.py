@@ -287,3 +287,24 @@ def events(i: int) -> list[Event]:
         received_at=utc_now(),
     )
     return REGISTRY[Provider.ISENDPRO].parse(raw)
+
+
+async def test_an_idle_journal_whose_file_is_deleted_is_not_ready_and_says_so(tmp_path, caplog):
+    """No callback comes after the deletion: `ready` is false at the next look all the same,
+    and the journal logs the ERROR and copies itself without waiting for traffic."""
+    journal = store.Journal.open(tmp_path)
+    try:
+        await journal.append(events(1))
+        assert journal.ready
+        for path in tmp_path.glob(f"{store.JOURNAL_FILE}*"):
+            os.unlink(path)
+        assert not journal.ready
+
+        async def copied() -> bool:
+            return any(tmp_path.glob(f"{store.JOURNAL_FILE}.salvaged-*"))
+
+        await eventually(copied, timeout=10)
+        assert journal.trouble == "journal_gone"
+        assert any(r.levelname == "ERROR" and "gone" in r.getMessage() for r in caplog.records)
+    finally:
+        journal.close()
