@@ -199,6 +199,8 @@ _SHM_CHUNK = 32768
 _FRAME_HEADER = 24
 _COMPACT_AT = 1024
 """Jobs waiting behind a commit past which those that timed out are dropped from the list."""
+_CHECKPOINT_TRIES = 100
+"""Tries, 10 ms apart, of a checkpoint that empties a capped journal's WAL before a commit."""
 _COMMIT_FRAMES = 8
 """Pages any commit may write besides its jobs' own: B-tree roots and parents, the sequence."""
 
@@ -588,8 +590,12 @@ class Journal:
         need = frames * (self._page_size + _FRAME_HEADER)
         if self._size("-wal") + need <= self._wal_budget:
             return
-        with suppress(sqlite3.Error):
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        for _ in range(_CHECKPOINT_TRIES):  # busy at once while the checkpointer runs one
+            with suppress(sqlite3.Error):
+                (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    break
+            time.sleep(0.01)
         if self._size("-wal") + need > self._wal_budget:
             raise SinkUnavailable("the journal's WAL is at its share of the cap", reason=FULL)
 

@@ -10,9 +10,11 @@ root): the hub's log is kept outside them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -306,5 +308,30 @@ async def test_an_idle_journal_whose_file_is_deleted_is_not_ready_and_says_so(tm
         await eventually(copied, timeout=10)
         assert journal.trouble == "journal_gone"
         assert any(r.levelname == "ERROR" and "gone" in r.getMessage() for r in caplog.records)
+    finally:
+        journal.close()
+
+
+async def test_a_capped_journal_is_ready_again_once_retention_frees_room(tmp_path):
+    """At HUB_JOURNAL_MAX_BYTES the journal refuses and is not ready; once old events are
+    deleted (retention) it is ready again by itself and takes events, still under the cap."""
+    cap = 300_000
+    journal = store.Journal.open(tmp_path, max_bytes=cap)
+    try:
+        i = 0
+        while journal.ready and i < 5000:
+            with contextlib.suppress(SinkUnavailable):
+                await journal.append(events(i))
+            i += 1
+        assert journal.trouble == "journal_full"
+        assert on_disk(tmp_path) <= cap
+        assert await journal.prune(time.time() + 1, forwarded_up_to=None) > 0
+
+        async def ready() -> bool:
+            return journal.ready
+
+        await eventually(ready, timeout=10)
+        await journal.append(events(i))
+        assert on_disk(tmp_path) <= cap
     finally:
         journal.close()
