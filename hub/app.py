@@ -108,9 +108,11 @@ def _storage(
             settings.data_dir,
             dedup_window=settings.dedup_window,
             max_bytes=settings.journal_max_bytes,
+            commit_timeout=settings.journal_commit_timeout,
             on_commit=metrics.journal_commit.observe,
         )
         runtime.journal = journal
+        metrics.journal_ready.set_function(lambda: float(journal.ready))
         metrics.quarantined.set(store.stats(journal.path).quarantined)
         forwarding = sink is not None or settings.rabbitmq_url is not None
         providers = [p.value for p in REGISTRY]

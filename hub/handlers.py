@@ -187,10 +187,11 @@ def _response(reply: Reply) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """In a thread: with a broker, collecting reads the journal's files (the backlog), which
+    waits for as long as the disk stalls; the event loop must not."""
     registry = request.app[RUNTIME].metrics.registry
-    return web.Response(
-        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
+    body = await asyncio.to_thread(generate_latest, registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def live(request: web.Request) -> web.Response:

@@ -34,7 +34,11 @@ class Settings(BaseSettings):
     retention: float = Field(default=14 * DAY, gt=0)
     """Seconds an event stays in the journal (once forwarded, with a broker)."""
     journal_max_bytes: int | None = Field(default=None, gt=0)
-    """A cap on the journal's size: past it, providers are told to retry (never a full disk)."""
+    """A cap on everything the journal puts on disk (database, WAL, WAL index): past it,
+    providers are told to retry (never a full disk)."""
+    journal_commit_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a callback waits for its commit (a disk that stalls) before it is told to retry;
+    a commit under way for longer makes the hub not ready."""
     forward_batch: int = Field(default=512, gt=0)
     """Events the forwarder has in flight at once."""
     forwarder: Literal["process", "inline"] = "process"

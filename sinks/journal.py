@@ -3,19 +3,36 @@
 Every accepted callback's events are committed here before the provider is answered; the
 forwarder then publishes them to the broker and records how far it got (``sinks.progress``).
 
-Writes run on the event loop's own thread, between callbacks: requests hand their rows to the
-journal and wait; once the loop has run every callback ready at that moment, it writes all the
-waiting rows in one transaction and commits with ``synchronous=FULL`` (the WAL is synced to
-disk) before any of those requests is answered. Durability costs one disk sync per batch, not
-per request (group commit), and the loop is held for that sync (about 0.3 ms here): requests
-arriving meanwhile form the next batch.
+Writes run in one writer thread of their own: requests hand their rows to the journal and wait;
+once the loop has run every callback ready at that moment, the waiting rows go to the writer,
+which writes them in one transaction and commits with ``synchronous=FULL`` (the WAL is synced
+to disk) before any of those requests is answered. Durability costs one disk sync per batch, not
+per request (group commit); requests arriving while a commit is under way form the next batch.
+The event loop never waits for the disk: a sync takes 0.3 ms here, but up to hundreds of ms on
+a shared disk, and forever on one that stalls (``fsfreeze``), and ``/health/live`` must answer
+meanwhile. A request waits for its commit at most ``commit_timeout`` seconds, then is told to
+retry (if the commit lands later, the provider's retry is a duplicate); a commit under way for
+longer makes the journal not ready, and what comes meanwhile is refused at once. (The writer
+once ran on the loop's own thread: a thread gives up the GIL in every SQLite call and waits for
+it back, which costs speed, not durability.)
+Checkpoints (copying the WAL into the database, a sync of its own) mostly run in a thread with a
+connection of their own, which never holds up a commit; SQLite's own checkpoint at the commit
+that passes ``wal_autocheckpoint`` pages finishes one when commits keep coming.
 
-Why not a writer thread: it gave up the GIL in every SQLite call and had to wait for the loop to
-give it back, up to the 5 ms switch interval each time; commits of a few events took
-milliseconds. Checkpoints (copying the WAL into the database, a sync of its own) mostly run in a
-thread with a connection of their own, which never holds up a commit. One cannot finish while
-commits keep coming, though, and only a finished one lets the WAL start over: SQLite's own
-checkpoint at the commit that passes 1000 pages finishes it, with little left to copy.
+What can go wrong on disk is checked where it is cheap, once a commit, in the writer:
+
+- *The file deleted or replaced* (``rm journal.sqlite3*``): SQLite would go on writing to the
+  open, unlinked files, and every acknowledgement would be lost at the next start. After each
+  commit the writer compares the device and inode of the database, its WAL and its index with
+  those it opened; if one differs, that commit is not acknowledged, nothing is from then on
+  (``journal_gone``, until a restart), and what the open file holds is copied beside it
+  (``journal.sqlite3.salvaged-<time>``) for the operator to put back.
+- *Full or unwritable* (``journal_full``, ``journal_unwritable``): the batch is refused; the
+  journal is not ready, and tries a small commit every second until one passes (once the file
+  system has ``HEADROOM`` free bytes, and a capped journal a few pages).
+- *The cap* (``max_bytes``) holds for everything on disk: a quarter of it (at most 8 MiB) for
+  the WAL, checked before each commit against the pages the batch may write; 32 KiB for the
+  WAL's index; the rest for the database (``max_page_count``).
 
 An event whose id is already in the journal, received within the deduplication window, is not
 written again: it is a provider's retry (counted in ``counters.duplicates``).
@@ -31,10 +48,13 @@ Tables:
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +64,8 @@ from typing import Any, TypeVar
 from hub.errors import SinkUnavailable
 from hub.models import Envelope, Event
 from sinks import progress
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -153,11 +175,41 @@ class _Job:
     """What the job does with the connection; None for an append: its ``rows``."""
     rows: list[Row]
     future: asyncio.Future[Any]
+    frames: int = 2
+    """At most how many pages the job adds to a commit (the WAL's share of a capped journal)."""
 
+
+Outcome = tuple[Any, "SinkUnavailable | None"]
+"""What a job got: its result, or why it was not committed."""
 
 CHECKPOINT_INTERVAL = 0.2
 """Seconds between two checkpoints of the checkpointer thread (PASSIVE: they never wait for,
 nor block, a commit)."""
+COMMIT_TIMEOUT = 10.0
+"""Seconds a request waits for its commit before it is told to retry
+(``HUB_JOURNAL_COMMIT_TIMEOUT``); a commit under way for longer makes the journal not ready."""
+PROBE_INTERVAL = 1.0
+"""Seconds between two tries of a journal that could not take writes (full, unwritable)."""
+HEADROOM = 1 << 20
+"""Free bytes its file system must have again before a journal that could not write tries."""
+FILES = ("", "-wal", "-shm")
+"""Suffixes of the files SQLite keeps for the journal: the database, its WAL, the WAL's index."""
+_SHM_CHUNK = 32768
+"""The WAL index grows by this much for every 4096 frames of WAL."""
+_FRAME_HEADER = 24
+_COMPACT_AT = 1024
+"""Jobs waiting behind a commit past which those that timed out are dropped from the list."""
+_CHECKPOINT_TRIES = 100
+"""Tries, 10 ms apart, of a checkpoint that empties a capped journal's WAL before a commit."""
+_COMMIT_FRAMES = 8
+"""Pages any commit may write besides its jobs' own: B-tree roots and parents, the sequence."""
+
+FULL, UNWRITABLE, GONE, STALLED = (
+    "journal_full",
+    "journal_unwritable",
+    "journal_gone",
+    "journal_stalled",
+)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -169,7 +221,11 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 class Journal:
-    """Durable local storage with group commit. Open with :meth:`open`, end with :meth:`close`."""
+    """Durable local storage with group commit. Open with :meth:`open`, end with :meth:`close`.
+
+    :attr:`trouble` says why it cannot take writes (``journal_full``, ``journal_unwritable``: tried
+    again every second, and clears by itself; ``journal_gone``: its file was deleted or replaced,
+    until a restart); :attr:`ready` is false then, and while a commit outlasts the timeout."""
 
     def __init__(
         self,
@@ -177,16 +233,31 @@ class Journal:
         *,
         dedup_window: float = 7 * DAY,
         max_bytes: int | None = None,
+        commit_timeout: float = COMMIT_TIMEOUT,
         on_commit: Callable[[float], None] | None = None,
     ) -> None:
         self.path = path
         self.dedup_window = dedup_window
         self.max_bytes = max_bytes
+        self.commit_timeout = commit_timeout
         self._on_commit = on_commit
         self._waiting: list[_Job] = []
+        self._compact_at = _COMPACT_AT
+        self._committing: float | None = None
+        """When the commit under way in the writer thread began (monotonic time), if one is."""
         self._conn: sqlite3.Connection | None = None
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
         self._checkpointer: threading.Thread | None = None
         self._stop = threading.Event()
+        self._probing: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poked = False
+        self._files: dict[str, tuple[int, int] | None] = {}
+        self._page_size = 4096
+        self._wal_budget: int | None = None
+        """With ``max_bytes``: the most bytes the WAL may take on disk."""
+        self.trouble: str | None = None
+        """Why the journal cannot take writes now (a reason), or None."""
 
     @classmethod
     def open(cls, data_dir: Path, **kwargs: Any) -> Journal:
@@ -194,16 +265,30 @@ class Journal:
         journal = cls(data_dir / JOURNAL_FILE, **kwargs)
         conn = journal._conn = connect(journal.path)
         conn.executescript(SCHEMA)
+        (journal._page_size,) = conn.execute("PRAGMA page_size").fetchone()
         if journal.max_bytes is not None:
-            (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-            conn.execute(f"PRAGMA max_page_count={max(journal.max_bytes // page_size, 1)}")
+            journal._cap(conn, journal.max_bytes)
+        journal._files = journal._identities()
+        with suppress(RuntimeError):  # opened outside a loop: no writes before one runs
+            journal._loop = asyncio.get_running_loop()
         journal._checkpointer = threading.Thread(
             target=journal._checkpoints, name="journal-checkpoints", daemon=True
         )
         journal._checkpointer.start()
         return journal
 
-    # -- writing (on the event loop's thread) --------------------------------------------------
+    def _cap(self, conn: sqlite3.Connection, max_bytes: int) -> None:
+        """Shares ``max_bytes`` out: a quarter (at most 8 MiB) for the WAL, checked before each
+        commit; its index; the rest for the database, SQLite's ``max_page_count``."""
+        frame = self._page_size + _FRAME_HEADER
+        self._wal_budget = wal = min(max_bytes // 4, 8 << 20)
+        shm = _SHM_CHUNK * (1 + wal // frame // 4096)
+        pages = max((max_bytes - wal - shm) // self._page_size, 1)
+        conn.execute(f"PRAGMA max_page_count={pages}")
+        conn.execute(f"PRAGMA journal_size_limit={wal}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={max(wal // frame // 2, 1)}")
+
+    # -- writing (the loop hands batches to the writer thread) ----------------------------------
 
     async def append(self, events: Sequence[Event]) -> Appended:
         """Commits the events not already journaled within the deduplication window.
@@ -223,7 +308,8 @@ class Journal:
             )
             for e in events
         ]
-        fresh: list[bool] = await self._submit(None, rows)
+        size = sum(len(row[7]) for row in rows)
+        fresh: list[bool] = await self._submit(None, rows, self._pages(size) + 2 * len(rows))
         return Appended(
             new=[e for e, f in zip(events, fresh, strict=True) if f],
             duplicates=[e for e, f in zip(events, fresh, strict=True) if not f],
@@ -250,7 +336,8 @@ class Journal:
             )
             return int(cursor.lastrowid or 0)
 
-        number: int = await self._submit(write)
+        size = len(entry.headers) + len(entry.query) + len(entry.body)
+        number: int = await self._submit(write, frames=self._pages(size) + 2)
         return number
 
     async def mark_replayed(self, seq: int, at: float) -> None:
@@ -266,8 +353,12 @@ class Journal:
         those with ``seq`` up to the forwarder's cursor.
 
         A day of events may be millions of rows: they go ``chunk`` at a time, each chunk a
-        commit of its own between callbacks' commits, so that none waits long for it."""
+        commit of its own between callbacks' commits, so that none waits long for it (fewer
+        at a time in a capped journal, whose WAL must hold a chunk's pages: 3 a row at most)."""
         up_to = forwarded_up_to if forwarded_up_to is not None else 2**62
+        if self._wal_budget is not None:
+            frames = self._wal_budget // (self._page_size + _FRAME_HEADER)
+            chunk = max(1, min(chunk, (frames - _COMMIT_FRAMES) // 3))
 
         def write(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
@@ -279,27 +370,88 @@ class Journal:
 
         deleted = 0
         while True:
-            count: int = await self._submit(write)
+            count: int = await self._submit(write, frames=3 * chunk)
             deleted += count
             if count < chunk:
                 return deleted
 
-    async def _submit(self, write: Writer | None, rows: list[Row] | None = None) -> Any:
+    def _pages(self, size: int) -> int:
+        """Pages that ``size`` bytes of rows may take, twice over (B-tree pages split)."""
+        return 2 * (size // self._page_size + 1)
+
+    async def _submit(
+        self, write: Writer | None, rows: list[Row] | None = None, frames: int = 2
+    ) -> Any:
         if self._conn is None:
             raise SinkUnavailable("journal is closed", reason="journal_closed")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if not self._waiting:  # the first of a batch: commit once the ready callbacks have run
-            future.get_loop().call_soon(self._flush)
-        self._waiting.append(_Job(write, rows or [], future))
-        return await future
+        if self.trouble == GONE:
+            raise SinkUnavailable("the journal's file is gone or replaced", reason=GONE)
+        if self.stalled:  # the disk stalls: waiting would only pile requests up
+            raise SinkUnavailable("a commit outlasts its timeout", reason=STALLED)
+        future = self._enqueue(
+            _Job(write, rows or [], asyncio.get_running_loop().create_future(), frames)
+        )
+        try:
+            async with asyncio.timeout(self.commit_timeout):
+                return await future
+        except TimeoutError:
+            raise SinkUnavailable(
+                f"no commit within {self.commit_timeout} s", reason=STALLED
+            ) from None
+
+    def _enqueue(self, job: _Job) -> asyncio.Future[Any]:
+        if not self._waiting and self._committing is None:
+            # the first of a batch: commit once the ready callbacks have run
+            job.future.get_loop().call_soon(self._flush)
+        elif len(self._waiting) >= self._compact_at:  # a long commit: let timed-out jobs go
+            self._waiting = [waiting for waiting in self._waiting if not waiting.future.done()]
+            self._compact_at = max(_COMPACT_AT, 2 * len(self._waiting))
+        self._waiting.append(job)
+        return job.future
 
     @property
     def ready(self) -> bool:
-        return self._conn is not None
+        """The journal takes writes: open, no trouble, no commit outlasting the timeout, its
+        files where it opened them (from any thread: health checks and metrics ask, not the
+        callbacks' path). Files found moved while no commit came: an empty commit is asked of
+        the writer, for it to act on it (refuse, log, copy)."""
+        if self._conn is None or self.trouble is not None or self.stalled:
+            return False
+        if not self._moved():
+            return True
+        if self._loop is not None and not self._poked:
+            self._poked = True
+            self._loop.call_soon_threadsafe(self._poke)
+        return False
+
+    def _moved(self) -> bool:
+        return any(
+            known is not None and self._identity(suffix) != known
+            for suffix, known in list(self._files.items())
+        )
+
+    def _poke(self) -> None:
+        if self._conn is not None and self.trouble != GONE:
+            future = self._enqueue(_Job(_nothing, [], asyncio.get_running_loop().create_future()))
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    @property
+    def stalled(self) -> bool:
+        started = self._committing
+        return started is not None and time.monotonic() - started > self.commit_timeout
 
     def close(self) -> None:
-        """Commits what waits (from the loop's thread), checkpoints, closes."""
-        self._flush()
+        """Waits for the commit under way, commits what waits (from the loop's thread, which it
+        holds meanwhile), checkpoints, closes."""
+        if self._probing is not None:
+            self._probing.cancel()
+            self._probing = None
+        self._writer.shutdown(wait=True)
+        batch = [job for job in self._waiting if not job.future.done()]
+        self._waiting = []
+        if batch and self._conn is not None:
+            outcomes, _ = self._write(batch)
+            _settle(batch, outcomes)
         if self._checkpointer is not None:
             self._stop.set()
             self._checkpointer.join()
@@ -309,32 +461,104 @@ class Journal:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
             self._conn = None
+        batch, self._waiting = self._waiting, []
+        _settle(batch, _failed(batch, "journal is closed", "journal_closed"))
 
     def _flush(self) -> None:
-        batch, self._waiting = self._waiting, []
+        """On the loop: hands what waits to the writer thread, unless a commit is under way
+        (what waits then goes as the next batch, once it is done)."""
+        if self._committing is not None:
+            return
+        batch = [job for job in self._waiting if not job.future.done()]  # not timed out
+        self._waiting = []
         if not batch:
             return
         if self._conn is None:
-            error = SinkUnavailable("journal is closed", reason="journal_closed")
-            _settle([(job, None) for job in batch], error)
+            _settle(batch, _failed(batch, "journal is closed", "journal_closed"))
             return
+        self._committing = time.monotonic()
+        loop = self._loop = asyncio.get_running_loop()
+        done = loop.run_in_executor(self._writer, self._write, batch)
+        done.add_done_callback(lambda f: self._committed(batch, f))
+
+    def _committed(
+        self, batch: list[_Job], done: asyncio.Future[tuple[list[Outcome], float]]
+    ) -> None:
+        """On the loop, once the writer thread is through with a batch."""
+        self._committing = None
+        if done.cancelled():  # the executor was shut down (closing)
+            _settle(batch, _failed(batch, "journal is closed", "journal_closed"))
+            return
+        if (exc := done.exception()) is not None:
+            log.error("journal writer failed: %r", exc)
+            _settle(batch, _failed(batch, repr(exc), UNWRITABLE))
+        else:
+            outcomes, elapsed = done.result()
+            _settle(batch, outcomes)
+            if self._on_commit is not None:
+                self._on_commit(elapsed)
+        if self.trouble in (FULL, UNWRITABLE) and self._probing is None:
+            self._probing = done.get_loop().call_later(PROBE_INTERVAL, self._probe)
+        if self._waiting:
+            self._flush()
+
+    def _probe(self) -> None:
+        """Tries a journal that could not write: a small commit, if there is room again."""
+        self._probing = None
+        if self.trouble not in (FULL, UNWRITABLE) or self._conn is None:
+            return
+        future = self._enqueue(_Job(self._headroom, [], asyncio.get_running_loop().create_future()))
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def _headroom(self, conn: sqlite3.Connection) -> None:
+        """The probe's write: a page written, if the file system has ``HEADROOM`` bytes free
+        and a capped journal room for a few pages more."""
+        fs = os.statvfs(self.path.parent)
+        if fs.f_bavail * fs.f_frsize < HEADROOM:
+            raise SinkUnavailable("the journal's file system is still full", reason=FULL)
+        if self.max_bytes is not None:
+            (count,) = conn.execute("PRAGMA page_count").fetchone()
+            (free,) = conn.execute("PRAGMA freelist_count").fetchone()
+            (most,) = conn.execute("PRAGMA max_page_count").fetchone()
+            if most - count + free < 4 * _COMMIT_FRAMES:
+                raise SinkUnavailable("the journal is still at its cap", reason=FULL)
+        conn.execute("UPDATE counters SET value = value WHERE name = 'duplicates'")
+
+    # -- in the writer thread -------------------------------------------------------------------
+
+    def _write(self, batch: list[_Job]) -> tuple[list[Outcome], float]:
+        """Commits the batch; checks afterwards that the journal's files are still the ones it
+        wrote to, so that nothing is acknowledged that went to a deleted file."""
         started = time.perf_counter()
-        self._commit(self._conn, batch)
-        if self._on_commit is not None:
-            self._on_commit(time.perf_counter() - started)
+        conn = self._conn
+        if conn is None or self.trouble == GONE:
+            reason = "journal_closed" if conn is None else GONE
+            return _failed(batch, "journal cannot write", reason), 0.0
+        outcomes = self._commit(conn, batch)
+        lost = self._lost()
+        if lost is not None:
+            self._gone(conn, lost)
+            outcomes = _failed(batch, f"journal file {lost} gone or replaced", GONE)
+        else:
+            failed = next((error for _, error in outcomes if error is not None), None)
+            trouble = failed.reason if failed is not None else None
+            if trouble != self.trouble:
+                if trouble is None:
+                    log.warning("journal takes writes again")
+                else:
+                    log.error(
+                        "journal cannot take writes (%s): callbacks are told to retry, not ready",
+                        trouble,
+                    )
+            self.trouble = trouble
+        elapsed = time.perf_counter() - started
+        if elapsed > self.commit_timeout:
+            log.warning("journal commit took %.1f s (the disk stalled)", elapsed)
+        return outcomes, elapsed
 
-    def _checkpoints(self) -> None:
-        """Copies committed WAL frames into the database now and then, off the loop."""
-        with closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
-            conn.execute("PRAGMA busy_timeout=5000")
-            while not self._stop.wait(CHECKPOINT_INTERVAL):
-                with suppress(sqlite3.Error):  # busy or full: the next round tries again
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        results: list[Any] = []
-        error: BaseException | None = None
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[Outcome]:
         try:
+            self._make_room(conn, batch)
             conn.execute("BEGIN IMMEDIATE")
             appended = self._append(conn, [job.rows for job in batch if job.write is None])
             results = [
@@ -342,17 +566,99 @@ class Journal:
             ]
             conn.execute("COMMIT")
         except Exception as exc:
-            full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-            reason = "journal_full" if full else "journal_unwritable"
-            error = SinkUnavailable(f"journal write failed: {exc!r}", reason=reason)
+            if isinstance(exc, SinkUnavailable):
+                error = exc
+            else:
+                full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                reason = FULL if full else UNWRITABLE
+                error = SinkUnavailable(f"journal write failed: {exc!r}", reason=reason)
             if conn.in_transaction:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             if len(batch) > 1:  # SQLite undid them all: one job that does not fit must not
-                for job in batch:  # fail the others (a quarantined request among events)
-                    self._commit(conn, [job])
-                return
-        _settle([(job, results[i] if results else None) for i, job in enumerate(batch)], error)
+                # fail the others (a quarantined request among events)
+                return [outcome for job in batch for outcome in self._commit(conn, [job])]
+            return [(None, error)]
+        return [(result, None) for result in results]
+
+    def _make_room(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        """In a capped journal, the WAL must keep within its budget once the batch is in it:
+        if it would not, a checkpoint empties it first; if it cannot, the batch is refused."""
+        if self._wal_budget is None:
+            return
+        frames = sum(job.frames for job in batch) + _COMMIT_FRAMES
+        need = frames * (self._page_size + _FRAME_HEADER)
+        if self._size("-wal") + need <= self._wal_budget:
+            return
+        for _ in range(_CHECKPOINT_TRIES):  # busy at once while the checkpointer runs one
+            with suppress(sqlite3.Error):
+                (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    break
+            time.sleep(0.01)
+        if self._size("-wal") + need > self._wal_budget:
+            raise SinkUnavailable("the journal's WAL is at its share of the cap", reason=FULL)
+
+    def _size(self, suffix: str) -> int:
+        try:
+            return os.stat(f"{self.path}{suffix}").st_size
+        except FileNotFoundError:
+            return 0
+
+    def _identity(self, suffix: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(f"{self.path}{suffix}")
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _identities(self) -> dict[str, tuple[int, int] | None]:
+        return {suffix: self._identity(suffix) for suffix in FILES}
+
+    def _lost(self) -> str | None:
+        """The name of a journal file that is not the one open any more (deleted, replaced), if
+        one is. A stat a file, once a commit: the commit's sync costs far more."""
+        for suffix, now in self._identities().items():
+            known = self._files.get(suffix)
+            if known is None:
+                self._files[suffix] = now  # created since the journal was opened
+            elif now != known:
+                return f"{self.path.name}{suffix}"
+        return None
+
+    def _gone(self, conn: sqlite3.Connection, lost: str) -> None:
+        """The journal's file was deleted or replaced: no more writes, and a copy of what the
+        open file still holds (every event acknowledged) beside it, for the operator."""
+        self.trouble = GONE
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        salvage = self.path.with_name(f"{self.path.name}.salvaged-{stamp}")
+        try:
+            with closing(sqlite3.connect(salvage)) as copy:
+                conn.backup(copy)
+        except (sqlite3.Error, OSError) as exc:
+            log.error(
+                "journal file %s gone or replaced: the journal takes no more writes, callbacks"
+                " are told to retry, not ready; its copy failed: %r",
+                lost,
+                exc,
+            )
+            return
+        log.error(
+            "journal file %s gone or replaced: the journal takes no more writes, callbacks are"
+            " told to retry, not ready; every event it kept is in %s: stop the hub, move that"
+            " file to %s, start it again",
+            lost,
+            salvage.name,
+            self.path.name,
+        )
+
+    def _checkpoints(self) -> None:
+        """Copies committed WAL frames into the database now and then, off the writer."""
+        with closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
+            conn.execute("PRAGMA busy_timeout=5000")
+            while not self._stop.wait(CHECKPOINT_INTERVAL):
+                with suppress(sqlite3.Error):  # busy or full: the next round tries again
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def _append(self, conn: sqlite3.Connection, appends: list[list[Row]]) -> Iterator[list[bool]]:
         """Writes the rows of every append of the batch that are not duplicates; for each
@@ -402,9 +708,17 @@ def _chunks(items: list[T]) -> Iterator[list[T]]:
         yield items[start : start + _CHUNK]
 
 
-def _settle(settled: list[tuple[_Job, Any]], error: BaseException | None) -> None:
-    for job, result in settled:
-        if job.future.done():
+def _nothing(conn: sqlite3.Connection) -> None:
+    """An empty commit's write."""
+
+
+def _failed(jobs: Sequence[_Job], message: str, reason: str) -> list[Outcome]:
+    return [(None, SinkUnavailable(message, reason=reason)) for _ in jobs]
+
+
+def _settle(jobs: list[_Job], outcomes: list[Outcome]) -> None:
+    for job, (result, error) in zip(jobs, outcomes, strict=True):
+        if job.future.done():  # timed out: the request has been answered already
             continue
         if error is not None:
             job.future.set_exception(error)

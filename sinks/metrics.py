@@ -89,6 +89,12 @@ class Metrics:
             registry=registry,
             buckets=_FAST,
         )
+        self.journal_ready = Gauge(
+            "hub_journal_ready",
+            "1 while the journal takes writes; 0 while it cannot (full, unwritable, its file"
+            " gone, a commit stalled): callbacks are told to retry.",
+            registry=registry,
+        )
         self.quarantined = Gauge(
             "hub_quarantine_requests",
             "Requests kept in the quarantine (refused input awaiting inspection or replay).",

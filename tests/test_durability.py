@@ -351,12 +351,13 @@ async def test_hub_killed_mid_stream_and_restarted(rabbit, hubs, exchange):
 
 @pytest.mark.broker
 async def test_full_journal_refuses_and_keeps_every_acknowledged_event(rabbit, hubs, exchange):
-    """A journal capped at 100 kB fills up mid-stream: from then on callbacks get `probleme`
-    (iSendPro retries), and every callback acknowledged before is journaled and forwarded."""
+    """A journal capped at 300 kB (database, WAL and its index together) fills up mid-stream:
+    from then on callbacks get `probleme` (iSendPro retries), and every callback acknowledged
+    before is journaled and forwarded."""
     queue = await subscribe(rabbit.url, exchange)
     env = {
         "HUB_EXCHANGE": exchange,
-        "HUB_JOURNAL_MAX_BYTES": "100000",
+        "HUB_JOURNAL_MAX_BYTES": "300000",
         "HUB_FORWARD_BATCH": str(BATCH),
     }
     hub = hubs(env, rabbitmq_url=rabbit.url)

@@ -45,9 +45,12 @@ class HubProcess:
         env_overrides: Mapping[str, str] | None = None,
         *,
         rabbitmq_url: str | None = None,
+        log_file: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
-        self.log_file = self.data_dir / "hub.log"
+        self.log_file = Path(log_file) if log_file is not None else self.data_dir / "hub.log"
+        """``hub.log`` in the data directory unless given (outside a file system the test fills
+        or freezes)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         env.update({f"HUB_SECRET_{p.value.upper()}": SECRET for p in Provider})
         env.update(HUB_PORT=str(free_port()), HUB_DATA_DIR=str(self.data_dir))
@@ -87,6 +90,7 @@ class HubProcess:
         if self.running:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as out:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "hub", "serve"],
