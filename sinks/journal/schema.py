@@ -1,0 +1,137 @@
+"""The journal's tables, its files, how to connect to it, and the records it gives back.
+
+An event whose id is already in the journal, received within the deduplication window, is not
+written again: it is a provider's retry (counted in ``counters.duplicates``).
+
+Tables:
+- ``events``: each event once, as its CloudEvents JSON with the columns needed to route it, in
+  arrival order (``seq``). How far they were forwarded is the forwarder's own file
+  (``sinks.progress``); ``forwarded_at`` is only read from journals of earlier hubs.
+- ``quarantine``: requests that could not be parsed, kept whole for inspection and replay.
+- ``counters``: totals that outlive the process (duplicates).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hub.models import Envelope, Event
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL,
+    provider     TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    type         TEXT NOT NULL,
+    routing_key  TEXT NOT NULL,
+    time         REAL NOT NULL,
+    received_at  REAL NOT NULL,
+    body         BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_id ON events (id, received_at);
+CREATE INDEX IF NOT EXISTS events_received ON events (received_at);
+CREATE TABLE IF NOT EXISTS quarantine (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at  TEXT NOT NULL,
+    provider     TEXT NOT NULL,
+    callback     TEXT NOT NULL,
+    method       TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    headers      TEXT NOT NULL,
+    query        BLOB NOT NULL,
+    body         BLOB NOT NULL,
+    replayed_at  REAL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('duplicates', 0);
+"""
+JOURNAL_FILE = "journal.sqlite3"
+FILES = ("", "-wal", "-shm")
+"""Suffixes of the files SQLite keeps for the journal: the database, its WAL, the WAL's index."""
+DAY = 86400.0
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """The writer's connection: WAL, every commit synced to disk (``synchronous=FULL``)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def read_only(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
+    """A read-only connection (readers never take the writer's lock); ``any_thread`` for one kept
+    open and used from several threads, one at a time."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, check_same_thread=not any_thread)
+
+
+Writer = Callable[[sqlite3.Connection], Any]
+"""A write a job does on the writer's connection, inside the batch's transaction."""
+Row = tuple[str, str, str, str, str, float, float, bytes]
+"""An event as the ``events`` table takes it (every column but ``seq``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """A request kept whole because it could not be parsed."""
+
+    received_at: str
+    provider: str
+    callback: str
+    method: str
+    reason: str
+    content_type: str
+    headers: str
+    """The request headers as a JSON object."""
+    query: bytes
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A quarantined request as stored, with its number and whether it was replayed."""
+
+    seq: int
+    entry: QuarantineEntry
+    replayed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    new: list[Event]
+    duplicates: list[Event]
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An event as the journal holds it."""
+
+    seq: int
+    provider: str
+    received_at: float
+    envelope: Envelope
+
+    def event(self) -> Event:
+        return Event.from_json(self.envelope.body)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    events: int
+    unforwarded: int
+    oldest_unforwarded: float | None
+    """Reception time (epoch seconds) of the oldest event not yet forwarded."""
+    duplicates: int
+    quarantined: int
+    last_seq: int
