@@ -45,6 +45,7 @@ class HubProcess:
         env_overrides: Mapping[str, str] | None = None,
         *,
         rabbitmq_url: str | None = None,
+        nofile: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.log_file = self.data_dir / "hub.log"
@@ -59,6 +60,9 @@ class HubProcess:
         self.port = int(env["HUB_PORT"])
         """A free port, or ``HUB_PORT`` of ``env_overrides``; kept across restarts."""
         self._proc: subprocess.Popen[bytes] | None = None
+        self._prefix = ["prlimit", f"--nofile={nofile}", "--"] if nofile is not None else []
+        """``nofile``: the process's limit of file descriptors (soft and hard), set by
+        util-linux's ``prlimit``."""
 
     @property
     def url(self) -> str:
@@ -89,7 +93,7 @@ class HubProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as out:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "hub", "serve"],
+                [*self._prefix, sys.executable, "-m", "hub", "serve"],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
