@@ -135,7 +135,7 @@ class Guard:
                 len(self),
             )
         victim = next(iter(self.fresh), None)
-        if victim is None:
+        if victim is None:  # at most the connections in a request are skipped
             victim = next((c for c in self.used if c.idle), None)
         if victim is None:
             return False
@@ -148,7 +148,7 @@ class Guard:
 class Connection(RequestHandler):
     """aiohttp's protocol with the deadlines and the cap of :class:`Guard`."""
 
-    __slots__ = ("_deadline", "_guard", "_headers_due", "_timer", "_timer_at")
+    __slots__ = ("_answered", "_deadline", "_guard", "_headers_due", "_timer", "_timer_at")
 
     def __init__(self, manager: Server, guard: Guard, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -156,6 +156,7 @@ class Connection(RequestHandler):
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._answered = False
         self._headers_due = True
         """Waiting for a request's headers (from the opening, or from a kept-alive
         connection's first bytes): the deadline is the headers'; else the body's."""
@@ -165,9 +166,15 @@ class Connection(RequestHandler):
 
     @property
     def idle(self) -> bool:
-        """Waiting for a request (idle in keep-alive, or its headers not in full yet)."""
-        waiter = self._waiter
-        return waiter is not None and not waiter.done() and not self._messages
+        """Answered, and no request under way: idle in keep-alive, the next request's headers
+        not in full yet, or aiohttp reading what is left of a body the answer did not need
+        (its "lingering", up to 10 s: a 404 to a body that comes a byte a second)."""
+        return self._answered and self._current_request is None and not self._messages
+
+    def log_access(self, request: Any, response: Any, time: float | None) -> None:
+        """aiohttp calls this as each answer is sent (whatever the access log does)."""
+        self._answered = True
+        super().log_access(request, response, time)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -179,7 +186,7 @@ class Connection(RequestHandler):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self._messages:  # a request's headers are in: its body's deadline
-            self._headers_due = False
+            self._headers_due = self._answered = False
             self._arm(self._loop.time() + self._guard.limits.body_timeout)
             self._guard.requested(self)
         elif not self._headers_due and self._waiter is not None:
