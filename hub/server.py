@@ -15,10 +15,11 @@ reset. Here:
 - **A cap on open connections**, below the file descriptor limit by a reserve (the journal, the
   forwarder, the metrics, and the connections the kernel queues between two turns of the loop).
   At the cap, a new connection makes room by closing the connection that has waited longest
-  without sending a whole request, else the one idle in keep-alive the longest; connections in
-  the middle of a request are never closed for room. Only when every connection is busy with a
-  request is the new one closed. So slow clients cannot lock out a provider or a health check:
-  each new connection pushes the slowest one out.
+  without sending a whole request, else the one answered and idle the longest (keep-alive, or
+  aiohttp reading the rest of a body the answer did not need), else the one whose body has been
+  coming the longest; a request whose body is in is never closed for room. Only when every
+  connection has one is the new one closed. So slow clients cannot lock out a provider or a
+  health check: each new connection pushes the slowest one out.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ class Guard:
         victim = next(iter(self.fresh), None)
         if victim is None:  # at most the connections in a request are skipped
             victim = next((c for c in self.used if c.idle), None)
+        if victim is None:  # the body that has been coming the longest
+            victim = next((c for c in self.used if c.receiving), None)
         if victim is None:
             return False
         self.closed(victim)
@@ -170,6 +173,12 @@ class Connection(RequestHandler):
         not in full yet, or aiohttp reading what is left of a body the answer did not need
         (its "lingering", up to 10 s: a 404 to a body that comes a byte a second)."""
         return self._answered and self._current_request is None and not self._messages
+
+    @property
+    def receiving(self) -> bool:
+        """A request under way whose body is not in full yet."""
+        request = self._current_request
+        return request is not None and not request.content.is_eof()
 
     def log_access(self, request: Any, response: Any, time: float | None) -> None:
         """aiohttp calls this as each answer is sent (whatever the access log does)."""
@@ -223,8 +232,7 @@ class Connection(RequestHandler):
             self._guard.counters.header_timeout.inc()
             self.force_close()
             return
-        request = self._current_request
-        if request is not None and not request.content.is_eof():
+        if self.receiving:
             self._guard.counters.body_timeout.inc()
             self.force_close()
         # otherwise the handler has the whole body, or the connection waits for its next

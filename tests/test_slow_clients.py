@@ -106,6 +106,32 @@ async def closed_by_hub(reader: asyncio.StreamReader, within: float) -> bool:
     return True
 
 
+Connected = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+def unread_bytes(port: int, clients: list[Connected]) -> int | None:
+    """Bytes the clients sent that the hub on ``port`` has not read yet: the receive queues of
+    its ends of their connections (``/proc/net/tcp``); None while some end is not listed."""
+    ends = {f"0100007F:{w.get_extra_info('sockname')[1]:04X}" for _, w in clients}
+    unread, found = 0, set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, queues = fields[1], fields[2], fields[4]
+        if local == f"0100007F:{port:04X}" and remote in ends:
+            unread += int(queues.split(":")[1], 16)
+            found.add(remote)
+    return unread if found == ends else None
+
+
+async def read_by_hub(hub: HubProcess, clients: list[Connected]) -> None:
+    """Waits until the hub has read everything the clients sent."""
+
+    async def read() -> bool:
+        return unread_bytes(hub.port, clients) == 0
+
+    await eventually(read, timeout=10)
+
+
 @contextlib.asynccontextmanager
 async def connection(
     hub: HubProcess,
@@ -348,6 +374,7 @@ async def test_at_the_cap_the_slowest_connection_makes_room(
             conn[1].write(request[:20])
             await conn[1].drain()
             slow.append(conn)
+        await read_by_hub(hub, [busy, *slow])
         # 8 open: each newcomer closes the oldest slow one, and is served (and stays open)
         async with asyncio.timeout(30):
             for n in range(5):
@@ -369,3 +396,29 @@ async def test_at_the_cap_the_slowest_connection_makes_room(
             assert (await busy[0].readuntil(b"\r\n")).startswith(b"HTTP/1.1 400")  # not DMC's
     evicted = await scrape(hub, "hub_http_connections_closed_total", reason="evicted")
     assert evicted is not None and evicted >= 7
+
+
+async def test_at_the_cap_slow_bodies_make_room_too(hubs: list[HubProcess], tmp_path: Path) -> None:
+    """Every connection in a request whose body comes a byte a second (behind the right
+    secret): a newcomer is still served, and the oldest slow body goes."""
+    hub = start(hubs, tmp_path / "data", env={"HUB_MAX_CONNECTIONS": 4})
+    body = b"status_report=" + b"x" * 100
+    post = (
+        f"POST /callbacks/dmc/{SECRET}/cra HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    request = f"GET {DLR}?{dlr_query(3)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    async with contextlib.AsyncExitStack() as stack, asyncio.timeout(30):
+        bodies = []
+        for _ in range(4):
+            conn = await stack.enter_async_context(connection(hub))
+            conn[1].write(post + body[:10])
+            await conn[1].drain()
+            bodies.append(conn)
+        await read_by_hub(hub, bodies)  # their headers are in: requests under way
+        reader, writer = await stack.enter_async_context(connection(hub))
+        writer.write(request)
+        assert (await reader.readuntil(b"validation")).startswith(b"HTTP/1.1 200")
+        assert await closed_by_hub(bodies[0][0], 5)
+        for later in bodies[1:]:
+            assert not await closed_by_hub(later[0], 0.01)
