@@ -6,12 +6,13 @@ file descriptors, and from then on every new connection — a provider's, a heal
 reset. Here:
 
 - **Deadlines.** A connection's first request must have its headers in full within
-  ``header_timeout`` of the connection's opening; each request's body must be in within
-  ``body_timeout`` of its headers; an idle keep-alive connection — or one whose next request's
-  headers are not in full — is closed ``keepalive_timeout`` after the previous answer (aiohttp's
-  own timer). One timer per connection, armed at the opening and pushed later as requests come:
-  it never moves earlier, so it is never cancelled on the way, and fires once per deadline at
-  most.
+  ``header_timeout`` of the connection's opening, a later one within ``header_timeout`` of its
+  first bytes; each request's body must be in within ``body_timeout`` of its headers; an idle
+  keep-alive connection is closed ``keepalive_timeout`` after the previous answer (aiohttp's own
+  timer, which also closes one whose next request's headers are not in full by then). One timer
+  per connection, armed at the opening and pushed later as requests come: it fires early and
+  moves itself rather than being cancelled on the hot path (it is moved earlier only for a
+  kept-alive connection's request whose headers come in pieces, which is rare).
 - **A cap on open connections**, below the file descriptor limit by a reserve (the journal, the
   forwarder, the metrics, and the connections the kernel queues between two turns of the loop).
   At the cap, a new connection makes room by closing the connection that has waited longest
