@@ -199,9 +199,10 @@ class Connection(RequestHandler):
             self._headers_due = self._answered = False
             self._arm(self._loop.time() + self._guard.limits.body_timeout)
             self._guard.requested(self)
-        elif not self._headers_due and self._waiter is not None:
-            # the first bytes of the next request on a kept-alive connection (rare: a
-            # request's headers usually come in one piece)
+        elif self._answered and not self._headers_due:
+            # answered, and bytes that make no whole request: the next request's first bytes
+            # on a kept-alive connection (rare: headers usually come in one piece), or the
+            # rest of a body the answer did not need, which gets no longer either
             self._headers_due = True
             self._arm(self._loop.time() + self._guard.limits.header_timeout)
 
