@@ -15,8 +15,9 @@ reset. Here:
   kept-alive connection's request whose headers come in pieces, which is rare).
 - **A cap on open connections**, below the file descriptor limit by a reserve (the journal, the
   forwarder, the metrics, and the connections the kernel queues between two turns of the loop).
-  At the cap, a new connection makes room by closing the connection that has waited longest
-  without sending a whole request, else the one answered and idle the longest (keep-alive, or
+  At the cap, a new connection makes room by closing the connection that has been sending its
+  first request the longest without sending all of it, else the one connected the longest ago
+  that has sent nothing, else the one answered and idle the longest (keep-alive, or
   aiohttp reading the rest of a body the answer did not need), else the one whose body has been
   coming the longest; a request whose body is in is never closed for room. Only when every
   connection has one is the new one closed. So slow clients cannot lock out a provider or a
@@ -100,14 +101,17 @@ class Guard:
         self.limits = limits
         self.cap = cap
         self.counters = _Counters(registry)
+        self.trickling: dict[Connection, None] = {}
+        """Part of a first request, not all of it, oldest first: slow, surely."""
         self.fresh: dict[Connection, None] = {}
-        """No whole request yet, oldest first."""
+        """Nothing read yet, oldest first (a provider's new connection, until its request is
+        read: at the cap, the connections accepted in one go all wait here a moment)."""
         self.used: dict[Connection, None] = {}
         """At least one request, the longest without a new one first."""
         self._warned_at: float | None = None
 
     def __len__(self) -> int:
-        return len(self.fresh) + len(self.used)
+        return len(self.trickling) + len(self.fresh) + len(self.used)
 
     def opened(self, conn: Connection) -> bool:
         """A new connection: False when it must be closed (at the cap, nothing to close)."""
@@ -118,14 +122,26 @@ class Guard:
         self.counters.open.inc()
         return True
 
+    def trickled(self, conn: Connection) -> None:
+        """Bytes of a first request, not all of it."""
+        if self.fresh.pop(conn, _ABSENT) is None:
+            self.trickling[conn] = None
+
     def requested(self, conn: Connection) -> None:
         """A request's headers are in: the connection goes last in line."""
-        if self.fresh.pop(conn, _ABSENT) is None or self.used.pop(conn, _ABSENT) is None:
+        if self._remove(conn):
             self.used[conn] = None
 
     def closed(self, conn: Connection) -> None:
-        if self.fresh.pop(conn, _ABSENT) is None or self.used.pop(conn, _ABSENT) is None:
+        if self._remove(conn):
             self.counters.open.dec()
+
+    def _remove(self, conn: Connection) -> bool:
+        return (
+            self.used.pop(conn, _ABSENT) is None
+            or self.fresh.pop(conn, _ABSENT) is None
+            or self.trickling.pop(conn, _ABSENT) is None
+        )
 
     def _make_room(self, newcomer: Connection) -> bool:
         now = newcomer.loop_time()
@@ -136,7 +152,9 @@ class Guard:
                 "(HUB_MAX_CONNECTIONS, and the file descriptor limit)",
                 len(self),
             )
-        victim = next(iter(self.fresh), None)
+        victim = next(iter(self.trickling), None)
+        if victim is None:
+            victim = next(iter(self.fresh), None)
         if victim is None:  # at most the connections in a request are skipped
             victim = next((c for c in self.used if c.idle), None)
         if victim is None:  # the body that has been coming the longest
@@ -199,6 +217,8 @@ class Connection(RequestHandler):
             self._headers_due = self._answered = False
             self._arm(self._loop.time() + self._guard.limits.body_timeout)
             self._guard.requested(self)
+        elif self._headers_due and not self._answered:  # part of a first request's headers
+            self._guard.trickled(self)
         elif self._answered and not self._headers_due:
             # answered, and bytes that make no whole request: the next request's first bytes
             # on a kept-alive connection (rare: headers usually come in one piece), or the

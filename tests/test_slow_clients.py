@@ -355,8 +355,8 @@ async def test_slow_headers_slow_bodies_and_idle_connections_are_closed(
 async def test_at_the_cap_the_slowest_connection_makes_room(
     hubs: list[HubProcess], tmp_path: Path
 ) -> None:
-    """With 8 connections at most: the oldest still without a whole request goes first, then
-    idle keep-alive ones; a connection in the middle of a request is never closed for room."""
+    """With 8 connections at most: the oldest sending part of a request goes first, then the
+    oldest that sent nothing, then answered ones; never one whose request is under way."""
     hub = start(hubs, tmp_path / "data", env={"HUB_MAX_CONNECTIONS": 8})
     request = f"GET {DLR}?{dlr_query(2)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
     body = b"status_report=" + b"x" * 100
@@ -374,8 +374,9 @@ async def test_at_the_cap_the_slowest_connection_makes_room(
         await lingering[0].readuntil(b"\r\n\r\n")
         busy = await stack.enter_async_context(connection(hub))
         busy[1].write(post + body[:10])  # a body under way
+        silent = await stack.enter_async_context(connection(hub))  # connected, sends nothing
         slow = []
-        for _ in range(5):
+        for _ in range(4):
             conn = await stack.enter_async_context(connection(hub))
             conn[1].write(request[:20])
             await conn[1].drain()
@@ -383,16 +384,16 @@ async def test_at_the_cap_the_slowest_connection_makes_room(
         await read_by_hub(hub, [busy, *slow])
         # 8 open: each newcomer closes the oldest slow one, and is served (and stays open)
         async with asyncio.timeout(30):
-            for n in range(5):
+            for n in range(4):
                 reader, writer = await stack.enter_async_context(connection(hub))
                 writer.write(request)
                 assert (await reader.readuntil(b"validation")).startswith(b"HTTP/1.1 200")
                 assert await closed_by_hub(slow[n][0], 5), f"slow connection {n} kept"
-                for later in slow[n + 1 :]:
+                for later in [*slow[n + 1 :], silent]:
                     assert not await closed_by_hub(later[0], 0.01)
-            # no slow one left: the answered connections go next, the one used the longest
-            # ago first (before the newcomers, idle too), never the busy one
-            for answered in (established, lingering):
+            # no slow one left: the silent one goes, then the answered connections, the one
+            # used the longest ago first (before the newcomers, idle too), never the busy one
+            for answered in (silent, established, lingering):
                 reader, writer = await stack.enter_async_context(connection(hub))
                 writer.write(request)
                 assert (await reader.readuntil(b"validation")).startswith(b"HTTP/1.1 200")
