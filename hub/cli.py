@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -13,11 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from aiohttp import web
 
 import hub.subscribe
-from hub import forward_process, logs, quarantine
+from hub import forward_process, logs, quarantine, server
 from hub.app import create_app, endpoints
+from hub.handlers import RUNTIME
 from hub.models import Event, Kind, Provider
 from hub.secrets import resolve as resolve_secrets
 from hub.settings import Settings
@@ -82,12 +81,12 @@ def serve_command(args: argparse.Namespace) -> int:
     _install_uvloop()
     app = create_app(settings)
     _tune_gc()
-    web.run_app(
+    server.run(
         app,
-        host=settings.host,
-        port=settings.port,
-        access_log=None,
-        print=lambda text: logging.getLogger("hub").info("%s", text.strip()),
+        settings.host,
+        settings.port,
+        settings.limits(),
+        registry=app[RUNTIME].metrics.registry,
     )
     return 0
 

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.access import ECALL_SOURCES, AccessPolicy, networks
 from hub.models import Provider
+from hub.server import Limits
 from sinks.journal import DAY
 from sinks.rabbitmq import DEFAULT_EXCHANGE
 
@@ -75,6 +76,28 @@ class Settings(BaseSettings):
     """Reverse proxies whose ``X-Forwarded-For`` is believed, comma-separated networks."""
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     """Largest request body accepted; larger ones get 413."""
+    header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a connection has, from its opening, to send its first request's headers in full
+    (a later request's: from its first bytes)."""
+    body_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a request's body has to arrive in full, from the end of its headers."""
+    keepalive_timeout: float = Field(default=75.0, gt=0)
+    """Seconds an idle keep-alive connection stays open (longer than a reverse proxy's, often
+    60 s, so that the proxy is the one to close it)."""
+    max_connections: int = Field(default=1024, gt=0)
+    """Open connections at most (and no more than the file descriptor limit allows, less
+    ``fd_reserve``); at the cap, the slowest are closed to make room for new ones."""
+    fd_reserve: int = Field(default=64, ge=16)
+    """File descriptors never given to connections: the journal, the forwarder, the metrics."""
+
+    def limits(self) -> Limits:
+        return Limits(
+            header_timeout=self.header_timeout,
+            body_timeout=self.body_timeout,
+            keepalive_timeout=self.keepalive_timeout,
+            max_connections=self.max_connections,
+            fd_reserve=self.fd_reserve,
+        )
 
     def access_policy(self) -> AccessPolicy:
         allow = {}

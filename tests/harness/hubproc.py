@@ -46,6 +46,7 @@ class HubProcess:
         *,
         rabbitmq_url: str | None = None,
         log_file: Path | None = None,
+        nofile: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.log_file = Path(log_file) if log_file is not None else self.data_dir / "hub.log"
@@ -62,6 +63,9 @@ class HubProcess:
         self.port = int(env["HUB_PORT"])
         """A free port, or ``HUB_PORT`` of ``env_overrides``; kept across restarts."""
         self._proc: subprocess.Popen[bytes] | None = None
+        self._prefix = ["prlimit", f"--nofile={nofile}", "--"] if nofile is not None else []
+        """``nofile``: the process's limit of file descriptors (soft and hard), set by
+        util-linux's ``prlimit``."""
 
     @property
     def url(self) -> str:
@@ -93,7 +97,7 @@ class HubProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as out:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "hub", "serve"],
+                [*self._prefix, sys.executable, "-m", "hub", "serve"],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
