@@ -33,6 +33,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: $(VENV)/.installed system-packages lint
 	HUB_REQUIRE_BROKER=1 $(BIN)/pytest

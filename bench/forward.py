@@ -23,7 +23,7 @@ import aio_pika
 import orjson
 
 from bench.refs import install_uvloop
-from hub.models import Envelope
+from core.models import Envelope
 from parsers import REGISTRY
 from sinks import progress
 from sinks.rabbitmq import DEFAULT_EXCHANGE, declare_topology, to_message, unrouted_name

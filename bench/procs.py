@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from hub.models import Provider
+from core.models import Provider
 
 SECRET = "bench-secret-0123456789"  # noqa: S105 - a throwaway hub's, on loopback
 """Every provider's callback secret in the benchmark's hub."""

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hub.errors import HubError
-from hub.models import Envelope, Provider, RawRequest, utc_now
+from core.errors import HubError
+from core.models import Envelope, Provider, RawRequest, utc_now
 from parsers import REGISTRY
 from sinks.rabbitmq import RabbitMQSink
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from core.errors import SinkUnavailable
+from core.models import Provider
 from hub import handlers, logs, requestline, sse
-from hub.errors import SinkUnavailable
 from hub.forward_process import ForwarderProcess, sink_of
 from hub.forwarder import Forwarder
 from hub.handlers import RUNTIME, Runtime
-from hub.models import Provider
 from hub.secrets import resolve as resolve_secrets
 from hub.settings import Settings
 from parsers import REGISTRY

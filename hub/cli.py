@@ -14,10 +14,11 @@ from pathlib import Path
 import orjson
 
 import hub.subscribe
+from core.display import describe
+from core.models import Event, Kind, Provider
 from hub import forward_process, logs, quarantine, server
 from hub.app import create_app, endpoints
 from hub.handlers import RUNTIME
-from hub.models import Event, Kind, Provider
 from hub.secrets import resolve as resolve_secrets
 from hub.settings import Settings
 from sinks import journal as journal_store
@@ -139,15 +140,6 @@ def urls_command(args: argparse.Namespace) -> int:
             f"    # {endpoint.callback.summary}"
         )
     return 0
-
-
-def describe(event: Event) -> str:
-    """One line for a person: when, routing key, who, what."""
-    d = event.data
-    who = d.recipient or d.sender or "-"
-    what = d.text if d.text is not None else (d.error.meaning if d.error else None) or ""
-    ref = d.message_id or d.related_message_id or "-"
-    return f"{event.time:%Y-%m-%d %H:%M:%S}Z  {event.routing_key:<40} {ref:<14} {who:<16} {what}"
 
 
 def _show(event_json: bytes, as_json: bool) -> None:

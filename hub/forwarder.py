@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from hub.errors import SinkUnavailable
+from core.errors import SinkUnavailable
 from sinks import journal as store
 from sinks.base import Sink
 from sinks.journal import Stored

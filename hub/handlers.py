@@ -18,11 +18,11 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from core.errors import HubError, PayloadError, SinkUnavailable
+from core.models import RawRequest, Reply, utc_now
 from hub import intake, secrets
 from hub.access import AccessPolicy
-from hub.errors import HubError, PayloadError, SinkUnavailable
 from hub.forwarder import Forwarder
-from hub.models import RawRequest, Reply, utc_now
 from hub.secrets import Secrets
 from parsers.base import Callback, ParserModule
 from sinks.journal import Journal, QuarantineEntry

@@ -24,8 +24,8 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from hub.errors import HubError, PayloadError
-from hub.models import Event, RawRequest
+from core.errors import HubError, PayloadError
+from core.models import Event, RawRequest
 from parsers.base import ParserModule
 from sinks.journal import Appended, Journal
 

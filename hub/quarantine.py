@@ -17,9 +17,9 @@ from pathlib import Path
 
 import orjson
 
+from core.errors import PayloadError, SinkUnavailable
+from core.models import Provider, RawRequest
 from hub import intake
-from hub.errors import PayloadError, SinkUnavailable
-from hub.models import Provider, RawRequest
 from hub.settings import Settings
 from parsers import REGISTRY
 from sinks import journal as store

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from hub.models import Provider
+from core.models import Provider
 
 SECRETS_FILE = "secrets.json"
 Secrets = Mapping[Provider, tuple[str, ...]]

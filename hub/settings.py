@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.models import Provider
 from hub.access import ECALL_SOURCES, AccessPolicy, networks
-from hub.models import Provider
 from hub.server import Limits
 from sinks.journal import DAY
 from sinks.rabbitmq import DEFAULT_EXCHANGE

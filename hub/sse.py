@@ -22,7 +22,8 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, ChannelNotFoundEntity
 from aiohttp import web
 
-from hub.subscribe import Offset, check_pattern, matches, parse_from
+from core.topics import check_pattern, matches
+from hub.subscribe import Offset, parse_from
 from sinks.rabbitmq import stream_name
 
 log = logging.getLogger(__name__)

@@ -52,7 +52,9 @@ from aio_pika.exceptions import (
 from pamqp.common import FieldTable
 from pydantic import ValidationError
 
-from hub.models import Event
+from core.display import describe
+from core.models import Event
+from core.topics import check_pattern, matches
 from sinks.rabbitmq import DEFAULT_EXCHANGE, declare_topology, stream_name
 
 log = logging.getLogger(__name__)
@@ -72,27 +74,6 @@ when its subscriber left); once more and it is dead-lettered."""
 
 class SubscribeError(Exception):
     """The subscription cannot be opened as asked (no stream, a queue with other arguments)."""
-
-
-def matches(pattern: str, routing_key: str) -> bool:
-    """The broker's topic match: ``*`` is one word, ``#`` zero or more."""
-    return _match(pattern.split("."), routing_key.split("."))
-
-
-def _match(pattern: list[str], words: list[str]) -> bool:
-    if not pattern:
-        return not words
-    head, rest = pattern[0], pattern[1:]
-    if head == "#":
-        return any(_match(rest, words[i:]) for i in range(len(words) + 1))
-    return bool(words) and head in ("*", words[0]) and _match(rest, words[1:])
-
-
-def check_pattern(pattern: str) -> str:
-    """``pattern`` if it is a routing pattern (dot-separated non-empty words), else ValueError."""
-    if not all(pattern.split(".")):
-        raise ValueError(f"not a routing pattern: {pattern!r} (e.g. isendpro.# or *.*.inbound.#)")
-    return pattern
 
 
 _AGO = re.compile(r"(\d+)([smhd])")
@@ -451,8 +432,6 @@ def subscribe_command(args: argparse.Namespace) -> int:
 
 
 async def _print(subscription: Subscription, args: argparse.Namespace) -> int:
-    from hub.cli import describe  # hub.cli imports this module: not at the top
-
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from hub.models import Provider
+from core.models import Provider
 from parsers import dmc, ecall, ecampaign, isendpro, smsmode
 from parsers.base import ParserModule
 

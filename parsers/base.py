@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from hub.errors import HubError
-from hub.models import Event, Provider, RawRequest, Reply
+from core.errors import HubError
+from core.models import Event, Provider, RawRequest, Reply
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,8 @@ from zoneinfo import ZoneInfo
 import orjson
 from pydantic import JsonValue
 
-from hub.errors import PayloadError
-from hub.models import (
+from core.errors import PayloadError
+from core.models import (
     Channel,
     Code,
     Event,

@@ -47,8 +47,8 @@ from datetime import datetime
 
 from pydantic import JsonValue
 
-from hub.errors import HubError, PayloadError
-from hub.models import (
+from core.errors import HubError, PayloadError
+from core.models import (
     Channel,
     Code,
     Event,

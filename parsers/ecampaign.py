@@ -48,8 +48,8 @@ from xml.etree.ElementTree import Element
 
 from pydantic import JsonValue
 
-from hub.errors import PayloadError
-from hub.models import Channel, Code, Event, EventData, Kind, Provider, RawRequest, State
+from core.errors import PayloadError
+from core.models import Channel, Code, Event, EventData, Kind, Provider, RawRequest, State
 from parsers.base import Callback, bad_request, ok, unavailable
 from parsers.tables import UNKNOWN, code_of, load_tables
 from parsers.text import decode_query, required

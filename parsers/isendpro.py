@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hub.errors import HubError, PayloadError
-from hub.models import (
+from core.errors import HubError, PayloadError
+from core.models import (
     Channel,
     Event,
     EventData,

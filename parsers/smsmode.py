@@ -42,8 +42,8 @@ from datetime import datetime
 import orjson
 from pydantic import JsonValue
 
-from hub.errors import PayloadError
-from hub.models import (
+from core.errors import PayloadError
+from core.models import (
     Channel,
     Code,
     Event,

@@ -10,7 +10,7 @@ from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hub.models import Channel, Code, Failure, Kind, Provider, State
+from core.models import Channel, Code, Failure, Kind, Provider, State
 
 FAILURES = frozenset({State.FAILED, State.EXPIRED, State.CANCELLED})
 """The states of a delivery that did not happen."""

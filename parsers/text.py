@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
-from hub.errors import PayloadError
+from core.errors import PayloadError
 
 UTF8_BOM = b"\xef\xbb\xbf"
 DEFAULT_CHARSETS: tuple[str, ...] = ("utf-8", "iso-8859-15")

@@ -9,7 +9,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from hub.errors import PayloadError
+from core.errors import PayloadError
 
 PARIS = ZoneInfo("Europe/Paris")
 ZURICH = ZoneInfo("Europe/Zurich")

@@ -9,7 +9,7 @@ from xml.etree.ElementTree import fromstring as xml_fromstring
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from hub.errors import PayloadError
+from core.errors import PayloadError
 from parsers.text import UTF8_BOM
 
 

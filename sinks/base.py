@@ -1,7 +1,7 @@
 """The sink contract: where the forwarder sends journaled events.
 
 A sink is two async methods. ``publish`` returns only when every envelope it was given is safe
-(confirmed by the broker); otherwise it raises :class:`hub.errors.SinkUnavailable`, whose
+(confirmed by the broker); otherwise it raises :class:`core.errors.SinkUnavailable`, whose
 ``done`` says how many leading envelopes were confirmed all the same.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from hub.models import Envelope
+from core.models import Envelope
 
 
 class Sink(Protocol):

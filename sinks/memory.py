@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hub.errors import SinkUnavailable
-from hub.models import Envelope, Event
+from core.errors import SinkUnavailable
+from core.models import Envelope, Event
 
 
 class MemorySink:

@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.metrics import MetricWrapperBase
 
-from hub.models import Event
+from core.models import Event
 
 M = TypeVar("M", bound=MetricWrapperBase)
 

@@ -39,8 +39,8 @@ from aio_pika.abc import (
 from aio_pika.exceptions import AMQPError, ChannelPreconditionFailed, PublishError
 from pamqp.common import FieldTable
 
-from hub.errors import SinkUnavailable
-from hub.models import CONTENT_TYPE, Envelope
+from core.errors import SinkUnavailable
+from core.models import CONTENT_TYPE, Envelope
 
 log = logging.getLogger(__name__)
 

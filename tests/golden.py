@@ -28,8 +28,8 @@ from typing import Any
 
 import orjson
 
-from hub.errors import PayloadError
-from hub.models import Provider, RawRequest
+from core.errors import PayloadError
+from core.models import Provider, RawRequest
 from parsers import REGISTRY
 
 PAYLOADS = Path(__file__).parent / "payloads"

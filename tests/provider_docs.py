@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 import pytest
 
-from hub.models import Provider
+from core.models import Provider
 
 ENV = "HUB_PROVIDER_DOCS"
 FACTS = Path(__file__).parent / "docfacts"

@@ -10,7 +10,7 @@ from typing import Any
 
 from yarl import URL
 
-from hub.models import Provider
+from core.models import Provider
 from hub.settings import Settings
 
 PAYLOADS = Path(__file__).parent / "payloads"

@@ -10,9 +10,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
+from core.models import Event, Provider
 from hub.app import create_app, endpoints
 from hub.handlers import RUNTIME
-from hub.models import Event, Provider
 from hub.settings import Settings
 from parsers import REGISTRY
 from sinks import journal as journal_store
@@ -347,7 +347,7 @@ async def test_retention_deletes_in_chunks_of_their_own_commits(tmp_path):
 
 
 def _parse(query: str, received_at: str):
-    from hub.models import RawRequest
+    from core.models import RawRequest
 
     request = RawRequest(
         provider=Provider.ISENDPRO,

@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from core.models import Provider
 from hub.app import endpoints
-from hub.models import Provider
 from sinks import journal as store
 from tests.golden import PAYLOADS
 from tests.harness.hubproc import HubProcess

@@ -32,8 +32,8 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.models import Provider
 from hub.app import create_app, endpoints
-from hub.models import Provider
 from sinks.memory import MemorySink
 from tests.golden import Case, all_cases
 from tests.harness.ports import free_port

@@ -29,8 +29,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from core.models import Provider
 from hub.app import create_app
-from hub.models import Provider
 from hub.settings import Settings
 from sinks.rabbitmq import DEFAULT_EXCHANGE, StreamRetention, stream_name, unrouted_name
 from tests.harness.prometheus import PROMTOOL_BIN

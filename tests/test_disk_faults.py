@@ -21,8 +21,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from hub.errors import SinkUnavailable
-from hub.models import Event, Provider, RawRequest, utc_now
+from core.errors import SinkUnavailable
+from core.models import Event, Provider, RawRequest, utc_now
 from parsers import REGISTRY
 from sinks import journal as store
 from tests.harness import disks

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.models import Provider
+from core.models import Provider
 from tests.golden import PAYLOADS, Case, all_cases, run
 
 CASES = all_cases()

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.models import Channel, Event, EventData, Kind, Provider, State
 from hub import quarantine
 from hub.app import create_app
 from hub.logs import MaskingFilter
-from hub.models import Channel, Event, EventData, Kind, Provider, State
 from parsers import REGISTRY
 from sinks import journal as store
 from tests.harness.hubproc import HubProcess

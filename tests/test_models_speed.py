@@ -1,4 +1,4 @@
-"""The request path's shortcuts in hub/models.py give what the plain pydantic way gives.
+"""The request path's shortcuts in core/models.py give what the plain pydantic way gives.
 
 Parsers build events with :meth:`EventData.trusted`, :meth:`Code.trusted` and :meth:`Event.of`,
 none of which validates, and :meth:`Event.to_json` writes the document without ``model_dump``.
@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from hub import models
-from hub.models import Channel, Code, Event, EventData, Kind, Provider, State
+from core import models
+from core.models import Channel, Code, Event, EventData, Kind, Provider, State
 from parsers import REGISTRY
 from tests.golden import Case, all_cases
 

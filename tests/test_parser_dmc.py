@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.errors import PayloadError, SinkUnavailable
-from hub.models import Channel, Kind, Provider, RawRequest, State
+from core.errors import PayloadError, SinkUnavailable
+from core.models import Channel, Kind, Provider, RawRequest, State
 from parsers import dmc
 from parsers.tables import load_tables
 from tests.provider_docs import facts

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.errors import PayloadError, SinkUnavailable
-from hub.models import Failure, Kind, Provider, RawRequest, State
+from core.errors import PayloadError, SinkUnavailable
+from core.models import Failure, Kind, Provider, RawRequest, State
 from parsers import ecall
 from parsers.tables import load_tables
 from tests.provider_docs import facts

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.errors import PayloadError
-from hub.models import Channel, Kind, Provider, RawRequest, State
+from core.errors import PayloadError
+from core.models import Channel, Kind, Provider, RawRequest, State
 from parsers import ecampaign
 from parsers.base import OK_REPLY
 from parsers.tables import load_tables

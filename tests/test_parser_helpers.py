@@ -16,8 +16,8 @@ from defusedxml.ElementTree import fromstring as defused_fromstring
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from hub.errors import PayloadError
-from hub.models import Provider
+from core.errors import PayloadError
+from core.models import Provider
 from parsers.text import DEFAULT_CHARSETS, decode_query, decode_text, unquote_lenient
 from parsers.times import local_time, to_utc
 from parsers.xml import _without_dtd, parse_xml

@@ -73,7 +73,7 @@ def test_a_journal_of_an_earlier_hub_starts_after_its_forwarded_prefix(
 
 
 async def test_metrics_show_the_backlog_after_the_cursor(tmp_path: Path) -> None:
-    from hub.models import Provider, RawRequest, utc_now
+    from core.models import Provider, RawRequest, utc_now
     from parsers import REGISTRY
 
     journal = store.Journal.open(tmp_path)

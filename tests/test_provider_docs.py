@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from hub.models import Provider
+from core.models import Provider
 from tests.golden import Case, all_cases
 from tests.provider_docs import DOCUMENTS, document, extract, facts
 

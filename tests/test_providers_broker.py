@@ -7,8 +7,8 @@ import uuid
 import aio_pika
 import pytest
 
+from core.models import Event
 from hub.app import create_app
-from hub.models import Event
 from tests.golden import Case, all_cases
 from tests.support import SECRET, eventually, make_settings, raw_url
 

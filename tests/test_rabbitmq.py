@@ -8,8 +8,8 @@ import aio_pika
 import orjson
 import pytest
 
+from core.models import CONTENT_TYPE, Event
 from hub.app import create_app
-from hub.models import CONTENT_TYPE, Event
 from tests.support import (
     DLR,
     REPLY,

@@ -16,12 +16,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.errors import PayloadError
+from core.models import Provider
 from hub import quarantine
 from hub.access import AccessPolicy, networks
 from hub.app import create_app, endpoints
-from hub.errors import PayloadError
 from hub.logs import mask
-from hub.models import Provider
 from hub.settings import Settings
 from parsers import REGISTRY
 from sinks import journal as store

@@ -22,9 +22,10 @@ import orjson
 import pytest
 from yarl import URL
 
+from core.models import Channel, Code, Envelope, Event, EventData, Failure, Kind, Provider, State
+from core.topics import matches
 from hub.app import create_app
-from hub.models import Channel, Code, Envelope, Event, EventData, Failure, Kind, Provider, State
-from hub.subscribe import GIVEN_UP_AFTER, Delivery, Subscription, matches, parse_from
+from hub.subscribe import GIVEN_UP_AFTER, Delivery, Subscription, parse_from
 from sinks.rabbitmq import RabbitMQSink, StreamRetention, declare_topology, stream_name
 from tests.golden import all_cases
 from tests.support import DLR, REPLY, SECRET, dlr_query, eventually, make_settings, metric

@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import TypeVar
 
-from hub.models import Event
+from core.models import Event
 from sinks.journal.schema import Row
 
 T = TypeVar("T")

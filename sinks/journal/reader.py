@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hub.models import Envelope
+from core.models import Envelope
 from sinks import progress
 from sinks.journal.schema import Stats, Stored, read_only
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.models import Envelope, Event
+from core.models import Envelope, Event
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

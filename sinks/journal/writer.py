@@ -50,8 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.errors import SinkUnavailable
-from hub.models import Event
+from core.errors import SinkUnavailable
+from core.models import Event
 from sinks.journal import events as events_table
 from sinks.journal import quarantine as quarantine_table
 from sinks.journal.files import Cap, Files

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from hub.models import Provider
+from core.models import Provider
 from tests.harness.ports import free_port
 from tests.support import SECRET
 

@@ -1,0 +1,7 @@
+"""The ground floor: what every other package stands on, importing nothing of the project.
+
+- ``models``: the event (CloudEvents 1.0), the request view parsers read, the reply they give;
+- ``errors``: the errors, each with a bounded ``reason``;
+- ``topics``: routing patterns and how the broker matches them;
+- ``display``: an event in one line, for a person.
+"""
