@@ -283,6 +283,17 @@ async def test_2000_slow_clients_do_not_lock_out_a_provider(
 # -- deadlines -----------------------------------------------------------------------------------
 
 
+def get_and_post_head(message_id: int) -> tuple[bytes, bytes, bytes]:
+    """A whole iSendPro GET; a DMC POST's body, and its head alone (line and headers)."""
+    request = f"GET {DLR}?{dlr_query(message_id)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    body = b"status_report=" + b"x" * 100
+    post = (
+        f"POST /callbacks/dmc/{SECRET}/cra HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return request, body, post
+
+
 async def test_slow_headers_slow_bodies_and_idle_connections_are_closed(
     hubs: list[HubProcess], tmp_path: Path
 ) -> None:
@@ -291,12 +302,7 @@ async def test_slow_headers_slow_bodies_and_idle_connections_are_closed(
         tmp_path / "data",
         env={"HUB_HEADER_TIMEOUT": 1, "HUB_BODY_TIMEOUT": 2, "HUB_KEEPALIVE_TIMEOUT": 6},
     )
-    request = f"GET {DLR}?{dlr_query(1)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
-    body = b"status_report=" + b"x" * 100
-    post = (
-        f"POST /callbacks/dmc/{SECRET}/cra HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
+    request, body, post = get_and_post_head(1)
 
     async def slow_headers() -> bool:
         async with connection(hub) as (reader, writer):
@@ -358,12 +364,7 @@ async def test_at_the_cap_the_slowest_connection_makes_room(
     """With 8 connections at most: the oldest sending part of a request goes first, then the
     oldest that sent nothing, then answered ones; never one whose request is under way."""
     hub = start(hubs, tmp_path / "data", env={"HUB_MAX_CONNECTIONS": 8})
-    request = f"GET {DLR}?{dlr_query(2)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
-    body = b"status_report=" + b"x" * 100
-    post = (
-        f"POST /callbacks/dmc/{SECRET}/cra HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
+    request, body, post = get_and_post_head(2)
     async with contextlib.AsyncExitStack() as stack:
         established = await stack.enter_async_context(connection(hub))
         established[1].write(request)
