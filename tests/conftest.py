@@ -9,10 +9,16 @@ from pathlib import Path
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
+from hypothesis import settings as hypothesis_settings
 
 from hub.settings import Settings
 from tests.harness.rabbitmq import RabbitNode, broker_required
 from tests.support import make_settings
+
+# Property tests check what parsers make of input, not how fast: no per-example deadline (on a
+# loaded 2-core machine one example can take a second; speed is make bench's business).
+hypothesis_settings.register_profile("hub", deadline=None)
+hypothesis_settings.load_profile("hub")
 
 
 @pytest.fixture
