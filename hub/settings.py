@@ -1,4 +1,4 @@
-"""Configuration, from ``HUB_*`` environment variables. Only ``hub.cli`` reads the environment."""
+"""Configuration, from ``HUB_*`` environment variables, read by ``hub.cli`` alone."""
 
 from __future__ import annotations
 

@@ -22,14 +22,10 @@ retries, events published again by ``hub replay``, the stream read again after a
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import re
-import signal
-import sys
 import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
@@ -52,7 +48,6 @@ from aio_pika.exceptions import (
 from pamqp.common import FieldTable
 from pydantic import ValidationError
 
-from core.display import describe
 from core.models import Event
 from core.topics import check_pattern, matches
 from sinks.rabbitmq import DEFAULT_EXCHANGE, declare_topology, stream_name
@@ -356,111 +351,3 @@ class Subscription:
     def forget(self, event_id: str) -> None:
         """Lets ``event_id`` be yielded again (it was requeued)."""
         self._seen.pop(event_id, None)
-
-
-# -- hub subscribe -----------------------------------------------------------------------------
-
-
-def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Registers ``hub subscribe`` on the CLI."""
-    cmd = commands.add_parser(
-        "subscribe",
-        help="events matching a routing pattern, from the broker (HUB_RABBITMQ_URL)",
-        description="Prints the events matching PATTERN as they are published. Ctrl-C stops.",
-    )
-    cmd.add_argument(
-        "pattern",
-        nargs="?",
-        default="#",
-        type=_pattern,
-        help="<provider>.<channel>.<kind>.<state>, * = one word, # = any (default: #)",
-    )
-    cmd.add_argument("--json", action="store_true", help="one CloudEvents JSON document a line")
-    where = cmd.add_mutually_exclusive_group()
-    where.add_argument(
-        "--queue",
-        metavar="NAME",
-        help="a durable subscription: the queue NAME keeps events while you are away",
-    )
-    where.add_argument(
-        "--from",
-        dest="from_",
-        metavar="WHEN",
-        type=_from,
-        help="read the stream from WHEN, then live: first, an offset, an ISO 8601 time, "
-        "or a duration ago (30m, 2h, 7d)",
-    )
-    cmd.add_argument("--count", type=int, metavar="N", help="stop after N events")
-    cmd.set_defaults(run=subscribe_command)
-
-
-def _pattern(text: str) -> str:
-    try:
-        return check_pattern(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _from(text: str) -> Offset:
-    try:
-        return parse_from(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected first, last, next, an offset, an ISO 8601 time or 30m/2h/7d"
-        ) from None
-
-
-def subscribe_command(args: argparse.Namespace) -> int:
-    from hub.settings import Settings  # the CLI's own reading of HUB_* variables
-
-    settings = Settings()
-    if not settings.rabbitmq_url:
-        print("hub subscribe reads from the broker: set HUB_RABBITMQ_URL", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    subscription = Subscription(
-        settings.rabbitmq_url,
-        args.pattern,
-        exchange=settings.exchange,
-        queue=args.queue,
-        from_=args.from_,
-    )
-    try:
-        return asyncio.run(_print(subscription, args))
-    except KeyboardInterrupt:
-        return 0
-
-
-async def _print(subscription: Subscription, args: argparse.Namespace) -> int:
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    shown = 0
-    try:
-        async with subscription:
-            print(
-                f"subscribed to {subscription.pattern} on {subscription.exchange} "
-                f"({subscription.queue_name}); Ctrl-C stops",
-                file=sys.stderr,
-                flush=True,
-            )
-            async for delivery in subscription:
-                line = delivery.message.body.decode() if args.json else describe(delivery.event)
-                sys.stdout.write(line + "\n")
-                sys.stdout.flush()
-                await delivery.ack()
-                shown += 1
-                if args.count is not None and shown >= args.count:
-                    return 0
-    except SubscribeError as exc:
-        print(f"hub subscribe: {exc}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:  # the reader left (| head): no more output, no traceback
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except (AMQPError, OSError) as exc:
-        print(f"hub subscribe: broker error: {exc!r}", file=sys.stderr)
-        return 1
-    except asyncio.CancelledError:
-        return 0
-    return 0

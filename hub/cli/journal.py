@@ -1,0 +1,44 @@
+"""``hub journal stats``: backlog, oldest unforwarded age, duplicates, quarantine."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import orjson
+
+from hub.cli.common import journal_path
+from hub.settings import Settings
+from sinks import journal as journal_store
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    journal = commands.add_parser("journal", help="the local journal")
+    journal_commands = journal.add_subparsers(required=True, metavar="COMMAND")
+    journal_stats = journal_commands.add_parser("stats", help="backlog, duplicates, quarantine")
+    journal_stats.add_argument("--json", action="store_true")
+    journal_stats.set_defaults(run=journal_stats_command)
+
+
+def journal_stats_command(args: argparse.Namespace) -> int:
+    settings = Settings()
+    path = journal_path(settings)
+    if path is None:
+        return 1
+    stats = journal_store.stats(path)
+    age = time.time() - stats.oldest_unforwarded if stats.oldest_unforwarded else None
+    doc = {
+        "path": str(path),
+        "bytes": sum(p.stat().st_size for p in path.parent.glob(path.name + "*")),
+        "events": stats.events,
+        "unforwarded": stats.unforwarded,
+        "oldest_unforwarded_age_seconds": round(age, 3) if age is not None else None,
+        "duplicates": stats.duplicates,
+        "quarantined": stats.quarantined,
+    }
+    if args.json:
+        print(orjson.dumps(doc).decode())
+    else:
+        for key, value in doc.items():
+            print(f"{key:<32} {value}")
+    return 0
