@@ -89,7 +89,13 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
             token=settings.events_token.get_secret_value(),
         )
     app.on_shutdown.append(_drain)
-    app.cleanup_ctx.append(_storage(settings, sink))
+    # one context per resource, opened in this order and closed in the reverse one
+    app.cleanup_ctx.append(_journal(settings, sink))
+    if sink is None and settings.rabbitmq_url is not None and settings.forwarder == "process":
+        app.cleanup_ctx.append(_forwarder_process(settings))
+    elif sink is not None or (settings.rabbitmq_url is not None and settings.forwarder == "inline"):
+        app.cleanup_ctx.append(_forwarder_inline(settings, sink))
+    app.cleanup_ctx.append(_retention(settings, sink))
     return app
 
 
@@ -98,9 +104,11 @@ async def _drain(app: web.Application) -> None:
     app[RUNTIME].draining = True
 
 
-def _storage(
+def _journal(
     settings: Settings, sink: Sink | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The journal, and the metrics that read it and the forwarder's progress file."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         runtime = app[RUNTIME]
         metrics = runtime.metrics
@@ -111,41 +119,100 @@ def _storage(
             commit_timeout=settings.journal_commit_timeout,
             on_commit=metrics.journal_commit.observe,
         )
-        runtime.journal = journal
-        metrics.journal_ready.set_function(lambda: float(journal.ready))
-        metrics.quarantined.set(store.stats(journal.path).quarantined)
-        forwarding = sink is not None or settings.rabbitmq_url is not None
-        providers = [p.value for p in REGISTRY]
-        metrics.registry.register(
-            ProgressCollector(settings.data_dir, journal.path, providers, forwarding=forwarding)
-        )
-        child = None
-        if sink is None and settings.rabbitmq_url is not None and settings.forwarder == "process":
-            child = ForwarderProcess(settings)
-            child.start()
-        target = sink if sink is not None else _inline_sink(settings)
-        forwarder = None
-        if target is not None:
-            progress = ProgressFile.open(settings.data_dir, journal.path)
-            forwarder = Forwarder(journal.path, target, progress, batch=settings.forward_batch)
-            forwarder.start()
-            runtime.forwarder = forwarder
-        pruning = asyncio.get_running_loop().create_task(
-            _prune_forever(journal, settings, forwarding=forwarding)
-        )
-        yield
-        runtime.draining = True
-        pruning.cancel()
-        if child is not None:
-            await child.stop()
-        if forwarder is not None:
-            await forwarder.stop(settings.drain_timeout)
-            forwarder.progress_file.close()
-        if target is not None:
-            await target.close()
-        journal.close()  # on the loop: it commits what waits
+        try:
+            runtime.journal = journal
+            metrics.journal_ready.set_function(lambda: float(journal.ready))
+            metrics.quarantined.set(store.stats(journal.path).quarantined)
+            providers = [p.value for p in REGISTRY]
+            metrics.registry.register(
+                ProgressCollector(
+                    settings.data_dir,
+                    journal.path,
+                    providers,
+                    forwarding=_forwarding(settings, sink),
+                )
+            )
+            yield
+        finally:
+            journal.close()  # on the loop: it commits what waits
 
     return ctx
+
+
+def _forwarding(settings: Settings, sink: Sink | None) -> bool:
+    """Events go somewhere from the journal: to a broker, or to the sink a test gave."""
+    return sink is not None or settings.rabbitmq_url is not None
+
+
+def _forwarder_process(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """``hub forward``, the forwarder in a process of its own (with a broker, by default)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        child = ForwarderProcess(settings)
+        child.start()
+        try:
+            yield
+        finally:
+            await child.stop()
+
+    return ctx
+
+
+def _forwarder_inline(
+    settings: Settings, sink: Sink | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The forwarder in the hub's own loop, to ``sink`` (tests) or the broker (``inline``)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        runtime = app[RUNTIME]
+        assert runtime.journal is not None  # the journal's context runs first
+        target = sink if sink is not None else _inline_sink(settings)
+        assert target is not None
+        try:
+            progress_file = ProgressFile.open(settings.data_dir, runtime.journal.path)
+            try:
+                forwarder = Forwarder(
+                    runtime.journal.path, target, progress_file, batch=settings.forward_batch
+                )
+                forwarder.start()
+                runtime.forwarder = forwarder
+                try:
+                    yield
+                finally:
+                    await forwarder.stop(settings.drain_timeout)
+            finally:
+                progress_file.close()
+        finally:
+            await target.close()
+
+    return ctx
+
+
+def _retention(
+    settings: Settings, sink: Sink | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The retention task; awaited at shutdown, and logged if it ever fails."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        journal = app[RUNTIME].journal
+        assert journal is not None  # the journal's context runs first
+        task = asyncio.get_running_loop().create_task(
+            _prune_forever(journal, settings, forwarding=_forwarding(settings, sink)),
+            name="retention",
+        )
+        task.add_done_callback(_log_failure)
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)  # a failure was logged already
+
+    return ctx
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("background task %s failed: %r", task.get_name(), exc)
 
 
 async def _prune_forever(journal: Journal, settings: Settings, *, forwarding: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
@@ -357,3 +358,27 @@ def _parse(query: str, received_at: str):
         received_at=datetime.fromisoformat(received_at),
     )
     return REGISTRY[Provider.ISENDPRO].parse(request)
+
+
+async def test_a_failing_background_task_is_logged_and_shutdown_still_closes(
+    aiohttp_client, settings, monkeypatch, caplog
+):
+    """The retention task dies of a bug: an ERROR names it (it was lost silently before), and
+    the app's shutdown awaits it and closes the journal all the same."""
+    failed = asyncio.Event()
+
+    async def broken(self, *args, **kwargs):
+        failed.set()
+        raise RuntimeError("a bug in retention")
+
+    monkeypatch.setattr(journal_store.Journal, "prune", broken)
+    client = await aiohttp_client(create_app(settings))
+    journal = client.app[RUNTIME].journal
+    async with asyncio.timeout(10):
+        await failed.wait()
+        while not any("retention" in r.getMessage() for r in caplog.records):
+            await asyncio.sleep(0.01)
+    [record] = [r for r in caplog.records if "background task retention failed" in r.getMessage()]
+    assert record.levelname == "ERROR"
+    await client.close()
+    assert journal is not None and not journal.ready  # closed
