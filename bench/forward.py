@@ -24,9 +24,10 @@ import orjson
 
 from bench.refs import install_uvloop
 from core.models import Envelope
+from core.topics import DEFAULT_EXCHANGE
 from parsers import REGISTRY
 from sinks import progress
-from sinks.rabbitmq import DEFAULT_EXCHANGE, declare_topology, to_message, unrouted_name
+from sinks.rabbitmq import declare_topology, to_message, unrouted_name
 from tests.golden import load_case
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "payloads"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+DEFAULT_EXCHANGE = "callback-hub"
+"""The topic exchange events are published to, unless ``HUB_EXCHANGE`` names another."""
+
 
 def matches(pattern: str, routing_key: str) -> bool:
     """The broker's topic match: ``*`` is one word, ``#`` zero or more."""

@@ -9,10 +9,11 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.models import Provider
+from core.topics import DEFAULT_EXCHANGE
 from hub.access import ECALL_SOURCES, AccessPolicy, networks
 from hub.server import Limits
-from sinks.journal import DAY
-from sinks.rabbitmq import DEFAULT_EXCHANGE
+
+_DAY = 86_400.0
 
 
 class Settings(BaseSettings):
@@ -29,10 +30,10 @@ class Settings(BaseSettings):
     publish_timeout: float = Field(default=5.0, gt=0)
     """Seconds to wait for the broker's confirms before telling the provider to retry."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    dedup_window: float = Field(default=7 * DAY, gt=0)
+    dedup_window: float = Field(default=7 * _DAY, gt=0)
     """Seconds during which a callback sent again is recognized as a retry. The longest retry
     schedule in the providers' documents is iSendPro's: three more tries, a day apart."""
-    retention: float = Field(default=14 * DAY, gt=0)
+    retention: float = Field(default=14 * _DAY, gt=0)
     """Seconds an event stays in the journal (once forwarded, with a broker)."""
     journal_max_bytes: int | None = Field(default=None, gt=0)
     """A cap on everything the journal puts on disk (database, WAL, WAL index): past it,

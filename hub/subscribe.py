@@ -49,8 +49,8 @@ from pamqp.common import FieldTable
 from pydantic import ValidationError
 
 from core.models import Event
-from core.topics import check_pattern, matches
-from sinks.rabbitmq import DEFAULT_EXCHANGE, declare_topology, stream_name
+from core.topics import DEFAULT_EXCHANGE, check_pattern, matches
+from sinks.rabbitmq import declare_topology, stream_name
 
 log = logging.getLogger(__name__)
 

@@ -41,10 +41,9 @@ from pamqp.common import FieldTable
 
 from core.errors import SinkUnavailable
 from core.models import CONTENT_TYPE, Envelope
+from core.topics import DEFAULT_EXCHANGE
 
 log = logging.getLogger(__name__)
-
-DEFAULT_EXCHANGE = "callback-hub"
 
 
 STREAM_SEGMENT_BYTES = 100_000_000

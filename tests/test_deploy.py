@@ -30,9 +30,10 @@ import pytest
 import yaml
 
 from core.models import Provider
+from core.topics import DEFAULT_EXCHANGE
 from hub.app import create_app
 from hub.settings import Settings
-from sinks.rabbitmq import DEFAULT_EXCHANGE, StreamRetention, stream_name, unrouted_name
+from sinks.rabbitmq import StreamRetention, stream_name, unrouted_name
 from tests.harness.prometheus import PROMTOOL_BIN
 from tests.harness.rabbitmq import broker_required
 from tests.support import make_settings
