@@ -24,7 +24,7 @@ from core.models import Provider
 from hub import handlers, logs, requestline, sse
 from hub.forward_process import ForwarderProcess, sink_of
 from hub.forwarder import Forwarder
-from hub.handlers import RUNTIME, Runtime
+from hub.handlers import FORWARDER, JOURNAL, RUNTIME, Runtime
 from hub.secrets import resolve as resolve_secrets
 from hub.settings import Settings
 from parsers import REGISTRY
@@ -120,7 +120,7 @@ def _journal(
             on_commit=metrics.journal_commit.observe,
         )
         try:
-            runtime.journal = journal
+            app[JOURNAL] = journal
             metrics.journal_ready.set_function(lambda: float(journal.ready))
             metrics.quarantined.set(store.stats(journal.path).quarantined)
             providers = [p.value for p in REGISTRY]
@@ -164,18 +164,17 @@ def _forwarder_inline(
     """The forwarder in the hub's own loop, to ``sink`` (tests) or the broker (``inline``)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        runtime = app[RUNTIME]
-        assert runtime.journal is not None  # the journal's context runs first
+        journal = app[JOURNAL]  # the journal's context runs first
         target = sink if sink is not None else _inline_sink(settings)
         assert target is not None
         try:
-            progress_file = ProgressFile.open(settings.data_dir, runtime.journal.path)
+            progress_file = ProgressFile.open(settings.data_dir, journal.path)
             try:
                 forwarder = Forwarder(
-                    runtime.journal.path, target, progress_file, batch=settings.forward_batch
+                    journal.path, target, progress_file, batch=settings.forward_batch
                 )
                 forwarder.start()
-                runtime.forwarder = forwarder
+                app[FORWARDER] = forwarder
                 try:
                     yield
                 finally:
@@ -194,8 +193,7 @@ def _retention(
     """The retention task; awaited at shutdown, and logged if it ever fails."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        journal = app[RUNTIME].journal
-        assert journal is not None  # the journal's context runs first
+        journal = app[JOURNAL]  # the journal's context runs first
         task = asyncio.get_running_loop().create_task(
             _prune_forever(journal, settings, forwarding=_forwarding(settings, sink)),
             name="retention",

@@ -37,17 +37,19 @@ _PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 @dataclass
 class Runtime:
-    """What the handlers use, filled in when the app starts (see ``hub.app``)."""
+    """What the handlers use that the app has from its creation (see ``hub.app``)."""
 
     metrics: Metrics
     secrets: Secrets
     access: AccessPolicy
-    journal: Journal | None = None
-    forwarder: Forwarder | None = None
     draining: bool = field(default=False)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
+JOURNAL = web.AppKey("journal", Journal)
+"""The journal, opened by its cleanup context before the app serves anything."""
+FORWARDER = web.AppKey("forwarder", Forwarder)
+"""The forwarder in the hub's own loop, when there is one (tests, ``HUB_FORWARDER=inline``)."""
 
 
 class ClientClosedRequest(web.HTTPClientError):
@@ -102,10 +104,10 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
         raw = raw_request(request, module, callback, body)
         reason = ""
         try:
-            reply, outcome = await _accept(runtime, module, raw)
+            reply, outcome = await _accept(request.app, module, raw)
         except PayloadError as exc:  # their input, parser bugs included (``hub.intake``)
             outcome, reason = "rejected", exc.reason
-            reply = await _refuse(runtime, module, request, raw, exc)
+            reply = await _refuse(request, module, raw, exc)
         except SinkUnavailable as exc:
             outcome, reason = "unavailable", exc.reason
             log.warning(
@@ -119,7 +121,7 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
             log.error("%s/%s: unexpected error: %s", provider, endpoint, intake.where(exc))
             error = SinkUnavailable("internal error", reason="internal_error")
             outcome, reason = "unavailable", error.reason
-            reply = await _refuse(runtime, module, request, raw, error)
+            reply = await _refuse(request, module, raw, error)
         runtime.metrics.callbacks(provider, endpoint, outcome, reason).inc()
         runtime.metrics.latency(provider, endpoint).observe(time.perf_counter() - started)
         return _response(reply)
@@ -127,25 +129,25 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
     return handle
 
 
-async def _accept(runtime: Runtime, module: ParserModule, raw: RawRequest) -> tuple[Reply, str]:
+async def _accept(app: web.Application, module: ParserModule, raw: RawRequest) -> tuple[Reply, str]:
     """Parses and journals; the reply and the outcome (accepted, or duplicate for a retry)."""
     events = intake.parse(module, raw)  # whatever goes wrong in there is the input's fault
     outcome = "accepted"
     if events:
-        if runtime.journal is None:
-            raise SinkUnavailable("the hub is starting", reason="starting")
-        appended = await intake.append(runtime.journal, raw, events)
-        runtime.metrics.observe_events(appended.new)
-        runtime.metrics.observe_duplicates(appended.duplicates)
+        appended = await intake.append(app[JOURNAL], raw, events)
+        metrics = app[RUNTIME].metrics
+        metrics.observe_events(appended.new)
+        metrics.observe_duplicates(appended.duplicates)
         if not appended.new:
             outcome = "duplicate"
-        if runtime.forwarder is not None and appended.new:
-            runtime.forwarder.notify()
+        forwarder = app.get(FORWARDER)
+        if forwarder is not None and appended.new:
+            forwarder.notify()
     return module.ack(events), outcome
 
 
 async def _refuse(
-    runtime: Runtime, module: ParserModule, request: web.Request, raw: RawRequest, error: HubError
+    request: web.Request, module: ParserModule, raw: RawRequest, error: HubError
 ) -> Reply:
     """Keeps the request in the quarantine, then gives the provider its negative answer."""
     headers = {str(k): v for k, v in request.headers.items() if k.lower() not in _PRIVATE_HEADERS}
@@ -161,10 +163,8 @@ async def _refuse(
         body=raw.body,
     )
     try:
-        if runtime.journal is None:
-            raise SinkUnavailable("the hub is starting", reason="starting")
-        number = await runtime.journal.quarantine(entry)
-        runtime.metrics.quarantined.inc()
+        number = await request.app[JOURNAL].quarantine(entry)
+        request.app[RUNTIME].metrics.quarantined.inc()
     except SinkUnavailable as exc:
         log.error("%s: could not quarantine a refused request (%s)", raw.provider.value, exc.reason)
         return module.retry(exc)
@@ -204,10 +204,9 @@ async def ready(request: web.Request) -> web.Response:
 
     The broker is not a condition: while it is away, events wait in the journal.
     """
-    runtime = request.app[RUNTIME]
     checks = {
-        "journal": runtime.journal is not None and runtime.journal.ready,
-        "not_draining": not runtime.draining,
+        "journal": request.app[JOURNAL].ready,
+        "not_draining": not request.app[RUNTIME].draining,
     }
     status = 200 if all(checks.values()) else 503
     return web.json_response(checks, status=status, dumps=lambda o: orjson.dumps(o).decode())

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from core.models import Event, Provider
 from hub.app import create_app, endpoints
-from hub.handlers import RUNTIME
+from hub.handlers import JOURNAL, RUNTIME
 from hub.settings import Settings
 from parsers import REGISTRY
 from sinks import journal as journal_store
@@ -373,7 +373,7 @@ async def test_a_failing_background_task_is_logged_and_shutdown_still_closes(
 
     monkeypatch.setattr(journal_store.Journal, "prune", broken)
     client = await aiohttp_client(create_app(settings))
-    journal = client.app[RUNTIME].journal
+    journal = client.app[JOURNAL]
     async with asyncio.timeout(10):
         await failed.wait()
         while not any("retention" in r.getMessage() for r in caplog.records):
