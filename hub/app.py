@@ -171,7 +171,10 @@ def _forwarder_inline(
             progress_file = ProgressFile.open(settings.data_dir, journal.path)
             try:
                 forwarder = Forwarder(
-                    journal.path, target, progress_file, batch=settings.forward_batch
+                    store.PendingReader(journal.path),
+                    target,
+                    progress_file,
+                    batch=settings.forward_batch,
                 )
                 forwarder.start()
                 app[FORWARDER] = forwarder

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from hub.forwarder import Forwarder
 from hub.settings import Settings
-from sinks.journal import JOURNAL_FILE
+from sinks.journal import JOURNAL_FILE, PendingReader
 from sinks.progress import ProgressFile
 from sinks.rabbitmq import RabbitMQSink, StreamRetention
 
@@ -65,9 +65,8 @@ async def run(settings: Settings, *, parent: int | None = None) -> int:
         progress = ProgressFile.open(settings.data_dir, settings.data_dir / JOURNAL_FILE)
         sink = sink_of(settings)
         sink.start()
-        forwarder = Forwarder(
-            settings.data_dir / JOURNAL_FILE, sink, progress, batch=settings.forward_batch
-        )
+        pending = PendingReader(settings.data_dir / JOURNAL_FILE)
+        forwarder = Forwarder(pending, sink, progress, batch=settings.forward_batch)
         forwarder.start()
         watch = loop.create_task(_orphaned(parent, stop)) if parent is not None else None
         await stop.wait()

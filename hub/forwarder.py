@@ -9,6 +9,10 @@ the cursor are sent at start; a batch confirmed just before the crash may be sen
 
 It only reads the journal, so it can run in a process of its own (``hub forward``, what
 ``hub serve`` starts with a broker; see ``hub.forward_process``) or in the hub's event loop.
+
+It is written against three small interfaces, and opens no file itself: what it reads
+(:class:`Pending`, the journal's ``PendingReader``), where it publishes (``sinks.base.Sink``) and
+where it keeps its cursor (:class:`Cursor`, ``sinks.progress.ProgressFile``).
 """
 
 from __future__ import annotations
@@ -19,31 +23,50 @@ import logging
 import sqlite3
 import time
 from collections import Counter
-from pathlib import Path
+from typing import Protocol
 
 from core.errors import SinkUnavailable
-from sinks import journal as store
 from sinks.base import Sink
 from sinks.journal import Stored
-from sinks.progress import Progress, ProgressFile
+from sinks.progress import Progress
 
 log = logging.getLogger(__name__)
+
+
+class Pending(Protocol):
+    """The events waiting to be forwarded, in arrival order."""
+
+    def read(self, after: int, limit: int) -> list[Stored]:
+        """Up to ``limit`` events with ``seq`` above ``after``."""
+        ...
+
+    def last_seq(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Cursor(Protocol):
+    """Where the forwarder keeps how far it got (and its counts)."""
+
+    def load(self) -> Progress: ...
+
+    def save(self, progress: Progress) -> None: ...
 
 
 class Forwarder:
     def __init__(
         self,
-        journal: Path,
+        pending: Pending,
         sink: Sink,
-        progress: ProgressFile,
+        cursor: Cursor,
         *,
         batch: int = 512,
         retry_interval: float = 1.0,
         poll_interval: float = 0.01,
     ) -> None:
-        self.journal = journal
+        self.pending = pending
         self.sink = sink
-        self.progress_file = progress
+        self.cursor = cursor
         self.batch = batch
         self.retry_interval = retry_interval
         self.poll_interval = poll_interval
@@ -53,14 +76,13 @@ class Forwarder:
         self._paused = False
         """The broker refused the last batch: wait ``retry_interval``, whatever arrives."""
         self._wake = asyncio.Event()
-        self._reader: store.PendingReader | None = None
         self._next: list[Stored] = []
         """The batch after the one in flight, read before its confirms (see ``forward_batch``)."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self.progress = self.progress_file.load()
-        waiting = store.last_seq(self.journal) - self.progress.cursor
+        self.progress = self.cursor.load()
+        waiting = self.pending.last_seq() - self.progress.cursor
         if waiting > 0:
             log.info("%d events journaled but not forwarded: forwarding them now", waiting)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="forwarder")
@@ -85,9 +107,7 @@ class Forwarder:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             return
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        self.pending.close()
 
     async def _run(self) -> None:
         while True:
@@ -112,8 +132,6 @@ class Forwarder:
         if not self.sink.ready:
             self._pause("broker_unavailable")
             return False
-        if self._reader is None:
-            self._reader = store.PendingReader(self.journal)
         rows, self._next = self._next or self._read(self.progress.cursor), []
         if not rows:
             self._resume()
@@ -140,12 +158,11 @@ class Forwarder:
         return True
 
     def _read(self, after: int) -> list[Stored]:
-        assert self._reader is not None
-        return self._reader.read(after, self.batch)  # indexed: a few ms for a whole batch
+        return self.pending.read(after, self.batch)  # indexed: a few ms for a whole batch
 
     def _pause(self, reason: str) -> None:
         if not self._paused:
-            waiting = store.last_seq(self.journal) - self.progress.cursor
+            waiting = self.pending.last_seq() - self.progress.cursor
             log.warning("forwarding paused: %s (%d events waiting)", reason, waiting)
         self._paused = True
         self._connected(False)
@@ -159,10 +176,10 @@ class Forwarder:
     def _connected(self, up: bool) -> None:
         if self.progress.broker_connected != up:
             self.progress.broker_connected = up
-            self.progress_file.save(self.progress)
+            self.cursor.save(self.progress)
 
     def _forwarded(self, rows: list[Stored], seconds: float | None) -> None:
         if not rows:
             return
         self.progress.confirmed(rows[-1].seq, Counter(r.provider for r in rows), seconds)
-        self.progress_file.save(self.progress)
+        self.cursor.save(self.progress)

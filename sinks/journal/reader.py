@@ -3,6 +3,7 @@ forwarder, what the operator's commands select, and the counts of ``hub journal 
 
 from __future__ import annotations
 
+import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,17 +27,30 @@ _PENDING = f"{_STORED} WHERE seq > ? ORDER BY seq LIMIT ?"
 
 class PendingReader:
     """Events with ``seq`` above the forwarder's cursor, in arrival order, on one read-only
-    connection kept open (the forwarder asks many times a second; one caller at a time, from
-    any thread)."""
+    connection opened at the first read and kept open (the forwarder asks many times a second;
+    one caller at a time, from any thread)."""
 
     def __init__(self, path: Path) -> None:
-        self._conn = read_only(path, any_thread=True)
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
 
     def read(self, after: int, limit: int) -> list[Stored]:
-        return [_stored(r) for r in self._conn.execute(_PENDING, (after, limit)).fetchall()]
+        return [_stored(r) for r in self._connection().execute(_PENDING, (after, limit))]
+
+    def last_seq(self) -> int:
+        """The ``seq`` of the last event journaled (0: none)."""
+        (last,) = self._connection().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        return int(last)
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = read_only(self.path, any_thread=True)
+        return self._conn
 
 
 def select(

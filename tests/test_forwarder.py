@@ -1,0 +1,109 @@
+"""The forwarder against in-memory versions of what it reads, where it publishes and where it
+keeps its cursor: it opens no file of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from core.errors import SinkUnavailable
+from core.models import Envelope
+from hub.forwarder import Forwarder
+from sinks.journal import Stored
+from sinks.memory import MemorySink
+from sinks.progress import Progress
+from tests.support import eventually
+from tests.test_subscribe import event
+
+
+class MemoryPending:
+    """The journal's pending events, as a list."""
+
+    def __init__(self, stored: list[Stored]) -> None:
+        self.stored = stored
+        self.closed = False
+
+    def read(self, after: int, limit: int) -> list[Stored]:
+        return [s for s in self.stored if s.seq > after][:limit]
+
+    def last_seq(self) -> int:
+        return self.stored[-1].seq if self.stored else 0
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class MemoryCursor:
+    def __init__(self, progress: Progress | None = None) -> None:
+        self.saved = progress or Progress()
+
+    def load(self) -> Progress:
+        return replace(self.saved)
+
+    def save(self, progress: Progress) -> None:
+        self.saved = replace(progress, forwarded=dict(progress.forwarded))
+
+
+class HalfSink(MemorySink):
+    """A broker that goes away in the middle of the first batch, ``done`` envelopes confirmed,
+    and stays away."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__()
+        self.done = done
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        done, self.done = self.done, 0
+        self.envelopes.extend(envelopes[:done])
+        raise SinkUnavailable("the broker went away", reason="broker_unavailable", done=done)
+
+
+def journal(count: int) -> list[Stored]:
+    events = [event(n) for n in range(1, count + 1)]
+    return [
+        Stored(seq, "isendpro", e.data.received_at.timestamp(), Envelope.of(e))
+        for seq, e in enumerate(events, start=1)
+    ]
+
+
+async def forwarded(
+    stored: list[Stored], sink: MemorySink, cursor: MemoryCursor, *, batch: int, up_to: int
+) -> MemoryPending:
+    """Runs a forwarder until its cursor reaches ``up_to``, then stops it."""
+    pending = MemoryPending(stored)
+    forwarder = Forwarder(pending, sink, cursor, batch=batch, poll_interval=0.001)
+    forwarder.start()
+    try:
+
+        async def there() -> bool:
+            return cursor.saved.cursor >= up_to
+
+        await eventually(there, timeout=10)
+    finally:
+        await forwarder.stop(flush_timeout=5)
+    return pending
+
+
+async def test_it_forwards_in_order_in_batches_and_moves_its_cursor() -> None:
+    stored = journal(5)
+    sink, cursor = MemorySink(), MemoryCursor()
+    pending = await forwarded(stored, sink, cursor, batch=2, up_to=5)
+    assert [e.id for e in sink.envelopes] == [s.envelope.id for s in stored]
+    assert cursor.saved.forwarded == {"isendpro": 5}
+    assert pending.closed
+
+
+async def test_it_starts_after_its_cursor() -> None:
+    stored = journal(4)
+    sink = MemorySink()
+    await forwarded(stored, sink, MemoryCursor(Progress(cursor=3)), batch=10, up_to=4)
+    assert [e.id for e in sink.envelopes] == [stored[3].envelope.id]
+
+
+async def test_a_batch_confirmed_in_part_moves_the_cursor_past_that_part_only() -> None:
+    stored = journal(4)
+    cursor = MemoryCursor()
+    sink = HalfSink(done=3)
+    await forwarded(stored, sink, cursor, batch=4, up_to=3)
+    assert cursor.saved.cursor == 3
+    assert [e.id for e in sink.envelopes] == [s.envelope.id for s in stored[:3]]
