@@ -183,6 +183,7 @@ async def test_full_disk_is_not_ready_and_ready_again_once_space_is_freed(tmp_pa
         hub = HubProcess(mnt / "data", log_file=tmp_path / "hub.log")
         results = Results()
         filler = mnt / "filler"
+        filler.touch()  # made while there is room: it is what fills the disk, and is deleted
         try:
             async with asyncio.timeout(180):
                 await asyncio.to_thread(hub.start)
@@ -207,9 +208,10 @@ async def test_full_disk_is_not_ready_and_ready_again_once_space_is_freed(tmp_pa
 
 
 def fill(path: Path) -> None:
-    """Writes ``path`` until its file system is full."""
+    """Writes ``path`` (an existing file: creating one on a full tmpfs failed once in CI with
+    ENOSPC) until its file system is full."""
     chunk = b"\0" * (64 << 10)
-    with open(path, "wb") as f:
+    with open(path, "ab") as f:
         try:
             while True:
                 f.write(chunk)
