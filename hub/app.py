@@ -165,8 +165,7 @@ def _forwarder_inline(
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         journal = app[JOURNAL]  # the journal's context runs first
-        target = sink if sink is not None else _inline_sink(settings)
-        assert target is not None
+        target = sink if sink is not None else _started_broker(settings)
         try:
             progress_file = ProgressFile.open(settings.data_dir, journal.path)
             try:
@@ -235,10 +234,8 @@ async def _prune_forever(journal: Journal, settings: Settings, *, forwarding: bo
         await asyncio.sleep(3600)
 
 
-def _inline_sink(settings: Settings) -> Sink | None:
-    """The broker, when the forwarder runs in the hub's own loop."""
-    if settings.rabbitmq_url is None or settings.forwarder != "inline":
-        return None
+def _started_broker(settings: Settings) -> Sink:
+    """The broker, when the forwarder runs in the hub's own loop (``HUB_FORWARDER=inline``)."""
     sink = sink_of(settings)
     sink.start()
     return sink

@@ -62,7 +62,7 @@ def where(exc: BaseException) -> str:
     frame = frames[-1]
     path = Path(frame.filename)
     parts = path.parts
-    for top in ("parsers", "hub", "sinks"):
+    for top in ("core", "parsers", "hub", "sinks"):
         if top in parts:
             path = Path(*parts[len(parts) - parts[::-1].index(top) - 1 :])
             break

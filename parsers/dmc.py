@@ -49,7 +49,7 @@ from core.models import (
 from parsers.base import Callback, bad_request, ok, unavailable
 from parsers.phones import to_e164
 from parsers.tables import FAILURES, UNKNOWN, TableEntry, code_of, load_tables
-from parsers.text import optional, without_bom
+from parsers.text import count, optional, without_bom
 from parsers.times import PARIS, iso_time, local_time
 from parsers.xml import parse_xml
 
@@ -88,8 +88,6 @@ _ZONES: Mapping[str, ZoneInfo] = {
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_MS = re.compile(r"[0-9]{1,15}")
-_COUNT = re.compile(r"[0-9]{1,18}")
-"""A count read as a number: up to 18 digits, so within 64 bits (a longer one stays text)."""
 _DETAIL_CODE = re.compile(r"(?P<name>[A-Z0-9_]+)\{(?P<detail>.*)\}", re.DOTALL)
 _ROUTE_STEP = re.compile(r"(?P<node>.*)\((?P<node_id>[^()]*)\):(?P<choice>.*)", re.DOTALL)
 
@@ -427,7 +425,8 @@ def _facts(status: Mapping[str, str]) -> dict[str, JsonValue]:
     for name, key in (("time", "duration"), ("size", "size"), ("page", "pages")):
         value = optional(status, name)
         if value is not None:
-            facts[key] = int(value) if _COUNT.fullmatch(value) else value
+            number = count(value)
+            facts[key] = value if number is None else number
     for name in ("amd", "info"):
         if name in status:
             facts[name] = status[name]

@@ -42,7 +42,6 @@ an element that also has attributes). A DTD (hence any entity) is refused.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from xml.etree.ElementTree import Element
 
@@ -52,7 +51,7 @@ from core.errors import PayloadError
 from core.models import Channel, Code, Event, EventData, Kind, Provider, RawRequest, State
 from parsers.base import Callback, bad_request, ok, unavailable
 from parsers.tables import UNKNOWN, code_of, load_tables
-from parsers.text import decode_query, required
+from parsers.text import count, decode_query, required
 from parsers.times import PARIS, local_time
 from parsers.xml import parse_xml
 
@@ -66,7 +65,6 @@ TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M:%S")
 _FAILED_IMPORT = frozenset(
     {"ko", "nok", "error", "erreur", "failed", "failure", "fail", "echec", "échec"}
 )
-_COUNT = re.compile(r"[0-9]{1,18}")
 MAX_DEPTH = 20
 """How deep ``raw`` follows nested elements; the documented callbacks have three levels."""
 
@@ -205,7 +203,7 @@ def _report(element: Element, request: RawRequest) -> Event:
         final=True,
         status=Code.trusted(code=outcome) if outcome else None,
         details={
-            "imported": int(imported) if _COUNT.fullmatch(imported) else None,
+            "imported": count(imported),
             "errors": errors,
         },
         raw=_raw(element.attrib, element),

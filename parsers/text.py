@@ -116,3 +116,12 @@ def optional(fields: Mapping[str, str], name: str) -> str | None:
 def without_bom(data: bytes) -> bytes:
     """``data`` without a leading UTF-8 byte order mark (some senders put one before JSON/XML)."""
     return data.removeprefix(UTF8_BOM)
+
+
+_COUNT = re.compile(r"[0-9]{1,18}")
+
+
+def count(value: str) -> int | None:
+    """A count given as digits, as a number; ``None`` when it is not one or does not fit in 64
+    bits (the journal's JSON holds no larger integer: such a value is kept as text)."""
+    return int(value) if _COUNT.fullmatch(value) else None
