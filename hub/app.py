@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from core.errors import SinkUnavailable
 from core.models import Provider
-from hub import handlers, logs, requestline, sse
+from hub import backlog, handlers, logs, requestline, sse
 from hub.forward_process import ForwarderProcess, sink_of
 from hub.forwarder import Forwarder
 from hub.handlers import FORWARDER, JOURNAL, RUNTIME, Runtime
@@ -107,7 +107,8 @@ async def _drain(app: web.Application) -> None:
 def _journal(
     settings: Settings, sink: Sink | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The journal, and the metrics that read it and the forwarder's progress file."""
+    """The journal, and the metrics that read it and the forwarder's progress file (the backlog
+    from both, ``hub.backlog``)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         runtime = app[RUNTIME]
@@ -124,13 +125,12 @@ def _journal(
             metrics.journal_ready.set_function(lambda: float(journal.ready))
             metrics.quarantined.set(store.stats(journal.path).quarantined)
             providers = [p.value for p in REGISTRY]
+            forwarding = _forwarding(settings, sink)
             metrics.registry.register(
-                ProgressCollector(
-                    settings.data_dir,
-                    journal.path,
-                    providers,
-                    forwarding=_forwarding(settings, sink),
-                )
+                ProgressCollector(settings.data_dir, providers, forwarding=forwarding)
+            )
+            metrics.registry.register(
+                backlog.BacklogCollector(settings.data_dir, journal.path, forwarding=forwarding)
             )
             yield
         finally:
@@ -141,7 +141,7 @@ def _journal(
 
 def _forwarding(settings: Settings, sink: Sink | None) -> bool:
     """Events go somewhere from the journal: to a broker, or to the sink a test gave."""
-    return sink is not None or settings.rabbitmq_url is not None
+    return sink is not None or backlog.forwarding(settings)
 
 
 def _forwarder_process(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -167,7 +167,9 @@ def _forwarder_inline(
         journal = app[JOURNAL]  # the journal's context runs first
         target = sink if sink is not None else _started_broker(settings)
         try:
-            progress_file = ProgressFile.open(settings.data_dir, journal.path)
+            progress_file = ProgressFile.open(
+                settings.data_dir, start=lambda: store.marked_prefix(journal.path)
+            )
             try:
                 forwarder = Forwarder(
                     store.PendingReader(journal.path),
@@ -218,10 +220,8 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 async def _prune_forever(journal: Journal, settings: Settings, *, forwarding: bool) -> None:
     """Applies the retention now, then every hour (with a broker, to forwarded events only)."""
     while True:
-        up_to = None  # without a broker, every old event goes
-        if forwarding:
-            forwarded = progress.read(settings.data_dir)
-            up_to = forwarded.cursor if forwarded is not None else 0
+        # without a broker, every old event goes; with one, only those the broker confirmed
+        up_to = progress.cursor(settings.data_dir) if forwarding else None
         try:
             deleted = await journal.prune(time.time() - settings.retention, forwarded_up_to=up_to)
         except SinkUnavailable as exc:

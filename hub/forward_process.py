@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from hub.forwarder import Forwarder
 from hub.settings import Settings
-from sinks.journal import JOURNAL_FILE, PendingReader
+from sinks.journal import JOURNAL_FILE, PendingReader, marked_prefix
 from sinks.progress import ProgressFile
 from sinks.rabbitmq import RabbitMQSink, StreamRetention
 
@@ -62,10 +62,11 @@ async def run(settings: Settings, *, parent: int | None = None) -> int:
     try:
         if not await _locked(lock, stop):
             return 0
-        progress = ProgressFile.open(settings.data_dir, settings.data_dir / JOURNAL_FILE)
+        journal = settings.data_dir / JOURNAL_FILE
+        progress = ProgressFile.open(settings.data_dir, start=lambda: marked_prefix(journal))
         sink = sink_of(settings)
         sink.start()
-        pending = PendingReader(settings.data_dir / JOURNAL_FILE)
+        pending = PendingReader(journal)
         forwarder = Forwarder(pending, sink, progress, batch=settings.forward_batch)
         forwarder.start()
         watch = loop.create_task(_orphaned(parent, stop)) if parent is not None else None

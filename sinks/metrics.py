@@ -3,8 +3,9 @@
 Labels are bounded: provider, endpoint (the callback style), outcome, reason, channel, kind,
 state. Never numbers, ids or texts.
 
-The forwarder's metrics (forwarded events, confirm times, backlog, broker connection) come from
-its progress file, wherever it runs: ``sinks.progress.ProgressCollector``.
+The forwarder's metrics (forwarded events, confirm times, broker connection) come from its
+progress file, wherever it runs: ``sinks.progress.ProgressCollector``; the backlog, from it and
+the journal: ``hub.backlog.BacklogCollector``.
 """
 
 from __future__ import annotations

@@ -11,13 +11,16 @@ journal's write lock, and made callbacks wait for it. It only reads the journal,
 
 Both are written in one transaction after each confirmed batch; a process crash loses none of
 it, a power loss may take the cursor back a little (those events are sent again).
+
+This module opens only its own file, never the journal: what lies after the cursor in the
+journal is joined above both (``hub.backlog``), and where a new file's cursor starts is the
+caller's to say (``ProgressFile.open``'s ``start``).
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,13 +108,14 @@ class ProgressFile:
         self._conn.executescript(SCHEMA)
 
     @classmethod
-    def open(cls, data_dir: Path, journal: Path) -> ProgressFile:
-        """Opens (or creates) the progress of ``journal``'s forwarding. A journal written by a
-        hub that marked events in it (``forwarded_at``) starts from its forwarded prefix."""
+    def open(cls, data_dir: Path, *, start: Callable[[], int] = lambda: 0) -> ProgressFile:
+        """Opens (or creates) the progress file in ``data_dir``. A new one's cursor is
+        ``start()`` (called only then): e.g. the forwarded prefix of a journal written by a hub
+        that marked events in it (``sinks.journal.marked_prefix``)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         progress = cls(data_dir / PROGRESS_FILE)
         if progress._conn.execute("SELECT 1 FROM progress").fetchone() is None:
-            progress.save(Progress(cursor=_marked_prefix(journal)))
+            progress.save(Progress(cursor=start()))
         return progress
 
     def load(self) -> Progress:
@@ -130,21 +134,6 @@ class ProgressFile:
         self._conn.close()
 
 
-def _marked_prefix(journal: Path) -> int:
-    """The last ``seq`` before the first event a previous hub left unmarked (0: none)."""
-    if not journal.exists():
-        return 0
-    with closing(sqlite3.connect(journal.resolve().as_uri() + "?mode=ro", uri=True)) as conn:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
-        if "forwarded_at" not in columns:
-            return 0
-        (first,) = conn.execute("SELECT MIN(seq) FROM events WHERE forwarded_at IS NULL").fetchone()
-        if first is not None:
-            return int(first) - 1
-        (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        return int(last)
-
-
 def read(data_dir: Path) -> Progress | None:
     """The progress as last saved, read-only (None: no forwarder ever ran here)."""
     path = data_dir / PROGRESS_FILE
@@ -155,22 +144,24 @@ def read(data_dir: Path) -> Progress | None:
     return Progress._of(*row) if row is not None else None
 
 
-class ProgressCollector(Collector):
-    """The forwarder's metrics, read at scrape time from its progress file and the journal, so
-    that the hub's ``/metrics`` shows them wherever the forwarder runs."""
+def cursor(data_dir: Path) -> int:
+    """The cursor as last saved: every event up to it was confirmed (0: no forwarder ran)."""
+    progress = read(data_dir)
+    return progress.cursor if progress is not None else 0
 
-    def __init__(
-        self, data_dir: Path, journal: Path, providers: list[str], *, forwarding: bool
-    ) -> None:
+
+class ProgressCollector(Collector):
+    """The forwarder's metrics, read at scrape time from its progress file, so that the hub's
+    ``/metrics`` shows them wherever the forwarder runs (the backlog: ``hub.backlog``)."""
+
+    def __init__(self, data_dir: Path, providers: list[str], *, forwarding: bool) -> None:
         self.data_dir = data_dir
-        self.journal = journal
         self.providers = providers
         self.forwarding = forwarding
-        """False without a broker: nothing waits to be forwarded, no broker to be up."""
+        """False without a broker: no broker to be up."""
 
     def collect(self) -> Iterator[Metric]:
         progress = read(self.data_dir) or Progress()
-        backlog, oldest = _behind(self.journal, progress.cursor) if self.forwarding else (0, 0.0)
         forwarded = CounterMetricFamily(
             "hub_forwarded_events", "Events the broker confirmed.", labels=("provider",)
         )
@@ -188,16 +179,6 @@ class ProgressCollector(Collector):
             buckets=buckets,
             sum_value=progress.confirm_sum,
         )
-        yield GaugeMetricFamily(
-            "hub_journal_backlog_events",
-            "Events journaled and not yet forwarded to the broker.",
-            value=backlog,
-        )
-        yield GaugeMetricFamily(
-            "hub_journal_oldest_unforwarded_age_seconds",
-            "Age of the oldest event not yet forwarded (0 when none waits).",
-            value=oldest,
-        )
         if not self.forwarding:  # no such series without a broker: nothing to alert on
             return
         yield GaugeMetricFamily(
@@ -205,19 +186,3 @@ class ProgressCollector(Collector):
             "1 when the forwarder's broker connection is up, 0 otherwise.",
             value=float(progress.broker_connected),
         )
-
-
-def _behind(journal: Path, cursor: int) -> tuple[int, float]:
-    """Events after ``cursor`` in the journal, and the age of the first one (seconds).
-
-    ``seq`` has no gaps above the cursor (with a broker only forwarded events are pruned), so
-    the backlog is a difference, not a count over what may be millions of rows."""
-    if not journal.exists():
-        return 0, 0.0
-    with closing(sqlite3.connect(journal.resolve().as_uri() + "?mode=ro", uri=True)) as conn:
-        (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        row = conn.execute(
-            "SELECT received_at FROM events WHERE seq > ? ORDER BY seq LIMIT 1", (cursor,)
-        ).fetchone()
-    backlog = max(int(last) - cursor, 0)
-    return backlog, max(time.time() - row[0], 0.0) if row is not None else 0.0

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from yarl import URL
 
-from core.models import Provider
+from core.models import Channel, Event, EventData, Kind, Provider, State
+from hub import backlog
 from hub.settings import Settings
+from sinks import journal as store
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SEED_DLR = (PAYLOADS / "isendpro" / "seed-delivery-report.query").read_bytes()
@@ -80,3 +83,25 @@ def metric(text: str, name: str, **labels: str) -> float | None:
         if all(found.get(k) == v for k, v in labels.items()):
             return float(match.group(3))
     return None
+
+
+def event(message_id: int, *, statut: str = "0") -> Event:
+    """A distinct iSendPro delivery report, as the hub makes it."""
+    state = State.DELIVERED if statut == "0" else State.FAILED
+    data = EventData(
+        provider=Provider.ISENDPRO,
+        channel=Channel.SMS,
+        kind=Kind.DELIVERY,
+        state=state,
+        final=True,
+        message_id=str(message_id),
+        raw={"id": str(message_id), "statut": statut},
+        received_at=datetime.now(UTC),
+    )
+    return Event.of(data)
+
+
+def unforwarded(data_dir: Path) -> int:
+    """Events of the journal in ``data_dir`` after its forwarder's cursor (a hub that forwards),
+    counted as ``/metrics`` and ``hub journal stats`` count them."""
+    return backlog.of(data_dir, data_dir / store.JOURNAL_FILE, forwarding=True).events

@@ -28,6 +28,7 @@ from tests.support import (
     get_raw,
     make_settings,
     metric,
+    unforwarded,
 )
 
 
@@ -58,7 +59,7 @@ async def test_delivery_report_is_journaled_acknowledged_and_forwarded(client, s
     assert stored.event().routing_key == "isendpro.sms.delivery.delivered"
 
     async def forwarded() -> bool:  # published, and the forwarder's cursor past it
-        return journal_store.stats(journal_path(settings)).unforwarded == 0
+        return unforwarded(settings.data_dir) == 0
 
     await eventually(forwarded)
     [event] = memory.events
@@ -207,7 +208,7 @@ async def test_restart_forwards_what_was_left(aiohttp_client, settings):
     first = await aiohttp_client(create_app(settings, sink=failing))
     await first.get(f"{DLR}?{dlr_query(1)}")
     await first.close()
-    assert journal_store.stats(journal_path(settings)).unforwarded == 1
+    assert unforwarded(settings.data_dir) == 1
 
     memory = MemorySink()
     await aiohttp_client(create_app(settings, sink=memory))

@@ -18,7 +18,7 @@ from sinks import journal as store
 from tests.golden import PAYLOADS
 from tests.harness.hubproc import HubProcess
 from tests.harness.ports import free_port
-from tests.support import DLR, SECRET, SEED_DLR
+from tests.support import DLR, SECRET, SEED_DLR, dlr_query, metric
 
 
 def hub(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -111,13 +111,57 @@ def test_urls_without_configured_secrets_prints_the_generated_ones(hub_env, tmp_
 # -- the journal's commands: stats, replay, quarantine ----------------------------------------
 
 
+def stats_lines(env: dict[str, str]) -> dict[str, str]:
+    """``hub journal stats``'s lines, by name."""
+    text = hub("journal", "stats", env=env).stdout
+    return dict(line.split(None, 1) for line in text.splitlines())
+
+
+def test_journal_stats_without_a_broker_says_forwarding_is_off_as_metrics_do(
+    served: str, hub_env
+) -> None:
+    """Without a broker nothing is to be forwarded: the journal keeps its events, and neither
+    ``hub journal stats`` nor ``/metrics`` shows them as a backlog."""
+    for i in range(3):
+        assert get(f"{served}{DLR}?{dlr_query(i)}") == b"validation"
+    lines = stats_lines(hub_env)
+    assert lines["events"] == "3"
+    assert lines["forwarding"] == "off (no broker)"
+    assert lines["unforwarded"] == "0"
+    assert lines["oldest_unforwarded_age_seconds"] == "None"
+    doc = orjson.loads(hub("journal", "stats", "--json", env=hub_env).stdout)
+    assert (doc["forwarding"], doc["unforwarded"]) == (False, 0)
+    assert doc["oldest_unforwarded_age_seconds"] is None
+    exposition = get(f"{served}/metrics").decode()
+    assert metric(exposition, "hub_journal_backlog_events") == 0
+    assert metric(exposition, "hub_journal_oldest_unforwarded_age_seconds") == 0
+
+
+def test_journal_stats_with_a_broker_away_counts_the_backlog_metrics_count(
+    tmp_path: Path, hub_env
+) -> None:
+    """A broker configured but not there: every event waits, and both say how many."""
+    env = {**hub_env, "HUB_RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/"}
+    server = HubProcess(Path(env["HUB_DATA_DIR"]), env)
+    server.start()
+    try:
+        for i in range(3):
+            assert get(f"{server.url}{DLR}?{dlr_query(i)}") == b"validation"
+        lines = stats_lines(env)
+        assert (lines["forwarding"], lines["unforwarded"]) == ("on", "3")
+        assert float(lines["oldest_unforwarded_age_seconds"]) >= 0
+        exposition = get(f"{server.url}/metrics").decode()
+        assert metric(exposition, "hub_journal_backlog_events") == 3
+    finally:
+        code = server.terminate()
+    assert code == 0, server.log_tail()
+
+
 def test_journal_stats_replay_and_quarantine_commands(served: str, hub_env, rabbit) -> None:
     """What an operator does: look at the journal, find a refused request, publish again."""
     import asyncio
 
     import aio_pika
-
-    from tests.support import dlr_query
 
     for i in range(3):
         assert get(f"{served}{DLR}?{dlr_query(i)}") == b"validation"
@@ -126,7 +170,7 @@ def test_journal_stats_replay_and_quarantine_commands(served: str, hub_env, rabb
 
     stats = orjson.loads(hub("journal", "stats", "--json", env=hub_env).stdout)
     assert (stats["events"], stats["duplicates"], stats["quarantined"]) == (3, 1, 1)
-    assert stats["unforwarded"] == 3  # no broker: everything stays in the journal
+    assert (stats["forwarding"], stats["unforwarded"]) == (False, 0)  # no broker: none to send
 
     listing = hub("quarantine", "list", env=hub_env).stdout
     assert "bad_timestamp" in listing and "isendpro" in listing

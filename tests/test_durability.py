@@ -27,7 +27,7 @@ import pytest
 
 from sinks import journal as store
 from tests.harness.hubproc import HubProcess
-from tests.support import DLR, dlr_query, eventually, metric
+from tests.support import DLR, dlr_query, eventually, metric, unforwarded
 
 BATCH = 32
 """HUB_FORWARD_BATCH: the most events one crash can send twice."""
@@ -266,7 +266,7 @@ async def test_broker_stopped_mid_stream_and_restarted(own_node, hubs, exchange)
         copies = on_queue(await take_all(own_node.url, queue))
     assert code == 0, hub.log_tail()
     assert not results.refused and not results.failed
-    assert store.stats(hub.data_dir / store.JOURNAL_FILE).unforwarded == 0
+    assert unforwarded(hub.data_dir) == 0
     check_nothing_lost(results, journaled(hub.data_dir), copies, range(400))
     check_doubles(copies, at_most=BATCH)
 
@@ -344,7 +344,7 @@ async def test_hub_killed_mid_stream_and_restarted(rabbit, hubs, exchange):
         copies = on_queue(await take_all(rabbit.url, queue))
     assert code == 0, hub.log_tail()
     assert not results.refused
-    assert store.stats(hub.data_dir / store.JOURNAL_FILE).unforwarded == 0
+    assert unforwarded(hub.data_dir) == 0
     check_nothing_lost(results, journaled(hub.data_dir), copies, range(350))
     check_doubles(copies, at_most=BATCH)
 
@@ -376,7 +376,7 @@ async def test_full_journal_refuses_and_keeps_every_acknowledged_event(rabbit, h
     assert set(results.refused.values()) == {"200 probleme"}
     journal = journaled(hub.data_dir)
     assert journal.keys() == results.acked, "a refused callback left an event behind"
-    assert store.stats(hub.data_dir / store.JOURNAL_FILE).unforwarded == 0
+    assert unforwarded(hub.data_dir) == 0
     check_nothing_lost(results, journal, copies, range(200))
     check_doubles(copies)
 
@@ -436,7 +436,7 @@ async def test_sigterm_under_load_answers_in_flight_and_flushes(
     assert results.failed, "the stop came in the middle of the stream"
     journal = journaled(hub.data_dir)
     if rabbit:
-        assert store.stats(hub.data_dir / store.JOURNAL_FILE).unforwarded == 0
+        assert unforwarded(hub.data_dir) == 0
     check_nothing_lost(results, journal, copies, range(300))
     if copies is not None:
         check_doubles(copies)

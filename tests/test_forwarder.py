@@ -12,8 +12,7 @@ from hub.forwarder import Forwarder
 from sinks.journal import Stored
 from sinks.memory import MemorySink
 from sinks.progress import Progress
-from tests.support import eventually
-from tests.test_subscribe import event
+from tests.support import event, eventually
 
 
 class MemoryPending:

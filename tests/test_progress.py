@@ -1,4 +1,5 @@
-"""The forwarder's progress file, its metrics, and the settings a forwarder process is given."""
+"""The forwarder's progress file, its metrics, the backlog joined from it and the journal, and
+the settings a forwarder process is given."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from hub import backlog
 from hub.forward_process import environment
 from hub.settings import Settings
 from sinks import journal as store
-from sinks.progress import CONFIRM_BUCKETS, ProgressCollector, ProgressFile, read
-from tests.support import dlr_query, make_settings, metric
+from sinks.progress import CONFIRM_BUCKETS, ProgressCollector, ProgressFile, cursor, read
+from tests.support import dlr_query, make_settings, metric, unforwarded
 
 
 def test_progress_is_saved_and_read_back(tmp_path: Path) -> None:
-    progress_file = ProgressFile.open(tmp_path, tmp_path / store.JOURNAL_FILE)
+    assert cursor(tmp_path) == 0  # no forwarder ran here
+    progress_file = ProgressFile.open(tmp_path)
     try:
         progress = progress_file.load()
         assert progress.cursor == 0
@@ -29,7 +32,7 @@ def test_progress_is_saved_and_read_back(tmp_path: Path) -> None:
         progress_file.close()
     again = read(tmp_path)
     assert again is not None
-    assert again.cursor == 9
+    assert again.cursor == 9 == cursor(tmp_path)
     assert again.forwarded == {"isendpro": 7, "dmc": 2}
     assert sum(again.confirm_counts) == 1
     assert again.confirm_counts[CONFIRM_BUCKETS.index(0.005)] == 1
@@ -37,7 +40,7 @@ def test_progress_is_saved_and_read_back(tmp_path: Path) -> None:
 
 
 def test_the_cursor_never_goes_back(tmp_path: Path) -> None:
-    progress_file = ProgressFile.open(tmp_path, tmp_path / store.JOURNAL_FILE)
+    progress_file = ProgressFile.open(tmp_path)
     try:
         progress = progress_file.load()
         progress.confirmed(10, {"dmc": 1}, None)
@@ -65,11 +68,28 @@ def test_a_journal_of_an_earlier_hub_starts_after_its_forwarded_prefix(
             [(s, 1.0 if s in marked else None) for s in (1, 2, 3, 4)],
         )
         conn.commit()
-    progress_file = ProgressFile.open(tmp_path, journal)
+    assert store.marked_prefix(journal) == cursor
+    progress_file = ProgressFile.open(tmp_path, start=lambda: store.marked_prefix(journal))
     try:
         assert progress_file.load().cursor == cursor
     finally:
         progress_file.close()
+
+
+def test_a_progress_file_starts_where_told_only_when_new(tmp_path: Path) -> None:
+    asked: list[int] = []
+
+    def start() -> int:
+        asked.append(5)
+        return 5
+
+    ProgressFile.open(tmp_path, start=start).close()
+    again = ProgressFile.open(tmp_path, start=start)
+    try:
+        assert again.load().cursor == 5
+    finally:
+        again.close()
+    assert asked == [5]
 
 
 async def test_metrics_show_the_backlog_after_the_cursor(tmp_path: Path) -> None:
@@ -90,16 +110,16 @@ async def test_metrics_show_the_backlog_after_the_cursor(tmp_path: Path) -> None
             await journal.append(module.parse(raw))
     finally:
         journal.close()
-    progress_file = ProgressFile.open(tmp_path, journal.path)
+    assert backlog.of(tmp_path, journal.path, forwarding=True).events == 5  # no forwarder yet
+    progress_file = ProgressFile.open(tmp_path)
     progress = progress_file.load()
     progress.confirmed(2, {"isendpro": 2}, 0.01)
     progress_file.save(progress)
     progress_file.close()
 
     registry = CollectorRegistry()
-    registry.register(
-        ProgressCollector(tmp_path, journal.path, ["isendpro", "dmc"], forwarding=True)
-    )
+    registry.register(ProgressCollector(tmp_path, ["isendpro", "dmc"], forwarding=True))
+    registry.register(backlog.BacklogCollector(tmp_path, journal.path, forwarding=True))
     text = generate_latest(registry).decode()
     assert metric(text, "hub_journal_backlog_events") == 3
     assert metric(text, "hub_forwarded_events_total", provider="isendpro") == 2
@@ -109,13 +129,32 @@ async def test_metrics_show_the_backlog_after_the_cursor(tmp_path: Path) -> None
     assert metric(text, "hub_forward_confirm_duration_seconds_bucket", le="0.005") == 0
     assert metric(text, "hub_broker_connected") == 0
     assert (metric(text, "hub_journal_oldest_unforwarded_age_seconds") or 0) > 0
-    assert store.stats(journal.path).unforwarded == 3
+    assert unforwarded(tmp_path) == 3
+    waiting = backlog.of(tmp_path, journal.path, forwarding=True)
+    assert waiting.oldest == store.select(journal.path, after=2, limit=1)[0].received_at
 
     alone = CollectorRegistry()
-    alone.register(ProgressCollector(tmp_path, journal.path, ["isendpro"], forwarding=False))
+    alone.register(ProgressCollector(tmp_path, ["isendpro"], forwarding=False))
+    alone.register(backlog.BacklogCollector(tmp_path, journal.path, forwarding=False))
     text = generate_latest(alone).decode()
     assert metric(text, "hub_journal_backlog_events") == 0  # no broker: nothing waits for one
+    assert metric(text, "hub_journal_oldest_unforwarded_age_seconds") == 0
     assert metric(text, "hub_broker_connected") is None
+    assert backlog.of(tmp_path, journal.path, forwarding=False) == backlog.Backlog(False, 0, None)
+
+
+def test_the_backlog_counts_what_follows_the_cursor_after_retention(tmp_path: Path) -> None:
+    """Retention deleted the oldest events: what follows the cursor is still counted exactly
+    (the journal's ``after`` looks at the first and the last ``seq``, it does not count)."""
+    journal = tmp_path / store.JOURNAL_FILE
+    assert store.after(journal, 0) == store.After(0, None)  # no journal yet
+    with closing(sqlite3.connect(journal)) as conn:
+        conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, received_at REAL)")
+        conn.executemany("INSERT INTO events VALUES (?, ?)", [(s, 100.0 + s) for s in range(4, 11)])
+        conn.commit()
+    assert store.after(journal, 0) == store.After(7, 104.0)
+    assert store.after(journal, 6) == store.After(4, 107.0)
+    assert store.after(journal, 10) == store.After(0, None)
 
 
 def test_a_forwarder_process_gets_the_hubs_own_settings(

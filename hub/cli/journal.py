@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import orjson
 
+from hub import backlog
 from hub.cli.common import journal_path
 from hub.settings import Settings
 from sinks import journal as journal_store
@@ -26,12 +28,15 @@ def journal_stats_command(args: argparse.Namespace) -> int:
     if path is None:
         return 1
     stats = journal_store.stats(path)
-    age = time.time() - stats.oldest_unforwarded if stats.oldest_unforwarded else None
-    doc = {
+    # the same backlog as /metrics: without a broker nothing is to be forwarded
+    waiting = backlog.of(settings.data_dir, path, forwarding=backlog.forwarding(settings))
+    age = waiting.age(time.time())
+    doc: dict[str, Any] = {
         "path": str(path),
         "bytes": sum(p.stat().st_size for p in path.parent.glob(path.name + "*")),
         "events": stats.events,
-        "unforwarded": stats.unforwarded,
+        "forwarding": waiting.forwarding,
+        "unforwarded": waiting.events,
         "oldest_unforwarded_age_seconds": round(age, 3) if age is not None else None,
         "duplicates": stats.duplicates,
         "quarantined": stats.quarantined,
@@ -39,6 +44,7 @@ def journal_stats_command(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(doc).decode())
     else:
+        doc["forwarding"] = "on" if waiting.forwarding else "off (no broker)"
         for key, value in doc.items():
             print(f"{key:<32} {value}")
     return 0

@@ -1,23 +1,26 @@
 """The journal: SQLite in WAL mode in the hub's data directory, the spine of the hub.
 
 Every accepted callback's events are committed here before the provider is answered; the
-forwarder then publishes them to the broker and records how far it got (``sinks.progress``).
+forwarder then publishes them to the broker and records how far it got (``sinks.progress``, a
+file the journal never opens, as the forwarder's cursor never opens the journal's).
 
 - ``schema``: the tables, the files, connections, and the records given back;
 - ``writer``: :class:`Journal`, the group commit in its writer thread, and its answers when
   the disk fails (full, gone, stalled);
 - ``events``, ``quarantine``: what the writer does to each table (and the quarantine's reads);
 - ``files``: that the files are still the ones opened, their sizes, the cap's shares;
-- ``reader``: reading events from any thread, and the counts of ``hub journal stats``.
+- ``reader``: reading events from any thread, the journal's counts, and what lies after a
+  ``seq`` (which ``seq``, the forwarder's cursor, is the caller's to say: ``hub.backlog``).
 
 What the rest of the hub uses is here.
 """
 
 from sinks.journal.quarantine import quarantined
-from sinks.journal.reader import PendingReader, last_seq, select, stats
+from sinks.journal.reader import PendingReader, after, last_seq, marked_prefix, select, stats
 from sinks.journal.schema import (
     DAY,
     JOURNAL_FILE,
+    After,
     Appended,
     Quarantined,
     QuarantineEntry,
@@ -29,6 +32,7 @@ from sinks.journal.writer import Journal
 __all__ = [
     "DAY",
     "JOURNAL_FILE",
+    "After",
     "Appended",
     "Journal",
     "PendingReader",
@@ -36,7 +40,9 @@ __all__ = [
     "Quarantined",
     "Stats",
     "Stored",
+    "after",
     "last_seq",
+    "marked_prefix",
     "quarantined",
     "select",
     "stats",

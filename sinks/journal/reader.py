@@ -1,5 +1,6 @@
 """Reading the journal's events, from any thread, on read-only connections: what waits for the
-forwarder, what the operator's commands select, and the counts of ``hub journal stats``."""
+forwarder, what the operator's commands select, the journal's own counts, and what lies after a
+given ``seq`` (the caller says which: the journal knows nothing of the forwarder's cursor)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.models import Envelope
-from sinks import progress
-from sinks.journal.schema import Stats, Stored, read_only
+from sinks.journal.schema import After, Stats, Stored, read_only
 
 _STORED = "SELECT seq, provider, received_at, id, type, routing_key, time, body FROM events"
 
@@ -91,17 +91,51 @@ def last_seq(path: Path) -> int:
     return int(last)
 
 
+def after(path: Path, seq: int) -> After:
+    """The events with ``seq`` above ``seq``: how many, and when the first was received (no
+    journal yet: none).
+
+    Two lookups on the primary key, not a count over what may be millions of rows: the
+    difference of the first and last ``seq``, exact when none between was deleted. Retention
+    given a ``forwarded_up_to`` (a broker) deletes none above it, so above the forwarder's
+    cursor it is exact.
+    """
+    if not path.exists():
+        return After(0, None)
+    with closing(read_only(path)) as conn:
+        (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        row = conn.execute(
+            "SELECT seq, received_at FROM events WHERE seq > ? ORDER BY seq LIMIT 1", (seq,)
+        ).fetchone()
+    if row is None:
+        return After(0, None)
+    first, received_at = row
+    return After(int(last) - int(first) + 1, float(received_at))
+
+
+def marked_prefix(path: Path) -> int:
+    """The last ``seq`` before the first event an earlier hub left unmarked (0: none, or a
+    journal that never had marks). Earlier hubs marked each forwarded event in the journal
+    (``forwarded_at``); a forwarder taking over such a journal starts after this."""
+    if not path.exists():
+        return 0
+    with closing(read_only(path)) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+        if "forwarded_at" not in columns:
+            return 0
+        (first,) = conn.execute("SELECT MIN(seq) FROM events WHERE forwarded_at IS NULL").fetchone()
+        if first is not None:
+            return int(first) - 1
+        (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        return int(last)
+
+
 def stats(path: Path) -> Stats:
-    """Counts over the whole journal (events after the forwarder's cursor are unforwarded)."""
-    forwarded = progress.read(path.parent)
-    cursor = forwarded.cursor if forwarded is not None else 0
+    """Counts over the whole journal (what of it waits for the forwarder: :func:`after`)."""
     with closing(read_only(path)) as conn:
         events, last = conn.execute("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events").fetchone()
-        unforwarded, oldest = conn.execute(
-            "SELECT COUNT(*), MIN(received_at) FROM events WHERE seq > ?", (cursor,)
-        ).fetchone()
         (duplicates,) = conn.execute(
             "SELECT value FROM counters WHERE name = 'duplicates'"
         ).fetchone()
         (quarantined,) = conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()
-    return Stats(events, unforwarded, oldest, duplicates, quarantined, last)
+    return Stats(events, duplicates, quarantined, last)

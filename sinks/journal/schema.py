@@ -129,9 +129,15 @@ class Stored:
 @dataclass(frozen=True, slots=True)
 class Stats:
     events: int
-    unforwarded: int
-    oldest_unforwarded: float | None
-    """Reception time (epoch seconds) of the oldest event not yet forwarded."""
     duplicates: int
     quarantined: int
     last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class After:
+    """The events after a given ``seq``."""
+
+    events: int
+    first_received_at: float | None
+    """Reception time (epoch seconds) of the first of them (None: there is none)."""
