@@ -5,8 +5,11 @@ forwarder then publishes them to the broker and records how far it got (``sinks.
 file the journal never opens, as the forwarder's cursor never opens the journal's).
 
 - ``schema``: the tables, the files, connections, and the records given back;
-- ``writer``: :class:`Journal`, the group commit in its writer thread, and its answers when
-  the disk fails (full, gone, stalled);
+- ``writer``: :class:`Journal`, the loop's side of the group commit: batches handed to the
+  writer thread, timeouts, readiness (a stalled disk);
+- ``commit``: the writer thread's side: a batch in one transaction, and what it finds wrong on
+  disk (files gone or replaced, full, unwritable, the cap);
+- ``checkpoints``: the checkpoint thread;
 - ``events``, ``quarantine``: what the writer does to each table (and the quarantine's reads);
 - ``files``: that the files are still the ones opened, their sizes, the cap's shares;
 - ``reader``: reading events from any thread, the journal's counts, and what lies after a

@@ -1,5 +1,5 @@
-"""The journal's writer: group commit in a thread of its own, and what it does when the disk
-fails.
+"""The journal's writer, on the loop's side: group commit in a thread of its own, the timeouts
+and readiness that keep callbacks from waiting on a disk that fails.
 
 Every accepted callback's events are committed here before the provider is answered; the
 forwarder then publishes them to the broker and records how far it got (``sinks.progress``).
@@ -16,24 +16,9 @@ retry (if the commit lands later, the provider's retry is a duplicate); a commit
 longer makes the journal not ready, and what comes meanwhile is refused at once. (The writer
 once ran on the loop's own thread: a thread gives up the GIL in every SQLite call and waits for
 it back, which costs speed, not durability.)
-Checkpoints (copying the WAL into the database, a sync of its own) mostly run in a thread with a
-connection of their own, which never holds up a commit; SQLite's own checkpoint at the commit
-that passes ``wal_autocheckpoint`` pages finishes one when commits keep coming.
-
-What can go wrong on disk is checked where it is cheap, once a commit, in the writer:
-
-- *The file deleted or replaced* (``rm journal.sqlite3*``): SQLite would go on writing to the
-  open, unlinked files, and every acknowledgement would be lost at the next start. After each
-  commit the writer compares the device and inode of the database, its WAL and its index with
-  those it opened; if one differs, that commit is not acknowledged, nothing is from then on
-  (``journal_gone``, until a restart), and what the open file holds is copied beside it
-  (``journal.sqlite3.salvaged-<time>``) for the operator to put back.
-- *Full or unwritable* (``journal_full``, ``journal_unwritable``): the batch is refused; the
-  journal is not ready, and tries a small commit every second until one passes (once the file
-  system has ``HEADROOM`` free bytes, and a capped journal a few pages).
-- *The cap* (``max_bytes``) holds for everything on disk: a quarter of it (at most 8 MiB) for
-  the WAL, checked before each commit against the pages the batch may write; 32 KiB for the
-  WAL's index; the rest for the database (``max_page_count``).
+Checkpoints run in a thread of their own (``sinks.journal.checkpoints``); what the writer thread
+does with a batch, and what it finds wrong on disk (files gone or replaced, full, unwritable, the
+cap), is ``sinks.journal.commit``.
 """
 
 from __future__ import annotations
@@ -41,12 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, suppress
-from dataclasses import dataclass
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +37,19 @@ from core.errors import SinkUnavailable
 from core.models import Event
 from sinks.journal import events as events_table
 from sinks.journal import quarantine as quarantine_table
+from sinks.journal.checkpoints import Checkpointer
+from sinks.journal.commit import (
+    COMMIT_FRAMES,
+    FULL,
+    GONE,
+    STALLED,
+    UNWRITABLE,
+    Committer,
+    Job,
+    Outcome,
+    failed,
+    settle,
+)
 from sinks.journal.files import Cap, Files
 from sinks.journal.schema import (
     DAY,
@@ -69,22 +65,6 @@ from sinks.journal.schema import (
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class _Job:
-    write: Writer | None
-    """What the job does with the connection; None for an append: its ``rows``."""
-    rows: list[Row]
-    future: asyncio.Future[Any]
-    frames: int = 2
-    """At most how many pages the job adds to a commit (the WAL's share of a capped journal)."""
-
-
-Outcome = tuple[Any, "SinkUnavailable | None"]
-"""What a job got: its result, or why it was not committed."""
-
-CHECKPOINT_INTERVAL = 0.2
-"""Seconds between two checkpoints of the checkpointer thread (PASSIVE: they never wait for,
-nor block, a commit)."""
 COMMIT_TIMEOUT = 10.0
 """Seconds a request waits for its commit before it is told to retry
 (``HUB_JOURNAL_COMMIT_TIMEOUT``); a commit under way for longer makes the journal not ready."""
@@ -92,17 +72,6 @@ PROBE_INTERVAL = 1.0
 """Seconds between two tries of a journal that could not take writes (full, unwritable)."""
 _COMPACT_AT = 1024
 """Jobs waiting behind a commit past which those that timed out are dropped from the list."""
-_CHECKPOINT_TRIES = 100
-"""Tries, 10 ms apart, of a checkpoint that empties a capped journal's WAL before a commit."""
-_COMMIT_FRAMES = 8
-"""Pages any commit may write besides its jobs' own: B-tree roots and parents, the sequence."""
-
-FULL, UNWRITABLE, GONE, STALLED = (
-    "journal_full",
-    "journal_unwritable",
-    "journal_gone",
-    "journal_stalled",
-)
 
 
 class Journal:
@@ -126,23 +95,27 @@ class Journal:
         self.max_bytes = max_bytes
         self.commit_timeout = commit_timeout
         self._on_commit = on_commit
-        self._waiting: list[_Job] = []
+        self._waiting: list[Job] = []
         self._compact_at = _COMPACT_AT
         self._committing: float | None = None
         """When the commit under way in the writer thread began (monotonic time), if one is."""
         self._conn: sqlite3.Connection | None = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
-        self._checkpointer: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._checkpointer = Checkpointer(path)
         self._probing: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poked = False
         self.files = Files(path)
         self._page_size = 4096
-        self._cap: Cap | None = None
-        """With ``max_bytes``: its shares (the WAL's budget, the database's pages)."""
-        self.trouble: str | None = None
+        self._commits = Committer(
+            path, self.files, dedup_window=dedup_window, commit_timeout=commit_timeout
+        )
+        """The writer thread's side: commits, the cap, the trouble it finds."""
+
+    @property
+    def trouble(self) -> str | None:
         """Why the journal cannot take writes now (a reason), or None."""
+        return self._commits.trouble
 
     @classmethod
     def open(cls, data_dir: Path, **kwargs: Any) -> Journal:
@@ -152,14 +125,11 @@ class Journal:
         conn.executescript(SCHEMA)
         (journal._page_size,) = conn.execute("PRAGMA page_size").fetchone()
         if journal.max_bytes is not None:
-            journal._cap = Cap.of(journal.max_bytes, journal._page_size)
-            journal._cap.apply(conn)
+            cap = journal._commits.cap = Cap.of(journal.max_bytes, journal._page_size)
+            cap.apply(conn)
         journal.files.remember()
         with suppress(RuntimeError):  # opened outside a loop: no writes before one runs
             journal._loop = asyncio.get_running_loop()
-        journal._checkpointer = threading.Thread(
-            target=journal._checkpoints, name="journal-checkpoints", daemon=True
-        )
         journal._checkpointer.start()
         return journal
 
@@ -204,8 +174,8 @@ class Journal:
         commit of its own between callbacks' commits, so that none waits long for it (fewer
         at a time in a capped journal, whose WAL must hold a chunk's pages: 3 a row at most)."""
         up_to = forwarded_up_to if forwarded_up_to is not None else 2**62
-        if self._cap is not None:
-            chunk = max(1, min(chunk, (self._cap.wal_frames - _COMMIT_FRAMES) // 3))
+        if (cap := self._commits.cap) is not None:
+            chunk = max(1, min(chunk, (cap.wal_frames - COMMIT_FRAMES) // 3))
 
         def write(conn: sqlite3.Connection) -> int:
             return events_table.delete_received_before(conn, received_before, up_to, chunk)
@@ -231,7 +201,7 @@ class Journal:
         if self.stalled:  # the disk stalls: waiting would only pile requests up
             raise SinkUnavailable("a commit outlasts its timeout", reason=STALLED)
         future = self._enqueue(
-            _Job(write, rows or [], asyncio.get_running_loop().create_future(), frames)
+            Job(write, rows or [], asyncio.get_running_loop().create_future(), frames)
         )
         try:
             async with asyncio.timeout(self.commit_timeout):
@@ -241,7 +211,7 @@ class Journal:
                 f"no commit within {self.commit_timeout} s", reason=STALLED
             ) from None
 
-    def _enqueue(self, job: _Job) -> asyncio.Future[Any]:
+    def _enqueue(self, job: Job) -> asyncio.Future[Any]:
         if not self._waiting and self._committing is None:
             # the first of a batch: commit once the ready callbacks have run
             job.future.get_loop().call_soon(self._flush)
@@ -268,7 +238,7 @@ class Journal:
 
     def _poke(self) -> None:
         if self._conn is not None and self.trouble != GONE:
-            future = self._enqueue(_Job(_nothing, [], asyncio.get_running_loop().create_future()))
+            future = self._enqueue(Job(_nothing, [], asyncio.get_running_loop().create_future()))
             future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     @property
@@ -287,18 +257,15 @@ class Journal:
         self._waiting = []
         if batch and self._conn is not None:
             outcomes, _ = self._write(batch)
-            _settle(batch, outcomes)
-        if self._checkpointer is not None:
-            self._stop.set()
-            self._checkpointer.join()
-            self._checkpointer = None
+            settle(batch, outcomes)
+        self._checkpointer.stop()
         if self._conn is not None:
             with suppress(sqlite3.Error):  # the next opening checkpoints anyway
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
             self._conn = None
         batch, self._waiting = self._waiting, []
-        _settle(batch, _failed(batch, "journal is closed", "journal_closed"))
+        settle(batch, failed(batch, "journal is closed", "journal_closed"))
 
     def _flush(self) -> None:
         """On the loop: hands what waits to the writer thread, unless a commit is under way
@@ -310,7 +277,7 @@ class Journal:
         if not batch:
             return
         if self._conn is None:
-            _settle(batch, _failed(batch, "journal is closed", "journal_closed"))
+            settle(batch, failed(batch, "journal is closed", "journal_closed"))
             return
         self._committing = time.monotonic()
         loop = self._loop = asyncio.get_running_loop()
@@ -318,19 +285,19 @@ class Journal:
         done.add_done_callback(lambda f: self._committed(batch, f))
 
     def _committed(
-        self, batch: list[_Job], done: asyncio.Future[tuple[list[Outcome], float]]
+        self, batch: list[Job], done: asyncio.Future[tuple[list[Outcome], float]]
     ) -> None:
         """On the loop, once the writer thread is through with a batch."""
         self._committing = None
         if done.cancelled():  # the executor was shut down (closing)
-            _settle(batch, _failed(batch, "journal is closed", "journal_closed"))
+            settle(batch, failed(batch, "journal is closed", "journal_closed"))
             return
         if (exc := done.exception()) is not None:
             log.error("journal writer failed: %r", exc)
-            _settle(batch, _failed(batch, repr(exc), UNWRITABLE))
+            settle(batch, failed(batch, repr(exc), UNWRITABLE))
         else:
             outcomes, elapsed = done.result()
-            _settle(batch, outcomes)
+            settle(batch, outcomes)
             if self._on_commit is not None:
                 self._on_commit(elapsed)
         if self.trouble in (FULL, UNWRITABLE) and self._probing is None:
@@ -343,138 +310,15 @@ class Journal:
         self._probing = None
         if self.trouble not in (FULL, UNWRITABLE) or self._conn is None:
             return
-        future = self._enqueue(_Job(self._headroom, [], asyncio.get_running_loop().create_future()))
+        future = self._enqueue(
+            Job(self._commits.headroom, [], asyncio.get_running_loop().create_future())
+        )
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
-    def _headroom(self, conn: sqlite3.Connection) -> None:
-        """The probe's write: a page written, if the file system has ``HEADROOM`` bytes free
-        and a capped journal room for a few pages more."""
-        if not self.files.has_headroom():
-            raise SinkUnavailable("the journal's file system is still full", reason=FULL)
-        if self._cap is not None and Cap.pages_left(conn) < 4 * _COMMIT_FRAMES:
-            raise SinkUnavailable("the journal is still at its cap", reason=FULL)
-        events_table.touch(conn)
-
-    # -- in the writer thread -------------------------------------------------------------------
-
-    def _write(self, batch: list[_Job]) -> tuple[list[Outcome], float]:
-        """Commits the batch; checks afterwards that the journal's files are still the ones it
-        wrote to, so that nothing is acknowledged that went to a deleted file."""
-        started = time.perf_counter()
-        conn = self._conn
-        if conn is None or self.trouble == GONE:
-            reason = "journal_closed" if conn is None else GONE
-            return _failed(batch, "journal cannot write", reason), 0.0
-        outcomes = self._commit(conn, batch)
-        lost = self.files.lost()
-        if lost is not None:
-            self._gone(conn, lost)
-            outcomes = _failed(batch, f"journal file {lost} gone or replaced", GONE)
-        else:
-            failed = next((error for _, error in outcomes if error is not None), None)
-            trouble = failed.reason if failed is not None else None
-            if trouble != self.trouble:
-                if trouble is None:
-                    log.warning("journal takes writes again")
-                else:
-                    log.error(
-                        "journal cannot take writes (%s): callbacks are told to retry, not ready",
-                        trouble,
-                    )
-            self.trouble = trouble
-        elapsed = time.perf_counter() - started
-        if elapsed > self.commit_timeout:
-            log.warning("journal commit took %.1f s (the disk stalled)", elapsed)
-        return outcomes, elapsed
-
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[Outcome]:
-        try:
-            self._make_room(conn, batch)
-            conn.execute("BEGIN IMMEDIATE")
-            appends = [job.rows for job in batch if job.write is None]
-            appended = events_table.append(conn, appends, self.dedup_window)
-            results = [
-                job.write(conn) if job.write is not None else next(appended) for job in batch
-            ]
-            conn.execute("COMMIT")
-        except Exception as exc:
-            if isinstance(exc, SinkUnavailable):
-                error = exc
-            else:
-                full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-                reason = FULL if full else UNWRITABLE
-                error = SinkUnavailable(f"journal write failed: {exc!r}", reason=reason)
-            if conn.in_transaction:
-                with suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            if len(batch) > 1:  # SQLite undid them all: one job that does not fit must not
-                # fail the others (a quarantined request among events)
-                return [outcome for job in batch for outcome in self._commit(conn, [job])]
-            return [(None, error)]
-        return [(result, None) for result in results]
-
-    def _make_room(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        """In a capped journal, the WAL must keep within its budget once the batch is in it:
-        if it would not, a checkpoint empties it first; if it cannot, the batch is refused."""
-        if self._cap is None:
-            return
-        frames = sum(job.frames for job in batch) + _COMMIT_FRAMES
-        if self._cap.fits(self.files.size("-wal"), frames):
-            return
-        for _ in range(_CHECKPOINT_TRIES):  # busy at once while the checkpointer runs one
-            with suppress(sqlite3.Error):
-                (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                if not busy:
-                    break
-            time.sleep(0.01)
-        if not self._cap.fits(self.files.size("-wal"), frames):
-            raise SinkUnavailable("the journal's WAL is at its share of the cap", reason=FULL)
-
-    def _gone(self, conn: sqlite3.Connection, lost: str) -> None:
-        """The journal's file was deleted or replaced: no more writes, and a copy of what the
-        open file still holds (every event acknowledged) beside it, for the operator."""
-        self.trouble = GONE
-        try:
-            salvage = self.files.salvage(conn)
-        except (sqlite3.Error, OSError) as exc:
-            log.error(
-                "journal file %s gone or replaced: the journal takes no more writes, callbacks"
-                " are told to retry, not ready; its copy failed: %r",
-                lost,
-                exc,
-            )
-            return
-        log.error(
-            "journal file %s gone or replaced: the journal takes no more writes, callbacks are"
-            " told to retry, not ready; every event it kept is in %s: stop the hub, move that"
-            " file to %s, start it again",
-            lost,
-            salvage.name,
-            self.path.name,
-        )
-
-    def _checkpoints(self) -> None:
-        """Copies committed WAL frames into the database now and then, off the writer."""
-        with closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
-            conn.execute("PRAGMA busy_timeout=5000")
-            while not self._stop.wait(CHECKPOINT_INTERVAL):
-                with suppress(sqlite3.Error):  # busy or full: the next round tries again
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    def _write(self, batch: list[Job]) -> tuple[list[Outcome], float]:
+        """In the writer thread: commits the batch (see ``sinks.journal.commit``)."""
+        return self._commits.write(self._conn, batch)
 
 
 def _nothing(conn: sqlite3.Connection) -> None:
     """An empty commit's write."""
-
-
-def _failed(jobs: Sequence[_Job], message: str, reason: str) -> list[Outcome]:
-    return [(None, SinkUnavailable(message, reason=reason)) for _ in jobs]
-
-
-def _settle(jobs: list[_Job], outcomes: list[Outcome]) -> None:
-    for job, (result, error) in zip(jobs, outcomes, strict=True):
-        if job.future.done():  # timed out: the request has been answered already
-            continue
-        if error is not None:
-            job.future.set_exception(error)
-        else:
-            job.future.set_result(result)
