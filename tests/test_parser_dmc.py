@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from core.errors import PayloadError, SinkUnavailable
 from core.models import Channel, Kind, Provider, RawRequest, State
-from parsers import dmc
+from parsers import dmc, dmc_dialects
 from parsers.tables import load_tables
 from tests.provider_docs import facts
 
@@ -387,4 +387,4 @@ def test_descendant_is_find_anywhere_below(document: str) -> None:
 
     element = fromstring(document)  # noqa: S314 (our own documents)
     for tag in ("vxml_info", "transfer", "status", "call"):
-        assert dmc._descendant(element, tag) is element.find(f".//{tag}")
+        assert dmc_dialects.descendant(element, tag) is element.find(f".//{tag}")

@@ -1,0 +1,50 @@
+"""How DMC writes dates: French local time (``2014-07-11 09:52:12``), with a zone abbreviation
+(``2016-11-08 13:16:56 CET``: CET, CEST, UTC or GMT), ISO-8601 (``2019-03-28T09:42:47Z``), or
+epoch milliseconds (``vxml_info`` start/end); and the UTC text ``details`` gives them as."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from core.errors import PayloadError
+from parsers.times import PARIS, iso_time, local_time
+
+_LOCAL_FORMATS = ("%Y-%m-%d %H:%M:%S",)
+_ZONES: Mapping[str, ZoneInfo] = {
+    "CET": ZoneInfo("Etc/GMT-1"),  # POSIX sign: Etc/GMT-1 is UTC+01:00
+    "CEST": ZoneInfo("Etc/GMT-2"),
+    "UTC": ZoneInfo("UTC"),
+    "GMT": ZoneInfo("UTC"),
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_MS = re.compile(r"[0-9]{1,15}")
+
+
+def read_time(value: str) -> datetime:
+    """A DMC date: local (Paris), with a zone abbreviation, ISO-8601, or epoch milliseconds."""
+    text = value.strip()
+    if _EPOCH_MS.fullmatch(text):
+        return from_epoch_ms(text)
+    stamp, _, zone_name = text.rpartition(" ")
+    zone = _ZONES.get(zone_name.upper())
+    if stamp and zone is not None:
+        return local_time(stamp, _LOCAL_FORMATS, zone)
+    if "T" in text:
+        return iso_time(text, PARIS)
+    return local_time(text, _LOCAL_FORMATS, PARIS)
+
+
+def from_epoch_ms(value: str) -> datetime:
+    if not _EPOCH_MS.fullmatch(value.strip()):
+        raise PayloadError(f"unreadable timestamp {value!r}", reason="bad_timestamp")
+    try:
+        return _EPOCH + timedelta(milliseconds=int(value))
+    except OverflowError as exc:
+        raise PayloadError(f"timestamp out of range {value!r}", reason="bad_timestamp") from exc
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
