@@ -7,150 +7,58 @@ whether that is the last word (``final``) and, for failures, whether trying agai
 ``details`` and ``raw`` (every field exactly as received).
 
 Serialisation lives here and only here (:meth:`Event.to_json`), with orjson.
+
+The words these documents are told in (``Provider``, ``Channel``, ``Kind``, ``State``,
+``Failure``) are ``core.vocabulary``'s, named here too so that one import gives the whole
+vocabulary; building models without validation is ``core.trusted``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated, Any, Final, Literal, NotRequired, TypedDict, TypeVar, Unpack
+from typing import Any, Final, Literal, NotRequired, TypedDict, Unpack
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from core.trusted import Fields
+from core.trusted import trusted as _trusted
+from core.vocabulary import (
+    AwareDatetime,
+    Channel,
+    Failure,
+    Kind,
+    Provider,
+    State,
+    aware,
+)
 
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("naive datetime: times in the hub are always timezone-aware")
-    return value.astimezone(UTC)
-
-
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
-"""A timezone-aware datetime, stored in UTC."""
-
-
-class Provider(StrEnum):
-    """One slug per provider: module name, URL segment, metric label, first word of routing keys."""
-
-    ECAMPAIGN = "ecampaign"
-    DMC = "dmc"
-    ISENDPRO = "isendpro"
-    ECALL = "ecall"
-    SMSMODE = "smsmode"
-
-
-class Channel(StrEnum):
-    SMS = "sms"
-    MMS = "mms"
-    VOICE = "voice"
-    FAX = "fax"
-    MAIL = "mail"
-    PUSH = "push"
-
-
-class Kind(StrEnum):
-    """What an event is about."""
-
-    DELIVERY = "delivery"
-    """The delivery status of a message we sent changed."""
-    INBOUND = "inbound"
-    """A person sent us a message (an SMS reply, an answer)."""
-    INTERACTION = "interaction"
-    """The recipient did something with a message we sent (opened, clicked, pressed a key...)."""
-    REPORT = "report"
-    """A batch operation of ours finished at the provider (e.g. a contact import)."""
-
-
-class State(StrEnum):
-    """The unified state. Which states a kind uses is documented in the README."""
-
-    # delivery
-    ACCEPTED = "accepted"
-    SCHEDULED = "scheduled"
-    SENT = "sent"
-    BUFFERED = "buffered"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-    UNKNOWN = "unknown"
-    # inbound
-    RECEIVED = "received"
-    # interaction
-    ANSWERED = "answered"
-    LISTENED = "listened"
-    KEY_PRESSED = "key_pressed"
-    VOICEMAIL = "voicemail"
-    OPENED = "opened"
-    READ = "read"
-    CLICKED = "clicked"
-    UNSUBSCRIBED = "unsubscribed"
-    COMPLAINED = "complained"
-    AUTO_REPLIED = "auto_replied"
-    # report
-    COMPLETED = "completed"
-
-
-class Failure(StrEnum):
-    """For failed deliveries: would sending the same message again later have a chance?"""
-
-    PERMANENT = "permanent"
-    TEMPORARY = "temporary"
-
-
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-@dataclass(frozen=True, slots=True)
-class _Fields:
-    """A model's fields for :func:`_trusted`: defaults in declaration order, required names."""
-
-    defaults: Mapping[str, Any]
-    required: frozenset[str]
-
-    @classmethod
-    def of(cls, model: type[BaseModel]) -> _Fields:
-        fields = model.model_fields
-        return cls(
-            # PydanticUndefined for required fields and default factories: the caller's to give
-            {name: field.get_default() for name, field in fields.items()},
-            frozenset(name for name, field in fields.items() if field.is_required()),
-        )
-
-
-def _trusted(
-    cls: type[_Model],
-    shape: _Fields,
-    fields: Mapping[str, Any],
-    values: dict[str, Any] | None = None,
-) -> _Model:
-    """An instance of ``cls`` with ``fields`` as given, without pydantic's validation.
-
-    Why: validating a parser's output again costs more than the rest of the parse (``raw`` and
-    ``details`` go value by value through ``JsonValue``), and parsers already build every value
-    with its declared type: mypy checks their calls (``Unpack`` of a ``TypedDict``) and the tests
-    validate every golden event again (``tests/test_models_speed.py``). The instance is the one
-    ``cls(**fields)`` gives for such values: same ``__dict__`` (same field order), same
-    ``model_fields_set``. ``model_construct`` does the same in pure Python, several times slower.
-
-    ``values``, when given, are ``fields`` completed by the caller (a default factory applied, a
-    value normalized): the instance holds them, in the order of ``shape.defaults``.
-    """
-    if not (fields.keys() <= shape.defaults.keys() and shape.required <= fields.keys()):
-        missing = sorted(shape.required - fields.keys())
-        unknown = sorted(fields.keys() - shape.defaults.keys())
-        raise TypeError(f"{cls.__name__}: missing {missing}, unknown {unknown}")
-    instance = cls.__new__(cls)
-    # what BaseModel.model_construct sets; object.__setattr__ because the models are frozen
-    object.__setattr__(instance, "__dict__", {**shape.defaults, **(values or fields)})
-    object.__setattr__(instance, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(instance, "__pydantic_extra__", None)
-    object.__setattr__(instance, "__pydantic_private__", None)
-    return instance
+__all__ = [
+    "CONTENT_TYPE",
+    "SPEC_VERSION",
+    "TYPE_PREFIX",
+    "TYPE_VERSION",
+    "AwareDatetime",
+    "Channel",
+    "Code",
+    "CodeFields",
+    "Envelope",
+    "Event",
+    "EventData",
+    "EventDataFields",
+    "Failure",
+    "Kind",
+    "Provider",
+    "RawRequest",
+    "Reply",
+    "State",
+    "event_source",
+    "event_type",
+    "utc_now",
+]
 
 
 class Code(BaseModel):
@@ -174,7 +82,7 @@ class CodeFields(TypedDict):
     meaning: NotRequired[str | None]
 
 
-_CODE_FIELDS: Final = _Fields.of(Code)
+_CODE_FIELDS: Final = Fields.of(Code)
 
 
 class EventData(BaseModel):
@@ -219,7 +127,7 @@ class EventData(BaseModel):
         ``received_at`` is still brought to UTC (cheap, and what JSON output depends on).
         """
         values: dict[str, Any] = {"details": {}, **fields}  # ``details``: a default factory
-        values["received_at"] = _aware(fields["received_at"])
+        values["received_at"] = aware(fields["received_at"])
         return _trusted(cls, _EVENT_DATA_FIELDS, fields, values)
 
 
@@ -249,7 +157,7 @@ class EventDataFields(TypedDict):
     received_at: datetime
 
 
-_EVENT_DATA_FIELDS: Final = _Fields.of(EventData)
+_EVENT_DATA_FIELDS: Final = Fields.of(EventData)
 
 
 SPEC_VERSION: Final = "1.0"
@@ -307,7 +215,7 @@ class Event(BaseModel):
                 "id": _event_id(key),
                 "source": event_source(data.provider),
                 "type": event_type(data.kind),
-                "time": _aware(time) if time is not None else data.received_at,
+                "time": aware(time) if time is not None else data.received_at,
                 "subject": data.message_id,
                 "data": data,
             },
@@ -365,7 +273,7 @@ class Event(BaseModel):
         return cls.model_validate_json(body)
 
 
-_EVENT_FIELDS: Final = _Fields.of(Event)
+_EVENT_FIELDS: Final = Fields.of(Event)
 
 
 def _code_doc(code: Code) -> dict[str, str | None]:
