@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from yarl import URL
 
 from core.models import Channel, Event, EventData, Kind, Provider, State
@@ -73,6 +76,17 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0
             await asyncio.sleep(0.05)
 
 
+def wait_until(
+    check: Callable[[], bool], timeout: float = 30.0, *, failure: Callable[[], str] = str
+) -> None:
+    """:func:`eventually` for code that is not async: blocks until ``check()`` is true, polling;
+    fails after ``timeout`` seconds, saying ``failure()`` (a log's tail...)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not true within {timeout} s: {failure()}"
+        time.sleep(0.05)
+
+
 def metric(text: str, name: str, **labels: str) -> float | None:
     """The value of one sample in a Prometheus exposition, or None when absent."""
     for line in text.splitlines():
@@ -105,3 +119,84 @@ def unforwarded(data_dir: Path) -> int:
     """Events of the journal in ``data_dir`` after its forwarder's cursor (a hub that forwards),
     counted as ``/metrics`` and ``hub journal stats`` count them."""
     return backlog.of(data_dir, data_dir / store.JOURNAL_FILE, forwarding=True).events
+
+
+# -- a provider's load: callbacks streamed to a hub, what each one got --------------------------
+
+
+@dataclass
+class Results:
+    """What each callback ``i`` of a stream got."""
+
+    acked: set[int] = field(default_factory=set)
+    refused: dict[int, str] = field(default_factory=dict)
+    """Answered with something else than ``validation`` (status and body)."""
+    failed: dict[int, str] = field(default_factory=dict)
+    """No answer: the connection was refused or cut (the exception's type)."""
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at each answer, and when the stream ends."""
+
+    @property
+    def answered(self) -> int:
+        return len(self.acked) + len(self.refused)
+
+
+async def stream(
+    url: str,
+    ids: range,
+    results: Results,
+    *,
+    in_flight: int = 8,
+    pace: float = 0.0,
+    stop: asyncio.Event | None = None,
+) -> Results:
+    """Sends callback ``i`` for each ``i`` in ``ids``, ``in_flight`` at a time, each worker
+    waiting ``pace`` seconds between two requests, until ``ids`` run out or ``stop`` is set.
+    After a request without an answer, the stream stops (the hub is gone)."""
+    stop = stop or asyncio.Event()
+    todo = iter(ids)
+    timeout = aiohttp.ClientTimeout(total=30)
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        for i in todo:
+            if stop.is_set():
+                return
+            try:
+                async with http.get(f"{url}{DLR}?{dlr_query(i)}") as resp:
+                    body = await resp.text()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                results.failed[i] = type(exc).__name__
+                stop.set()
+                return
+            if resp.status == 200 and body == "validation":
+                results.acked.add(i)
+            else:
+                results.refused[i] = f"{resp.status} {body}"
+            results.progress.set()
+            if pace:
+                await asyncio.sleep(pace)  # a provider's pace, not a wait for a condition
+
+    connector = aiohttp.TCPConnector(limit=in_flight)
+    try:
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            await asyncio.gather(*(worker(http) for _ in range(in_flight)))
+    finally:
+        results.progress.set()
+    return results
+
+
+async def acked(results: Results, count: int, streaming: asyncio.Task[Results]) -> None:
+    """Returns as soon as ``count`` callbacks are acknowledged, or once the stream is over."""
+    async with asyncio.timeout(30):
+        while len(results.acked) < count and not streaming.done():
+            results.progress.clear()
+            await results.progress.wait()
+
+
+def journaled(data_dir: Path) -> dict[int, str]:
+    """Callback number -> its event id, in arrival order, from the journal (read once the hub
+    has stopped)."""
+    rows = store.select(data_dir / store.JOURNAL_FILE, limit=100_000)
+    ids = {int(r.event().data.message_id or -1): r.envelope.id for r in rows}
+    assert len(ids) == len(rows), "one event per callback in the journal"
+    return ids

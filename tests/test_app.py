@@ -377,8 +377,11 @@ async def test_a_failing_background_task_is_logged_and_shutdown_still_closes(
     journal = client.app[JOURNAL]
     async with asyncio.timeout(10):
         await failed.wait()
-        while not any("retention" in r.getMessage() for r in caplog.records):
-            await asyncio.sleep(0.01)
+
+    async def logged() -> bool:
+        return any("retention" in r.getMessage() for r in caplog.records)
+
+    await eventually(logged, timeout=10)
     [record] = [r for r in caplog.records if "background task retention failed" in r.getMessage()]
     assert record.levelname == "ERROR"
     await client.close()

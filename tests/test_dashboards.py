@@ -18,7 +18,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from tests.golden import Case, all_cases
 from tests.harness.ports import free_port
 from tests.harness.prometheus import PROMTOOL_BIN, PrometheusServer, prometheus_available
 from tests.harness.rabbitmq import RabbitNode, broker_required, rabbitmq_available
-from tests.support import SECRET, eventually, hub_env, make_settings, metric, raw_url
+from tests.support import SECRET, eventually, hub_env, make_settings, metric, raw_url, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = sorted((ROOT / "dashboards" / "grafana").glob("*.json"))
@@ -373,25 +372,28 @@ def _wait_for(
     prometheus: PrometheusServer, expr: str, expected: float, timeout: float = 60
 ) -> None:
     """Blocks until Prometheus' latest sample of ``expr`` equals ``expected``."""
-    deadline = time.monotonic() + timeout
-    while (got := _value(prometheus, expr)) != expected:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{expr}: {got}, expected {expected}")
-        time.sleep(0.2)
+    got: list[float | None] = [None]
+
+    def equal() -> bool:
+        got[0] = _value(prometheus, expr)
+        return got[0] == expected
+
+    wait_until(equal, timeout, failure=lambda: f"{expr}: {got[0]}, expected {expected}")
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    """Blocks until the hub says its broker is connected (fails at once if the hub exits)."""
+
+    def connected() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the hub exited ({proc.returncode}) before it connected")
         try:
             with urllib.request.urlopen(f"{url}/metrics", timeout=2) as resp:
-                if metric(resp.read().decode(), "hub_broker_connected") == 1:
-                    return
+                return metric(resp.read().decode(), "hub_broker_connected") == 1
         except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the hub did not connect to the broker in time")
-        time.sleep(0.1)
+            return False
+
+    wait_until(connected, timeout, failure=lambda: "the hub did not connect to the broker")
 
 
 def _start_or_fail(start: Any, what: str) -> None:

@@ -1,6 +1,6 @@
 """The journal on a bad day: its file deleted under load, a disk that stalls, a full disk, a
 capped journal. A real ``hub serve`` process each time, callbacks streaming in (the load of
-``tests.test_durability``); every callback acknowledged (``validation``) must be in the journal
+``tests.support.stream``); every callback acknowledged (``validation``) must be in the journal
 in the end, and the health endpoints must tell the truth meanwhile.
 
 The stalled and the full disk are file systems of the test's own (``tests.harness.disks``, as
@@ -27,8 +27,7 @@ from parsers import REGISTRY
 from sinks import journal as store
 from tests.harness import disks
 from tests.harness.hubproc import HubProcess
-from tests.support import dlr_query, eventually, metric
-from tests.test_durability import Results, acked, journaled, stream
+from tests.support import Results, acked, dlr_query, eventually, journaled, metric, stream
 
 PROBLEME = "200 probleme"
 

@@ -17,7 +17,6 @@ import signal
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aio_pika
@@ -25,9 +24,8 @@ import aiohttp
 import orjson
 import pytest
 
-from sinks import journal as store
 from tests.harness.hubproc import HubProcess
-from tests.support import DLR, dlr_query, eventually, metric, unforwarded
+from tests.support import Results, acked, eventually, journaled, metric, stream, unforwarded
 
 BATCH = 32
 """HUB_FORWARD_BATCH: the most events one crash can send twice."""
@@ -38,75 +36,6 @@ class Doubled(AssertionError):
 
 
 # -- the load ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Results:
-    """What each callback ``i`` of a stream got."""
-
-    acked: set[int] = field(default_factory=set)
-    refused: dict[int, str] = field(default_factory=dict)
-    """Answered with something else than ``validation`` (status and body)."""
-    failed: dict[int, str] = field(default_factory=dict)
-    """No answer: the connection was refused or cut (the exception's type)."""
-    progress: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set at each answer, and when the stream ends."""
-
-    @property
-    def answered(self) -> int:
-        return len(self.acked) + len(self.refused)
-
-
-async def stream(
-    url: str,
-    ids: range,
-    results: Results,
-    *,
-    in_flight: int = 8,
-    pace: float = 0.0,
-    stop: asyncio.Event | None = None,
-) -> Results:
-    """Sends callback ``i`` for each ``i`` in ``ids``, ``in_flight`` at a time, each worker
-    waiting ``pace`` seconds between two requests, until ``ids`` run out or ``stop`` is set.
-    After a request without an answer, the stream stops (the hub is gone)."""
-    stop = stop or asyncio.Event()
-    todo = iter(ids)
-    timeout = aiohttp.ClientTimeout(total=30)
-
-    async def worker(http: aiohttp.ClientSession) -> None:
-        for i in todo:
-            if stop.is_set():
-                return
-            try:
-                async with http.get(f"{url}{DLR}?{dlr_query(i)}") as resp:
-                    body = await resp.text()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                results.failed[i] = type(exc).__name__
-                stop.set()
-                return
-            if resp.status == 200 and body == "validation":
-                results.acked.add(i)
-            else:
-                results.refused[i] = f"{resp.status} {body}"
-            results.progress.set()
-            if pace:
-                await asyncio.sleep(pace)
-
-    connector = aiohttp.TCPConnector(limit=in_flight)
-    try:
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-            await asyncio.gather(*(worker(http) for _ in range(in_flight)))
-    finally:
-        results.progress.set()
-    return results
-
-
-async def acked(results: Results, count: int, streaming: asyncio.Task[Results]) -> None:
-    """Returns as soon as ``count`` callbacks are acknowledged, or once the stream is over."""
-    async with asyncio.timeout(30):
-        while len(results.acked) < count and not streaming.done():
-            results.progress.clear()
-            await results.progress.wait()
 
 
 async def scrape(hub: HubProcess, name: str, **labels: str) -> float | None:
@@ -168,15 +97,6 @@ def on_queue(messages: list[aio_pika.abc.AbstractIncomingMessage]) -> dict[int, 
         assert message.message_id is not None
         copies[int(data["message_id"])].append(message.message_id)
     return copies
-
-
-def journaled(data_dir: Path) -> dict[int, str]:
-    """Callback number -> its event id, in arrival order, from the journal (read once the hub
-    has stopped)."""
-    rows = store.select(data_dir / store.JOURNAL_FILE, limit=100_000)
-    ids = {int(r.event().data.message_id or -1): r.envelope.id for r in rows}
-    assert len(ids) == len(rows), "one event per callback in the journal"
-    return ids
 
 
 def check_nothing_lost(

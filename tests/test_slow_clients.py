@@ -224,29 +224,44 @@ async def test_2000_slow_clients_do_not_lock_out_a_provider(
     hubs: list[HubProcess], tmp_path: Path
 ) -> None:
     hub = start(hubs, tmp_path / "data", nofile=FD_LIMIT)
-    assert hub.pid is not None
+    pid = hub.pid
+    assert pid is not None
     assert not await well_behaved_provider(hub, 5, first=1000)  # warm: first requests allocate
-    baseline_fds, baseline_rss = open_fds(hub.pid), rss_mib(hub.pid)
+    baseline_fds, baseline_rss = open_fds(pid), rss_mib(pid)
     most_fds = baseline_fds
     with descriptors_for_clients(SLOW_CLIENTS + 256):
         attack = Attack(hub)
         clients = [asyncio.create_task(attack.client(n)) for n in range(SLOW_CLIENTS)]
         try:
             async with asyncio.timeout(ATTACK_SECONDS + 60):
-                # the slow clients hold as many connections as the hub takes
-                deadline = time.monotonic() + 30
-                while open_fds(hub.pid) < FD_LIMIT * 3 // 4 and time.monotonic() < deadline:
-                    await asyncio.sleep(0.1)
-                provider = asyncio.gather(
-                    well_behaved_provider(hub, CALLBACKS),
-                    well_behaved_provider(hub, CALLBACKS, first=CALLBACKS, keepalive=True),
-                )
+
+                async def held() -> bool:  # the slow clients hold as many as the hub takes
+                    return open_fds(pid) >= FD_LIMIT * 3 // 4
+
+                try:
+                    await eventually(held, timeout=30)
+                except TimeoutError:
+                    pytest.fail(f"the slow clients never held 3/4 of {FD_LIMIT} descriptors")
                 stop_at = time.monotonic() + ATTACK_SECONDS
-                while not provider.done() or time.monotonic() < stop_at:
-                    most_fds = max(most_fds, open_fds(hub.pid))
-                    await asyncio.sleep(0.1)
-                failures = [f for found in provider.result() for f in found]
-                peak_rss = rss_mib(hub.pid)
+
+                async def sample() -> None:
+                    nonlocal most_fds
+                    while True:
+                        most_fds = max(most_fds, open_fds(pid))
+                        await asyncio.sleep(0.1)  # a sampling pace, not a wait for a condition
+
+                sampler = asyncio.create_task(sample())
+                try:
+                    found = await asyncio.gather(
+                        well_behaved_provider(hub, CALLBACKS),
+                        well_behaved_provider(hub, CALLBACKS, first=CALLBACKS, keepalive=True),
+                    )
+                    # the attack lasts ATTACK_SECONDS at least: its length, not a wait
+                    await asyncio.sleep(max(stop_at - time.monotonic(), 0.0))
+                finally:
+                    sampler.cancel()
+                failures = [f for failed in found for f in failed]
+                peak_rss = rss_mib(pid)
         finally:
             attack.close_all()
             await asyncio.gather(*clients, return_exceptions=True)
