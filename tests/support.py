@@ -13,7 +13,8 @@ from yarl import URL
 from core.models import Provider
 from hub.settings import Settings
 
-PAYLOADS = Path(__file__).parent / "payloads"
+PAYLOADS = Path(__file__).resolve().parent.parent / "parsers" / "samples"
+"""The golden cases, which are also the samples ``hub send`` sends (see ``tests.golden``)."""
 SEED_DLR = (PAYLOADS / "isendpro" / "seed-delivery-report.query").read_bytes()
 SEED_REPLY = (PAYLOADS / "isendpro" / "seed-reply.query").read_bytes()
 SECRET = "test-secret-0123456789"
