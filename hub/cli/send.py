@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -16,6 +16,7 @@ from hub.app import Endpoint, endpoints
 from hub.cli import remote, samples
 from hub.cli.samples import Sample
 from hub.settings import Settings
+from parsers.base import Callback
 from sinks import journal as journal_store
 
 
@@ -56,7 +57,7 @@ def send_command(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        method, content_type, data, label = _what(endpoint, args)
+        outgoing = _what(endpoint, args)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -64,14 +65,25 @@ def send_command(args: argparse.Namespace) -> int:
     try:
         secret = remote.read_secrets(settings)[provider][0]
         base = remote.base_url(settings, args.url)
-        return _send(settings, base, endpoint, secret, method, content_type, data, label, args)
+        return _send(settings, base, endpoint, secret, outgoing, args)
     except (remote.NoSecrets, remote.Unreachable) as exc:
         print(exc, file=sys.stderr)
         return 1
 
 
-def _callbacks(provider: Provider) -> list[Any]:
+def _callbacks(provider: Provider) -> list[Callback]:
     return [e.callback for e in endpoints() if e.provider is provider]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What is sent: method, content type, the query string or the body, and what it is."""
+
+    method: str
+    content_type: str
+    data: bytes
+    in_query: bool
+    label: str
 
 
 def _list(provider: Provider | None) -> int:
@@ -92,14 +104,20 @@ def _list(provider: Provider | None) -> int:
     return 0
 
 
-def _what(endpoint: Endpoint, args: argparse.Namespace) -> tuple[str, str, bytes, str]:
-    """Method, content type, input (query or body) and a label of what is sent."""
+def _what(endpoint: Endpoint, args: argparse.Namespace) -> Outgoing:
+    """The sample, or the file, to send to this endpoint."""
     provider, callback = endpoint.provider, endpoint.callback.name
     if args.file is None:
         if args.method or args.content_type:
             raise ValueError("--method and --content-type go with --file (a sample has its own)")
         sample = _sample(provider, callback, args.sample)
-        return sample.method, sample.content_type, sample.input, f"sample {sample.name}"
+        return Outgoing(
+            sample.method,
+            sample.content_type,
+            sample.input,
+            sample.in_query,
+            f"sample {sample.name}",
+        )
     usual = samples.default(provider, callback)
     method = args.method or (usual.method if usual else endpoint.callback.methods[0])
     if method not in endpoint.callback.methods:
@@ -118,7 +136,7 @@ def _what(endpoint: Endpoint, args: argparse.Namespace) -> tuple[str, str, bytes
         data = data.rstrip(b"\r\n").removeprefix(b"?")
         if b"\n" in data or b"\r" in data:
             raise ValueError(f"{args.file}: a query string is one line")
-    return method, content_type, data, f"file {args.file}"
+    return Outgoing(method, content_type, data, method == "GET", f"file {args.file}")
 
 
 def _sample(provider: Provider, callback: str, name: str | None) -> Sample:
@@ -142,16 +160,13 @@ def _send(
     base: str,
     endpoint: Endpoint,
     secret: str,
-    method: str,
-    content_type: str,
-    data: bytes,
-    label: str,
+    outgoing: Outgoing,
     args: argparse.Namespace,
 ) -> int:
     journal = settings.data_dir / journal_store.JOURNAL_FILE
     before = journal_store.last_seq(journal) if journal.exists() else None
     path = endpoint.path(secret)
-    in_query = method == "GET"
+    data, in_query = outgoing.data, outgoing.in_query
     target = path.encode() + (b"?" + data if in_query and data else b"")
     with remote.Connection(base, args.timeout) as conn:
         headers, note = remote.allowed_source(
@@ -159,9 +174,9 @@ def _send(
         )
         if note:
             print(f"note: {note}", file=sys.stderr)
-        if content_type:
-            headers["Content-Type"] = content_type
-        answer = conn.request(method, target, headers, b"" if in_query else data)
+        if outgoing.content_type:
+            headers["Content-Type"] = outgoing.content_type
+        answer = conn.request(outgoing.method, target, headers, b"" if in_query else data)
     events = (
         None
         if before is None
@@ -179,7 +194,10 @@ def _send(
         sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
     else:
         source = f", as {headers['X-Forwarded-For']}" if "X-Forwarded-For" in headers else ""
-        print(f"sent    {method} {base}{remote.masked(path)} ({label}, {len(data)} bytes{source})")
+        print(
+            f"sent    {outgoing.method} {base}{remote.masked(path)}"
+            f" ({outgoing.label}, {len(data)} bytes{source})"
+        )
         print(f"answer  {answer.status} {answer.body.decode('utf-8', 'replace')}")
         _show_events(events, journal)
     return 0 if 200 <= answer.status < 300 else 1
