@@ -30,7 +30,7 @@ from sinks import progress
 from sinks.rabbitmq import declare_topology, to_message, unrouted_name
 from tests.golden import load_case
 
-PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "payloads"
+PAYLOADS = Path(__file__).resolve().parent.parent / "parsers" / "samples"
 
 
 def sample_envelopes() -> list[Envelope]:

@@ -18,7 +18,7 @@ import orjson
 from parsers import REGISTRY
 from tests.golden import Case, load_case
 
-PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "payloads"
+PAYLOADS = Path(__file__).resolve().parent.parent / "parsers" / "samples"
 
 
 def samples() -> dict[str, list[Case]]:

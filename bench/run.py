@@ -27,7 +27,7 @@ from tests.harness.rabbitmq import RabbitNode
 
 log = logging.getLogger("bench")
 
-PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "payloads"
+PAYLOADS = Path(__file__).resolve().parent.parent / "parsers" / "samples"
 GET = wrk.Load(
     "GET",
     f"/callbacks/isendpro/{SECRET}/delivery",

@@ -2,7 +2,8 @@
 
 URLs (stable, documented in the README):
 - ``/callbacks/<provider>/<secret>/<callback>``: one per provider callback style, behind the
-  provider's secret (``hub urls`` lists them; see ``hub.secrets``)
+  provider's secret (``hub urls`` lists them; see ``hub.secrets``); ``HEAD`` on one is a probe
+  that keeps nothing (``hub check``)
 - ``/metrics``: Prometheus exposition of the app's own registry
 - ``/health/live``, ``/health/ready``
 - ``/events?pattern=...``: Server-Sent Events, with a broker and ``HUB_EVENTS_TOKEN`` set
@@ -77,6 +78,8 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
         handler = handlers.callback_handler(endpoint.module, endpoint.callback)
         for method in endpoint.callback.methods:
             app.router.add_route(method, endpoint.route, handler)
+        probe = handlers.probe_handler(endpoint.module, endpoint.callback)
+        app.router.add_route("HEAD", endpoint.route, probe)
     metrics.start_at_zero((e.provider.value, e.callback.name) for e in endpoints())
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/health/live", handlers.live)

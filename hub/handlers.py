@@ -80,17 +80,7 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         runtime = request.app[RUNTIME]
-        if not secrets.matches(request.match_info["secret"], runtime.secrets[module.PROVIDER]):
-            runtime.metrics.callbacks(provider, endpoint, "unauthorized", "secret").inc()
-            raise web.HTTPNotFound()
-        if runtime.access.restricts(module.PROVIDER):
-            client = runtime.access.client(
-                request.remote, request.headers.getall("X-Forwarded-For", ())
-            )
-            if not runtime.access.allows(module.PROVIDER, client):
-                runtime.metrics.callbacks(provider, endpoint, "unauthorized", "source").inc()
-                log.warning("%s/%s: refused a request from %s", provider, endpoint, client)
-                raise web.HTTPForbidden()
+        _admit(request, module, endpoint)
         try:
             body = await request.read()
         except (ConnectionError, asyncio.CancelledError) as exc:
@@ -127,6 +117,35 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
         return _response(reply)
 
     return handle
+
+
+def probe_handler(module: ParserModule, callback: Callback) -> Handler:
+    """HEAD on a callback URL: a 200 without a body once the secret and the source pass (404
+    and 403 as for a callback otherwise). Nothing is read, kept or counted as a callback: it is
+    how ``hub check`` sees from outside that a URL answers and its secret is the right one."""
+
+    async def probe(request: web.Request) -> web.StreamResponse:
+        _admit(request, module, callback.name)
+        return web.Response()
+
+    return probe
+
+
+def _admit(request: web.Request, module: ParserModule, endpoint: str) -> None:
+    """The secret (a stranger gets a 404), then the source address (403 if not allowed)."""
+    runtime = request.app[RUNTIME]
+    provider = module.PROVIDER.value
+    if not secrets.matches(request.match_info["secret"], runtime.secrets[module.PROVIDER]):
+        runtime.metrics.callbacks(provider, endpoint, "unauthorized", "secret").inc()
+        raise web.HTTPNotFound()
+    if runtime.access.restricts(module.PROVIDER):
+        client = runtime.access.client(
+            request.remote, request.headers.getall("X-Forwarded-For", ())
+        )
+        if not runtime.access.allows(module.PROVIDER, client):
+            runtime.metrics.callbacks(provider, endpoint, "unauthorized", "source").inc()
+            log.warning("%s/%s: refused a request from %s", provider, endpoint, client)
+            raise web.HTTPForbidden()
 
 
 async def _accept(app: web.Application, module: ParserModule, raw: RawRequest) -> tuple[Reply, str]:

@@ -1,4 +1,7 @@
-"""Golden cases: ``tests/payloads/<slug>/<case>.json`` beside the raw input of the case.
+"""Golden cases: ``parsers/samples/<slug>/<case>.json`` beside the raw input of the case.
+
+The cases live in the package (``parsers/samples/``, installed with it) because they are also
+the samples ``hub send`` sends to a running hub: one copy, the same bytes for both.
 
 The input is ``<case>.query`` (the query string, without ``?``) or ``<case>.body`` (the POST body),
 byte for byte as the provider sends it. The JSON says how the request arrives and what the hub
@@ -32,7 +35,7 @@ from core.errors import PayloadError
 from core.models import Provider, RawRequest
 from parsers import REGISTRY
 
-PAYLOADS = Path(__file__).parent / "payloads"
+PAYLOADS = Path(__file__).resolve().parent.parent / "parsers" / "samples"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from hub import backlog
 from hub.settings import Settings
 from sinks import journal as store
 
-PAYLOADS = Path(__file__).parent / "payloads"
+PAYLOADS = Path(__file__).resolve().parent.parent / "parsers" / "samples"
+"""The golden cases, which are also the samples ``hub send`` sends (see ``tests.golden``)."""
 SEED_DLR = (PAYLOADS / "isendpro" / "seed-delivery-report.query").read_bytes()
 SEED_REPLY = (PAYLOADS / "isendpro" / "seed-reply.query").read_bytes()
 SECRET = "test-secret-0123456789"

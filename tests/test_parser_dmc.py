@@ -4,7 +4,6 @@ and section 2.9, transcribed in ``tests/docfacts/dmc.json``; dates, limits)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
 import pytest
@@ -15,6 +14,7 @@ from core.errors import PayloadError, SinkUnavailable
 from core.models import Channel, Kind, Provider, RawRequest, State
 from parsers import dmc, dmc_dialects
 from parsers.tables import load_tables
+from tests.golden import PAYLOADS
 from tests.provider_docs import facts
 
 FACTS = facts(Provider.DMC)
@@ -170,7 +170,7 @@ def test_answered_without_info_is_an_empty_reply() -> None:
 
 
 def test_the_same_report_gives_the_same_ids_and_each_element_its_own() -> None:
-    body = (Path(__file__).parent / "payloads" / "dmc" / "seed-notif-sent-errors.body").read_bytes()
+    body = (PAYLOADS / "dmc" / "seed-notif-sent-errors.body").read_bytes()
     first, second = dmc.parse(_request(body)), dmc.parse(_request(body))
     assert [e.id for e in first] == [e.id for e in second]
     assert len({e.id for e in first}) == 3

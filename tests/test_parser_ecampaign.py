@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
@@ -23,10 +22,11 @@ from parsers import ecampaign
 from parsers.base import OK_REPLY
 from parsers.tables import load_tables
 from parsers.text import decode_query
+from tests.golden import PAYLOADS as GOLDEN
 from tests.provider_docs import facts
 
 FACTS = facts(Provider.ECAMPAIGN)
-PAYLOADS = Path(__file__).parent / "payloads" / "ecampaign"
+PAYLOADS = GOLDEN / "ecampaign"
 RECEIVED = datetime(2026, 1, 1, tzinfo=UTC)
 
 # the annex's "Canal" column → the channel the table must give (None: no override)

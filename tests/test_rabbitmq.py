@@ -12,6 +12,7 @@ from core.models import CONTENT_TYPE, Event
 from hub.app import create_app
 from tests.support import (
     DLR,
+    PAYLOADS,
     REPLY,
     SECRET,
     SEED_DLR,
@@ -25,7 +26,7 @@ from tests.support import (
 
 pytestmark = pytest.mark.broker
 
-DMC_SMS = (Path(__file__).parent / "payloads" / "dmc" / "seed-sms-sent.body").read_bytes()
+DMC_SMS = (PAYLOADS / "dmc" / "seed-sms-sent.body").read_bytes()
 
 
 async def drain(

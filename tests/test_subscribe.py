@@ -27,7 +27,7 @@ from core.topics import matches
 from hub.app import create_app
 from hub.subscribe import GIVEN_UP_AFTER, Delivery, Subscription, parse_from
 from sinks.rabbitmq import RabbitMQSink, StreamRetention, declare_topology, stream_name
-from tests.golden import all_cases
+from tests.golden import PAYLOADS, all_cases
 from tests.support import DLR, REPLY, SECRET, dlr_query, eventually, make_settings, metric
 
 ROOT = Path(__file__).parent.parent
@@ -156,7 +156,7 @@ async def publish(sink: RabbitMQSink, events: list[Event]) -> None:
 
 
 SENTINEL_DMC = (
-    (ROOT / "tests/payloads/dmc/seed-call-ended.body")
+    (PAYLOADS / "dmc/seed-call-ended.body")
     .read_bytes()
     .replace(b'call_id="30020008248120"', b'call_id="39999999999999"')
 )

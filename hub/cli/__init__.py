@@ -6,7 +6,9 @@ environment (``Settings()``). Nothing imports it but its entry points (``hub``, 
 - ``events``: ``hub tail``, ``hub replay``;
 - ``journal``: ``hub journal stats``;
 - ``quarantine``: ``hub quarantine list|show|replay``;
-- ``subscribe``: ``hub subscribe``.
+- ``subscribe``: ``hub subscribe``;
+- ``send``: ``hub send`` (``samples``: what it can send); ``check``: ``hub check`` (both reach a
+  running hub from outside through ``remote``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from hub.cli import events, journal, quarantine, serve, subscribe, urls
+from hub.cli import check, events, journal, quarantine, send, serve, subscribe, urls
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,6 +27,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="Provider callbacks in, events out.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    for family in (serve, events, journal, quarantine, urls, subscribe):
+    for family in (serve, events, journal, quarantine, urls, subscribe, send, check):
         family.add_commands(commands)
     return parser
