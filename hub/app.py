@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -122,7 +123,7 @@ def _journal(
         try:
             app[JOURNAL] = journal
             metrics.journal_ready.set_function(lambda: float(journal.ready))
-            metrics.quarantined.set(store.stats(journal.path).quarantined)
+            metrics.count_quarantine(partial(store.quarantine_waiting, journal.path))
             providers = [p.value for p in REGISTRY]
             metrics.registry.register(
                 ProgressCollector(
@@ -216,7 +217,8 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 async def _prune_forever(journal: Journal, settings: Settings, *, forwarding: bool) -> None:
-    """Applies the retention now, then every hour (with a broker, to forwarded events only)."""
+    """Applies the retentions now, then every hour: the journal's (with a broker, to forwarded
+    events only) and the quarantine's (to replayed requests only)."""
     while True:
         up_to = None  # without a broker, every old event goes
         if forwarding:
@@ -224,12 +226,19 @@ async def _prune_forever(journal: Journal, settings: Settings, *, forwarding: bo
             up_to = forwarded.cursor if forwarded is not None else 0
         try:
             deleted = await journal.prune(time.time() - settings.retention, forwarded_up_to=up_to)
+            dropped = await journal.prune_quarantine(time.time() - settings.quarantine_retention)
         except SinkUnavailable as exc:
             log.warning("journal retention not applied: %s", exc.reason)
         else:
             if deleted:
                 log.info(
                     "retention: %d events older than %.0f s deleted", deleted, settings.retention
+                )
+            if dropped:
+                log.info(
+                    "retention: %d quarantined requests replayed over %.0f s ago deleted",
+                    dropped,
+                    settings.quarantine_retention,
                 )
         await asyncio.sleep(3600)
 

@@ -14,6 +14,7 @@ What the rest of the hub uses is here.
 """
 
 from sinks.journal.quarantine import quarantined
+from sinks.journal.quarantine import waiting as quarantine_waiting
 from sinks.journal.reader import PendingReader, last_seq, select, stats
 from sinks.journal.schema import (
     DAY,
@@ -37,6 +38,7 @@ __all__ = [
     "Stats",
     "Stored",
     "last_seq",
+    "quarantine_waiting",
     "quarantined",
     "select",
     "stats",
