@@ -62,6 +62,12 @@ class PrometheusServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's PID while it runs (started by us)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
     def config(self) -> dict[str, Any]:
         """The configuration file's content (JSON is YAML)."""
         jobs = []
