@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -99,12 +100,16 @@ def _get(url: str, **headers: str) -> tuple[int, bytes]:
         return resp.status, resp.read()
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Running]:
+def _require_packages() -> None:
     if not (rabbitmq_available() and prometheus_available()):
         if broker_required():
             pytest.fail("rabbitmq-server and prometheus must be installed (make test does)")
         pytest.skip("rabbitmq-server or prometheus not installed")
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Running]:
+    _require_packages()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env.update(hub_env(), HUB_PORT=str(free_port()), HUB_DATA_DIR=str(tmp_path / "hub"))
     base = tmp_path / "stack"
@@ -198,6 +203,20 @@ def _stopped(stack: Running, pids: dict[str, list[int]]) -> None:
 
 async def test_stack_down_stops_everything(stack: Running) -> None:
     pids = await _started(stack)
+    twice = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "stack", "--dir", str(stack.base)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert twice.returncode == 1
+    assert (
+        twice.stdout
+        == f"a stack is running already (PID {stack.proc.pid}): `make stack-down` stops it\n"
+    )
     down = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "stack", "down", "--dir", str(stack.base)],
@@ -228,3 +247,25 @@ async def test_ctrl_c_stops_everything(stack: Running) -> None:
     stack.proc.send_signal(signal.SIGINT)
     await asyncio.to_thread(_stopped, stack, pids)
     assert "SIGINT: stopping" in stack.output()
+
+
+def test_a_taken_port_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    _require_packages()  # the stack looks for them first
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+        env.update(HUB_PORT=str(port), HUB_DATA_DIR=str(tmp_path / "hub"))
+        done = subprocess.run(
+            [sys.executable, "-m", "stack", "--dir", str(tmp_path / "stack")],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert (done.returncode, done.stderr) == (1, "")
+    assert done.stdout == f"port {port} is taken (a `make run`?): stop it, or set HUB_PORT\n"
+    assert not (tmp_path / "stack").exists()
