@@ -3,14 +3,17 @@ the retention of replayed requests, and ``hub_quarantine_requests`` counting wha
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from core.models import Provider
 from hub import quarantine
@@ -18,6 +21,7 @@ from hub.app import create_app
 from parsers import REGISTRY
 from sinks import journal as store
 from sinks.journal import Journal, QuarantineEntry
+from sinks.metrics import Metrics
 from tests.harness.hubproc import HubProcess
 from tests.support import DLR, dlr_query, eventually, get_raw, make_settings, metric
 
@@ -180,3 +184,11 @@ async def test_the_retention_deletes_requests_replayed_long_ago_only(
 def test_quarantine_retention_must_be_positive(tmp_path) -> None:
     with pytest.raises(ValueError, match="quarantine_retention"):
         make_settings(tmp_path, quarantine_retention=0)
+
+
+def test_the_metric_is_nan_while_the_journal_cannot_be_read(tmp_path) -> None:
+    """A journal deleted under the hub: the scrape still answers (hub_journal_ready says why)."""
+    metrics = Metrics(CollectorRegistry())
+    metrics.count_quarantine(partial(store.quarantine_waiting, tmp_path / "gone.sqlite3"))
+    value = metric(generate_latest(metrics.registry).decode(), "hub_quarantine_requests")
+    assert value is not None and math.isnan(value)
