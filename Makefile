@@ -1,10 +1,11 @@
-# The two commands: `make run` (the hub on its embedded journal) and `make test` (the whole suite).
+# The two commands: `make run` (the hub on its embedded journal) and `make test` (the whole suite);
+# `make stack` runs RabbitMQ, Prometheus and the hub on this machine, `make stack-down` stops them.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench system-packages clean
+.PHONY: run test lint bench stack stack-down system-packages clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,13 @@ test: $(VENV)/.installed system-packages lint
 
 bench: $(VENV)/.installed system-packages
 	$(BIN)/python -m bench
+
+# In the foreground until Ctrl-C; state in var/stack (stack.pid), the hub's data in var.
+stack: $(VENV)/.installed system-packages
+	$(BIN)/python -m stack
+
+stack-down: $(VENV)/.installed
+	$(BIN)/python -m stack down
 
 clean:
 	rm -rf $(VENV) var

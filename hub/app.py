@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -126,7 +127,7 @@ def _journal(
         try:
             app[JOURNAL] = journal
             metrics.journal_ready.set_function(lambda: float(journal.ready))
-            metrics.quarantined.set(store.stats(journal.path).quarantined)
+            metrics.count_quarantine(partial(store.quarantine_waiting, journal.path))
             providers = [p.value for p in REGISTRY]
             forwarding = _forwarding(settings, sink)
             metrics.registry.register(
@@ -221,18 +222,26 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 async def _prune_forever(journal: Journal, settings: Settings, *, forwarding: bool) -> None:
-    """Applies the retention now, then every hour (with a broker, to forwarded events only)."""
+    """Applies the retentions now, then every hour: the journal's (with a broker, to forwarded
+    events only) and the quarantine's (to replayed requests only)."""
     while True:
         # without a broker, every old event goes; with one, only those the broker confirmed
         up_to = progress.cursor(settings.data_dir) if forwarding else None
         try:
             deleted = await journal.prune(time.time() - settings.retention, forwarded_up_to=up_to)
+            dropped = await journal.prune_quarantine(time.time() - settings.quarantine_retention)
         except SinkUnavailable as exc:
             log.warning("journal retention not applied: %s", exc.reason)
         else:
             if deleted:
                 log.info(
                     "retention: %d events older than %.0f s deleted", deleted, settings.retention
+                )
+            if dropped:
+                log.info(
+                    "retention: %d quarantined requests replayed over %.0f s ago deleted",
+                    dropped,
+                    settings.quarantine_retention,
                 )
         await asyncio.sleep(3600)
 

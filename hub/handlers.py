@@ -183,7 +183,6 @@ async def _refuse(
     )
     try:
         number = await request.app[JOURNAL].quarantine(entry)
-        request.app[RUNTIME].metrics.quarantined.inc()
     except SinkUnavailable as exc:
         log.error("%s: could not quarantine a refused request (%s)", raw.provider.value, exc.reason)
         return module.retry(exc)

@@ -1,12 +1,17 @@
-"""Replaying the requests the parsers refused, once the parsers are fixed (``hub quarantine``).
+"""Replaying the requests the parsers refused, once the parsers are fixed, and dropping them
+(``hub quarantine``).
 
 A refused request is kept whole in the journal (method, query, body, headers, time, reason).
 ``replay`` runs it through today's parser: the events it gives are journaled (and forwarded by
-the running hub) like any callback's, and the request is marked replayed.
+the running hub) like any callback's, and the request is marked replayed. ``drop`` deletes
+requests by number (input no parser will ever read, once looked at); ``purge`` deletes every
+replayed one, which the hub's retention (``HUB_QUARANTINE_RETENTION``) does too once they have
+been replayed that long. Each writes through a journal of its own, beside the running hub's.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,3 +75,21 @@ async def replay(settings: Settings, numbers: list[int] | None = None) -> list[O
     finally:
         journal.close()  # on the loop: it commits what waits
     return outcomes
+
+
+async def drop(settings: Settings, numbers: list[int]) -> list[int]:
+    """Deletes quarantined requests, replayed or not; the numbers of those that were there."""
+    journal = Journal.open(settings.data_dir, dedup_window=settings.dedup_window)
+    try:
+        return await journal.drop_quarantined(numbers)
+    finally:
+        journal.close()
+
+
+async def purge(settings: Settings) -> int:
+    """Deletes every replayed request; how many."""
+    journal = Journal.open(settings.data_dir, dedup_window=settings.dedup_window)
+    try:
+        return await journal.prune_quarantine(math.inf)
+    finally:
+        journal.close()

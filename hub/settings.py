@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     schedule in the providers' documents is iSendPro's: three more tries, a day apart."""
     retention: float = Field(default=14 * _DAY, gt=0)
     """Seconds an event stays in the journal (once forwarded, with a broker)."""
+    quarantine_retention: float = Field(default=14 * _DAY, gt=0)
+    """Seconds a quarantined request stays once replayed (counted from its replay). Requests not
+    replayed stay until they are, or are dropped (``hub quarantine drop``): a provider's input
+    that gave no event is never deleted unasked."""
     journal_max_bytes: int | None = Field(default=None, gt=0)
     """A cap on everything the journal puts on disk (database, WAL, WAL index): past it,
     providers are told to retry (never a full disk)."""

@@ -10,8 +10,10 @@ the journal: ``hub.backlog.BacklogCollector``.
 
 from __future__ import annotations
 
+import math
 import platform
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from typing import Generic, TypeVar
 
@@ -98,7 +100,8 @@ class Metrics:
         )
         self.quarantined = Gauge(
             "hub_quarantine_requests",
-            "Requests kept in the quarantine (refused input awaiting inspection or replay).",
+            "Refused requests in the quarantine not replayed yet (awaiting inspection, replay"
+            " or drop).",
             registry=registry,
         )
         self.http_requests = Labelled(
@@ -129,6 +132,19 @@ class Metrics:
                 self.callbacks(provider, endpoint, outcome, "")
             self.latency(provider, endpoint)
             self.duplicates(provider)
+
+    def count_quarantine(self, waiting: Callable[[], int]) -> None:
+        """``hub_quarantine_requests`` asks ``waiting`` at each scrape: ``hub quarantine replay``
+        and ``drop`` change the quarantine from processes of their own. NaN while the journal
+        cannot be read (its file gone: ``hub_journal_ready`` says so)."""
+
+        def read() -> float:
+            try:
+                return float(waiting())
+            except (sqlite3.Error, OSError):
+                return math.nan
+
+        self.quarantined.set_function(read)
 
     def observe_events(self, events: Sequence[Event]) -> None:
         for e in events:

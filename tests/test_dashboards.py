@@ -55,6 +55,12 @@ ALLOWED_LABELS = {
     *("provider", "endpoint", "channel", "kind", "state", "outcome", "reason", "failure"),
     *("route", "method", "status", "le", "version", "python"),
 }
+RABBITMQ_LABELS = {"vhost", "queue", "rabbitmq_node", "rabbitmq_cluster", "namespace"}
+"""Labels of RabbitMQ's metrics the dashboards use: its per-object metrics' (``vhost``,
+``queue``), its ``rabbitmq_identity_info``'s, and ``namespace``, which Kubernetes service
+discovery adds (the end-to-end test adds it as a target label). Proven end to end."""
+NAMESPACE = "callback-hub"
+"""The ``namespace`` target label of the end-to-end test's RabbitMQ."""
 _VARIABLE = re.compile(r"\$\{?(\w+)(?::\w+)?\}?")
 
 
@@ -64,18 +70,23 @@ class Query:
     expr: str
     variables: frozenset[str] = frozenset()
 
-    def concrete(self) -> str:
-        """The expression with Grafana's variables replaced: every dashboard variable's "All"."""
+    def concrete(self, **chosen: str) -> str:
+        """The expression with Grafana's variables replaced: every dashboard variable's "All",
+        but those ``chosen`` (name -> a regular expression, as Grafana puts a selection)."""
 
         def value(match: re.Match[str]) -> str:
             name = match.group(1)
             if name in GRAFANA_GLOBALS:
                 return GRAFANA_GLOBALS[name]
             if name in self.variables:
-                return ".*"
+                return chosen.get(name, ".*")
             raise AssertionError(f"{self.where}: ${name} is no variable of the dashboard")
 
         return _VARIABLE.sub(value, self.expr)
+
+    def named(self) -> set[str]:
+        """The dashboard variables the expression uses."""
+        return {m.group(1) for m in _VARIABLE.finditer(self.expr)} & self.variables
 
 
 def load_dashboard(path: Path) -> dict[str, Any]:
@@ -299,10 +310,11 @@ def test_expression_names_only_metrics_the_hub_exports(query: Query, exported) -
     for selector in found:
         name = selector.name
         assert name, f"{query.where}: a selector without a metric name"
-        if name.startswith("rabbitmq_"):
-            return  # RabbitMQ's own metrics and labels: proven by the end-to-end test
-        assert name in exported, f"{query.where}: {name} is not exported by the hub"
-        labels = exported[name] | TARGET_LABELS
+        if name.startswith("rabbitmq_"):  # RabbitMQ's own: proven by the end-to-end test
+            labels = RABBITMQ_LABELS | TARGET_LABELS
+        else:
+            assert name in exported, f"{query.where}: {name} is not exported by the hub"
+            labels = exported[name] | TARGET_LABELS
         for matcher in selector.matchers.matchers:
             assert matcher.name in labels, f"{query.where}: {name} has no label {matcher.name}"
         known |= labels
@@ -315,6 +327,53 @@ def test_expression_names_only_metrics_the_hub_exports(query: Query, exported) -
         return True
 
     promql_parser.walk(tree, grouped)
+
+
+VARIABLES = {
+    "hub-overview.json": {"instance", "provider"},
+    "hub-delivery.json": {"instance", "provider", "channel"},
+    "hub-pipeline.json": {"instance", "provider", "namespace", "rabbitmq_cluster"}
+    | {"rabbitmq_node", "vhost"},
+}
+"""The filters each dashboard offers (issue 15)."""
+IDENTITY_FILTERS = {"namespace", "rabbitmq_cluster", "rabbitmq_node"}
+
+
+def test_each_dashboard_offers_its_filters() -> None:
+    for path in DASHBOARDS:
+        assert variables_of(load_dashboard(path)) - {"datasource"} == VARIABLES[path.name]
+
+
+def _matchers(selector: promql_parser.VectorSelector) -> dict[str, str]:
+    return {m.name: str(m.value) for m in selector.matchers.matchers}
+
+
+@pytest.mark.parametrize("query", panel_queries(), ids=lambda q: q.where)
+def test_every_selector_obeys_the_dashboards_filters(query: Query, exported) -> None:
+    """Each hub metric is filtered by every variable naming one of its labels (a panel that
+    ignored the provider filter would show all providers under one provider's name); each
+    RabbitMQ metric is joined on ``rabbitmq_identity_info`` filtered by namespace, cluster and
+    node, as RabbitMQ's own dashboards do, and per-queue ones by virtual host."""
+    found = selectors(promql_parser.parse(query.concrete(**{v: v for v in query.variables})))
+    hub = [s for s in found if not s.name.startswith("rabbitmq_")]
+    for selector in hub:
+        wanted = {v for v in query.variables if v in exported[selector.name] | {"instance"}}
+        matchers = _matchers(selector)
+        for variable in wanted:
+            assert matchers.get(variable) == variable, f"{query.where}: {selector.name}"
+    metrics = [s for s in found if s.name.startswith("rabbitmq_")]
+    identities = [s for s in metrics if s.name == "rabbitmq_identity_info"]
+    others = [s for s in metrics if s.name != "rabbitmq_identity_info"]
+    assert len(identities) == len(others), f"{query.where}: each RabbitMQ metric joined"
+    for identity in identities:
+        assert {k: v for k, v in _matchers(identity).items() if k in IDENTITY_FILTERS} == {
+            f: f for f in IDENTITY_FILTERS
+        }, query.where
+    for selector in others:
+        if selector.name.startswith("rabbitmq_queue_"):
+            assert _matchers(selector).get("vhost") == "vhost", query.where
+    if others:
+        assert "group_left (rabbitmq_cluster, rabbitmq_node)" in query.expr, query.where
 
 
 def test_metric_names_and_labels_follow_the_conventions(exported) -> None:
@@ -444,6 +503,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "rabbitmq": {
                     "targets": [f"127.0.0.1:{rabbit_port}"],
                     "metrics_path": "/metrics/per-object",
+                    "labels": {"namespace": NAMESPACE},  # as Kubernetes discovery adds it
                 },
             },
             rule_files=[ALERTS],
@@ -508,6 +568,78 @@ def test_dashboard_variable_offers_values(query: Query, label: str, stack: Stack
     assert values, query.where
     if label == "provider":
         assert set(values) == {p.value for p in Provider}
+
+
+def _offered(query: Query, label: str, prometheus: PrometheusServer) -> list[str]:
+    values: list[str] = prometheus.api(f"label/{label}/values", **{"match[]": query.concrete()})
+    return values
+
+
+def _regex(value: str) -> str:
+    """``value`` as Grafana puts a selected value in a PromQL regex string (escaped twice)."""
+    return re.escape(value).replace("\\", "\\\\")
+
+
+def _filtered() -> list[tuple[Query, str]]:
+    """Each panel query with each dashboard variable it names."""
+    return [(q, v) for q in panel_queries() for v in sorted(q.named())]
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize(
+    ("query", "variable"), _filtered(), ids=lambda v: getattr(v, "where", str(v))
+)
+def test_choosing_a_value_filters_the_panel(query: Query, variable: str, stack: Stack) -> None:
+    """A variable set to a value nothing has empties the panel (nothing but an ``or vector(0)``
+    fallback); set to one of the values it offers, the panel shows data for at least one."""
+    board = query.where.split(": ")[0]
+    [(selector, label)] = [
+        (q, label) for q, label in variable_queries() if q.where == f"{board}: variable {variable}"
+    ]
+    nothing = stack.prometheus.query(query.concrete(**{variable: "no-such-value"}))
+    assert all(float(r["value"][1]) == 0 and not r["metric"] for r in nothing), nothing
+    values = _offered(selector, label, stack.prometheus)
+    assert any(
+        _has_data(stack.prometheus.query(query.concrete(**{variable: _regex(value)})))
+        for value in values
+    ), f"{query.where}: no data for any {variable} among {values}"
+
+
+def _panel(board: str, title: str) -> Query:
+    [query] = [q for q in panel_queries() if q.where.startswith(f"{board}: {title} (")]
+    return query
+
+
+@pytest.mark.broker
+def test_streams_are_apart_from_the_messages_ready_by_queue(stack: Stack) -> None:
+    """The stream keeps every event (millions in a week): it is not in the ready-by-queue panel,
+    whose queues hold what consumers have not taken yet, but in a panel of its own."""
+    ready = _panel("hub-pipeline.json", "RabbitMQ: messages ready by queue (streams apart)")
+    kept = _panel("hub-pipeline.json", "RabbitMQ: messages kept by stream")
+    events = len(_golden_events(stack.cases))
+    _wait_for(stack.prometheus, kept.concrete(), events)
+    queues = {r["metric"]["queue"] for r in stack.prometheus.query(ready.concrete())}
+    assert "callback-hub.unrouted" in queues and "example.failed-deliveries" in queues
+    assert not any(q.endswith(".stream") for q in queues), queues
+    streams = stack.prometheus.query(kept.concrete())
+    assert [(r["metric"]["vhost"], r["metric"]["queue"]) for r in streams] == [
+        ("/", "callback-hub.stream")
+    ]
+    everything = "sum by (queue) (rabbitmq_queue_messages_ready)"
+    assert "callback-hub.stream" in {
+        r["metric"]["queue"] for r in stack.prometheus.query(everything)
+    }
+
+
+@pytest.mark.broker
+def test_rabbitmq_labels_the_dashboards_use_exist(stack: Stack) -> None:
+    """What the static checks take for RabbitMQ's labels is what a real node and Prometheus give."""
+    for label in RABBITMQ_LABELS:
+        values = stack.prometheus.api(f"label/{label}/values", **{"match[]": '{job="rabbitmq"}'})
+        assert values, label
+    [identity] = stack.prometheus.query("rabbitmq_identity_info")
+    assert identity["metric"]["namespace"] == NAMESPACE
+    assert identity["metric"]["rabbitmq_node"] == stack.node.nodename
 
 
 @pytest.mark.broker

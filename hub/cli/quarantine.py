@@ -1,4 +1,5 @@
-"""``hub quarantine list|show|replay``: the requests the parsers refused (``hub.quarantine``)."""
+"""``hub quarantine list|show|replay|drop|purge``: the requests the parsers refused
+(``hub.quarantine``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import orjson
 
 from core.errors import SinkUnavailable
 from hub.cli.common import journal_path
+from hub.quarantine import drop as quarantine_drop
+from hub.quarantine import purge as quarantine_purge
 from hub.quarantine import replay
 from hub.settings import Settings
 from sinks import journal as store
@@ -27,6 +30,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     replay = sub.add_parser("replay", help="run requests through the parsers again")
     replay.add_argument("numbers", type=int, nargs="*", help="request numbers (default: all)")
     replay.set_defaults(run=_replay)
+    drop = sub.add_parser("drop", help="delete requests, replayed or not")
+    drop.add_argument("numbers", type=int, nargs="+", help="request numbers")
+    drop.set_defaults(run=_drop)
+    purge = sub.add_parser("purge", help="delete every replayed request (waiting ones stay)")
+    purge.set_defaults(run=_purge)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -79,3 +87,33 @@ def _replay(args: argparse.Namespace) -> int:
         else:
             print(f"#{o.number}: {o.events} events journaled, {o.duplicates} already there")
     return 0 if all(o.refused is None for o in outcomes) else 3
+
+
+def _drop(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if journal_path(settings) is None:
+        return 1
+    try:
+        dropped = asyncio.run(quarantine_drop(settings, args.numbers))
+    except SinkUnavailable as exc:
+        print(f"the journal cannot take writes ({exc.reason}): nothing dropped", file=sys.stderr)
+        return 1
+    for number in dict.fromkeys(args.numbers):
+        if number in dropped:
+            print(f"#{number}: dropped")
+        else:
+            print(f"no quarantined request #{number}", file=sys.stderr)
+    return 0 if set(args.numbers) <= set(dropped) else 1
+
+
+def _purge(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if journal_path(settings) is None:
+        return 1
+    try:
+        count = asyncio.run(quarantine_purge(settings))
+    except SinkUnavailable as exc:
+        print(f"the journal cannot take writes ({exc.reason}): nothing purged", file=sys.stderr)
+        return 1
+    print(f"{count} replayed requests dropped")
+    return 0

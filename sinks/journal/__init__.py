@@ -19,6 +19,7 @@ What the rest of the hub uses is here.
 """
 
 from sinks.journal.quarantine import quarantined
+from sinks.journal.quarantine import waiting as quarantine_waiting
 from sinks.journal.reader import PendingReader, after, last_seq, marked_prefix, select, stats
 from sinks.journal.schema import (
     DAY,
@@ -46,6 +47,7 @@ __all__ = [
     "after",
     "last_seq",
     "marked_prefix",
+    "quarantine_waiting",
     "quarantined",
     "select",
     "stats",

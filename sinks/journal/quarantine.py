@@ -1,8 +1,13 @@
-"""The quarantine table: requests the parsers refused, kept whole for inspection and replay."""
+"""The quarantine table: requests the parsers refused, kept whole for inspection and replay.
+
+Writes (keeping, marking replayed, dropping) run on the journal writer's connection; reads
+(listing, counting what waits) on read-only connections of their own, from any process.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,36 @@ def insert(conn: sqlite3.Connection, entry: QuarantineEntry) -> int:
 
 def mark_replayed(conn: sqlite3.Connection, seq: int, at: float) -> None:
     conn.execute("UPDATE quarantine SET replayed_at = ? WHERE seq = ?", (at, seq))
+
+
+def delete(conn: sqlite3.Connection, numbers: Sequence[int]) -> list[int]:
+    """Deletes the given entries, replayed or not; the numbers of those that were there."""
+    found = []
+    for seq in dict.fromkeys(numbers):
+        if conn.execute("DELETE FROM quarantine WHERE seq = ?", (seq,)).rowcount:
+            found.append(seq)
+    return found
+
+
+def delete_replayed_before(conn: sqlite3.Connection, before: float, limit: int) -> int:
+    """Deletes at most ``limit`` entries replayed before ``before`` (epoch seconds); how many.
+    Entries never replayed are not touched: they are what the quarantine is for."""
+    cursor = conn.execute(
+        "DELETE FROM quarantine WHERE seq IN (SELECT seq FROM quarantine"
+        " WHERE replayed_at IS NOT NULL AND replayed_at < ? ORDER BY seq LIMIT ?)",
+        (before, limit),
+    )
+    return cursor.rowcount
+
+
+def waiting(path: Path) -> int:
+    """Entries not replayed yet (``hub_quarantine_requests``): a count over a partial index
+    (``quarantine_waiting``), never over the requests' bytes."""
+    with closing(read_only(path)) as conn:
+        (count,) = conn.execute(
+            "SELECT COUNT(*) FROM quarantine WHERE replayed_at IS NULL"
+        ).fetchone()
+    return int(count)
 
 
 def size(entry: QuarantineEntry) -> int:

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
     body         BLOB NOT NULL,
     replayed_at  REAL
 );
+CREATE INDEX IF NOT EXISTS quarantine_waiting ON quarantine (seq) WHERE replayed_at IS NULL;
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL

@@ -164,6 +164,26 @@ class Journal:
 
         await self._submit(write)
 
+    async def drop_quarantined(self, numbers: Sequence[int]) -> list[int]:
+        """Deletes quarantined requests by number; the numbers of those that were there."""
+
+        def write(conn: sqlite3.Connection) -> list[int]:
+            return quarantine_table.delete(conn, numbers)
+
+        found: list[int] = await self._submit(write, frames=3 * len(numbers) + 2)
+        return found
+
+    async def prune_quarantine(self, replayed_before: float, *, chunk: int = 100) -> int:
+        """Deletes the quarantined requests replayed before the given time, ``chunk`` a commit."""
+
+        def write(conn: sqlite3.Connection) -> int:
+            return quarantine_table.delete_replayed_before(conn, replayed_before, chunk)
+
+        deleted = 0
+        while (count := await self._submit(write, frames=3 * chunk)) == chunk:
+            deleted += count
+        return deleted + int(count)
+
     async def prune(
         self, received_before: float, *, forwarded_up_to: int | None, chunk: int = 2000
     ) -> int:

@@ -38,7 +38,8 @@ def prometheus_available() -> bool:
 
 class PrometheusServer:
     """One Prometheus scraping ``targets`` (job name -> ``host:port`` list, or a mapping with
-    ``targets`` and ``metrics_path``) every ``scrape_interval``, evaluating ``rule_files``."""
+    ``targets``, ``metrics_path`` and ``labels``: added to every series of the job, as Kubernetes
+    service discovery adds ``namespace``) every ``scrape_interval``, evaluating ``rule_files``."""
 
     def __init__(
         self,
@@ -61,16 +62,23 @@ class PrometheusServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's PID while it runs (started by us)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
     def config(self) -> dict[str, Any]:
         """The configuration file's content (JSON is YAML)."""
         jobs = []
         for job, spec in self.targets.items():
             if isinstance(spec, Mapping):
+                static = {"targets": list(spec["targets"]), "labels": dict(spec.get("labels", {}))}
                 jobs.append(
                     {
                         "job_name": job,
                         "metrics_path": spec.get("metrics_path", "/metrics"),
-                        "static_configs": [{"targets": list(spec["targets"])}],
+                        "static_configs": [static],
                     }
                 )
             else:
