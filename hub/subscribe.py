@@ -17,7 +17,13 @@ Three ways to read (docs/subscribe.md says what a consumer in any language recei
             await delivery.ack()
 
 An event id already yielded (among the last ``dedup``) is acknowledged and skipped: providers'
-retries, events published again by ``hub replay``, the stream read again after a reconnection.
+retries, events published again by ``hub replay``, events given again after a reconnection.
+
+Reconnection is one loop (:meth:`Subscription._reconnecting`): when the channel or the
+connection closes (a broker restart, a network cut), it connects again until it works, consumes
+into a new inbox, and waits for the next close. Events left in the old channel's inbox are
+dropped unsettled: the broker gives them again. The stream is read again from the offset after
+the last event read.
 """
 
 from __future__ import annotations
@@ -35,9 +41,9 @@ from typing import Literal, TypeAlias
 import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractIncomingMessage,
     AbstractQueue,
-    AbstractRobustConnection,
 )
 from aio_pika.exceptions import (
     AMQPError,
@@ -54,9 +60,9 @@ from sinks.rabbitmq import declare_topology, stream_name
 
 log = logging.getLogger(__name__)
 
-GIVEN_UP_AFTER = 5
-"""Seconds without a consumer before the subscription connects again by itself (aio-pika restores
-a consumer within about a second after a reconnection, when it does)."""
+RECONNECT_INTERVAL = 1.0
+"""Seconds between two attempts to connect again (a subscriber wants its events soon after a
+broker restart)."""
 
 Offset: TypeAlias = Literal["first", "last", "next"] | int | datetime
 """Where to start reading the stream: its first event, its last, the next one, an offset, or
@@ -153,18 +159,6 @@ class Delivery:
             log.info("an event's channel closed before its reject: the broker keeps it")
 
 
-async def _consuming(channel: AbstractChannel) -> bool:
-    """The channel is open and has a consumer (ours: one a subscription)."""
-    if channel.is_closed:
-        return False
-    try:
-        async with asyncio.timeout(1.0):  # a robust channel waits for its connection
-            underlay = await channel.get_underlay_channel()
-    except (AMQPError, TimeoutError):
-        return False
-    return bool(getattr(underlay, "consumers", None))  # aiormq's, not in its abstract type
-
-
 class Subscription:
     """Events of ``exchange`` matching ``pattern``, as :class:`Delivery` objects, from the moment
     ``async with`` returns. See the module's docstring for ``queue`` and ``from_``."""
@@ -194,10 +188,14 @@ class Subscription:
         """The queue (or stream) read, once open."""
         self._dedup = dedup
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        self._connection: AbstractRobustConnection | None = None
+        self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        """The current channel's messages; ``None`` in it says that the channel is gone."""
+        self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
-        self._watch: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._resume: int | None = None
+        """The stream's offset after the last event read: where a new channel starts."""
 
     async def __aenter__(self) -> Subscription:
         try:
@@ -216,54 +214,72 @@ class Subscription:
         await self.close()
 
     async def open(self) -> None:
-        """Connects, declares what the subscription needs and starts consuming."""
+        """Connects, declares what the subscription needs and starts consuming; from then on,
+        connects again by itself whenever the channel or the connection closes."""
         await self._connect()
-        self._watch = asyncio.get_running_loop().create_task(self._watch_consumer())
+        self._task = asyncio.get_running_loop().create_task(self._reconnecting())
 
     async def _connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            self.url,
-            reconnect_interval=1.0,  # a subscriber wants its events back soon after a restart
-            client_properties={"connection_name": "callback-hub subscriber"},
+        connection = await aio_pika.connect(
+            self.url, client_properties={"connection_name": "callback-hub subscriber"}
         )
-        await self._consume()
+        try:
+            self._lost.clear()
+            connection.close_callbacks.add(self._on_close)
+            self._connection = connection
+            await self._consume()
+        except BaseException:
+            self._connection = self._channel = None
+            with contextlib.suppress(Exception):
+                await connection.close()
+            raise
 
-    async def _watch_consumer(self) -> None:
-        """Connects again, from scratch, when nothing has been consuming for a while.
+    def _on_close(self, sender: object, *_: object) -> None:
+        """The connection or the channel closed: the reconnecting loop takes it from here (the
+        close of one already given up, or of ours on the way out, says nothing new)."""
+        if sender is not None and sender in (self._connection, self._channel):
+            self._lost.set()
 
-        aio-pika can give up restoring a consumer: after a broker restart, a stream may not be
-        up yet when the connection is (NOT_FOUND), and the subscription would then wait for
-        ever, its channel closed or open without a consumer, its connection idle (all seen in
-        CI). A new connection does not depend on that state. Events read again are recognized
-        by id."""
-        idle_for = 0  # seconds without a consumer
-        said = False
+    async def _reconnecting(self) -> None:
+        """The one loop that owns reconnection: waits for the channel or the connection to
+        close, then connects again until it works."""
         while True:
-            await asyncio.sleep(1.0)
-            channel = self._channel
-            if channel is not None and await _consuming(channel):
-                idle_for, said = 0, False
-                continue
-            idle_for += 1
-            if idle_for < GIVEN_UP_AFTER:  # aio-pika may still be restoring it: two consumers
-                continue  # on one queue would interleave its events
-            old, self._connection = self._connection, None
-            if old is not None:
-                with contextlib.suppress(Exception):  # for good: aio-pika must not restore it
-                    async with asyncio.timeout(5.0):
-                        await old.close()
-            try:
-                async with asyncio.timeout(10.0):
-                    await self._connect()
-                log.info("subscription %s: reading again on a new connection", self.queue_name)
-            except (AMQPError, OSError, SubscribeError, TimeoutError) as exc:
-                if not said:
-                    log.warning("subscription %s: not reading (%r), retrying", self.queue_name, exc)
-                    said = True
+            await self._lost.wait()
+            log.warning("subscription %s: lost the broker, connecting again", self.queue_name)
+            self._drop()
+            said = False
+            while True:
+                try:
+                    async with asyncio.timeout(30.0):
+                        await self._connect()
+                    break
+                except (AMQPError, OSError, SubscribeError, TimeoutError) as exc:
+                    if not said:
+                        log.warning(
+                            "subscription %s: not reading (%r), retrying", self.queue_name, exc
+                        )
+                        said = True
+                    await asyncio.sleep(RECONNECT_INTERVAL)
+            log.info("subscription %s: reading again on a new connection", self.queue_name)
+
+    def _drop(self) -> None:
+        """Forgets the dead channel and connection, and the events left in the channel's inbox
+        (unacknowledged: the broker gives them to the next consumer)."""
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and not connection.is_closed:
+            # the channel alone closed: its connection goes too, in the background
+            asyncio.get_running_loop().create_task(_close_quietly(connection))
+        self._switch_inbox(asyncio.Queue())
+
+    def _switch_inbox(self, inbox: asyncio.Queue[AbstractIncomingMessage | None]) -> None:
+        """Reads from ``inbox`` from now on; a reader waiting on the old one is woken."""
+        old, self._inbox = self._inbox, inbox
+        old.put_nowait(None)
 
     async def _consume(self) -> None:
         assert self._connection is not None
         channel = self._channel = await self._connection.channel()
+        channel.close_callbacks.add(self._on_close)
         await channel.set_qos(prefetch_count=self.prefetch)
         arguments: FieldTable = {}
         queue: AbstractQueue
@@ -271,15 +287,19 @@ class Subscription:
             name = stream_name(self.exchange)
             try:
                 queue = await channel.get_queue(name)
-            except ChannelNotFoundEntity:
+            except ChannelNotFoundEntity as exc:
+                if "home node" in str(exc):  # there, but not up yet (a restart): try again
+                    raise
                 raise SubscribeError(f"no stream {name}: the hub keeps none yet") from None
-            arguments["x-stream-offset"] = self.from_
+            arguments["x-stream-offset"] = self._resume if self._resume is not None else self.from_
         else:
             exchange = await declare_topology(channel, self.exchange)
             queue = await self._declare_queue(channel)
             await queue.bind(exchange, self.pattern)
         self.queue_name = queue.name
-        await queue.consume(self._inbox.put, arguments=arguments)
+        inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        await queue.consume(inbox.put, arguments=arguments)
+        self._switch_inbox(inbox)
 
     async def _declare_queue(self, channel: aio_pika.abc.AbstractChannel) -> AbstractQueue:
         if self.queue is None:
@@ -299,12 +319,15 @@ class Subscription:
     async def close(self) -> None:
         """Closes the connection: unsettled events go back to their queue; a live subscription's
         queue is deleted."""
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
+        task, self._task = self._task, None
+        self._channel = None  # its close, and the connection's, are ours: not to be repaired
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         connection, self._connection = self._connection, None
         if connection is not None:
-            await connection.close()
+            await _close_quietly(connection)
 
     def __aiter__(self) -> Subscription:
         return self
@@ -312,6 +335,8 @@ class Subscription:
     async def __anext__(self) -> Delivery:
         while True:
             message = await self._inbox.get()
+            if message is None:  # that channel is gone: read the next one's inbox
+                continue
             try:
                 delivery = await self._accept(message)
             except ChannelInvalidStateError:  # left from a closed channel: the broker keeps it
@@ -321,6 +346,10 @@ class Subscription:
 
     async def _accept(self, message: AbstractIncomingMessage) -> Delivery | None:
         """The delivery to yield, or None when the message is settled here and skipped."""
+        if self.from_ is not None and isinstance(
+            offset := (message.headers or {}).get("x-stream-offset"), int
+        ):
+            self._resume = offset + 1
         if self.from_ is not None and not matches(self.pattern, message.routing_key or ""):
             await message.ack()
             return None
@@ -351,3 +380,9 @@ class Subscription:
     def forget(self, event_id: str) -> None:
         """Lets ``event_id`` be yielded again (it was requeued)."""
         self._seen.pop(event_id, None)
+
+
+async def _close_quietly(connection: AbstractConnection) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(5.0):
+            await connection.close()

@@ -17,7 +17,11 @@ confirmed every message; a message the broker returns (not even the alternate ex
 it), a negative confirm, a lost connection or a timeout raise :class:`SinkUnavailable`.
 
 The connection is robust: it reconnects by itself after a broker restart; meanwhile ``publish``
-fails fast and ``ready`` is false.
+fails fast and ``ready`` is false. With a stream, ``ready`` also waits, after each connection,
+for the stream to take a consumer: RabbitMQ 3.10 confirms the messages it routes to a stream
+whose member is not up yet (the first second or so after a restart) and does not keep them, so
+the events published then would be missing from the stream (measured: every message published
+before a consumer could attach was lost, none after).
 """
 
 from __future__ import annotations
@@ -35,8 +39,14 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     DeliveryMode,
     ExchangeType,
+    UnderlayConnection,
 )
-from aio_pika.exceptions import AMQPError, ChannelPreconditionFailed, PublishError
+from aio_pika.exceptions import (
+    AMQPError,
+    ChannelNotFoundEntity,
+    ChannelPreconditionFailed,
+    PublishError,
+)
 from pamqp.common import FieldTable
 
 from core.errors import SinkUnavailable
@@ -48,6 +58,9 @@ log = logging.getLogger(__name__)
 
 STREAM_SEGMENT_BYTES = 100_000_000
 """Largest segment file of the stream: retention drops whole segments, the oldest first."""
+
+STREAM_POLL_INTERVAL = 0.1
+"""Seconds between two checks that the stream takes a consumer, after a connection."""
 
 
 def unrouted_name(exchange: str) -> str:
@@ -94,6 +107,29 @@ async def declare_topology(
     if stream is not None:
         await declare_stream(channel, exchange, stream)
     return declared
+
+
+async def stream_is_up(connection: UnderlayConnection, exchange: str) -> bool:
+    """The stream takes a consumer (the broker keeps what it routes there), or it is gone (the
+    unrouted queue then keeps the events). False while its member is not up: the broker says
+    that the stream's "home node" is down."""
+    channel = await connection.connection.channel()
+    try:
+        await channel.basic_qos(prefetch_count=1)
+        ok = await channel.basic_consume(
+            stream_name(exchange), _ignore, arguments={"x-stream-offset": "next"}
+        )
+        await channel.basic_cancel(ok.consumer_tag)
+    except ChannelNotFoundEntity as exc:
+        return "home node" not in str(exc)
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    return True
+
+
+async def _ignore(message: object) -> None:
+    """Consumes nothing: a consumer at ``next`` that is cancelled at once gets no message."""
 
 
 async def declare_stream(
@@ -148,6 +184,9 @@ class RabbitMQSink:
         self._exchange: AbstractExchange | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._stream_up_on: UnderlayConnection | None = None
+        """The connection on which the stream was seen taking a consumer."""
+        self._stream_check: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Connects in the background, trying again until the broker answers."""
@@ -178,9 +217,31 @@ class RabbitMQSink:
                 await asyncio.sleep(self.reconnect_interval)
                 continue
             self._connection = connection
+            if self.stream is not None:
+                connection.reconnect_callbacks.add(self._on_reconnect)
+                await self._wait_for_stream(connection)
             self._connected.set()
             log.info("connected to the broker, exchange %s", self.exchange_name)
             return
+
+    def _on_reconnect(self, connection: AbstractRobustConnection) -> None:
+        if self._stream_check is not None:
+            self._stream_check.cancel()
+        self._stream_check = asyncio.get_running_loop().create_task(
+            self._wait_for_stream(connection)
+        )
+
+    async def _wait_for_stream(self, connection: AbstractRobustConnection) -> None:
+        """Waits until the stream takes a consumer on this connection (see the module's
+        docstring); ``ready`` is false until then."""
+        while (underlay := connection.transport) is not None:
+            try:
+                if await stream_is_up(underlay, self.exchange_name):
+                    self._stream_up_on = underlay
+                    return
+            except (AMQPError, OSError):
+                pass  # the connection is going: the next one is checked again
+            await asyncio.sleep(STREAM_POLL_INTERVAL)
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         """All envelopes in flight at once, in order on one channel; returns when all are
@@ -210,13 +271,16 @@ class RabbitMQSink:
     @property
     def ready(self) -> bool:
         connection = self._connection
-        return connection is not None and not connection.is_closed and connection.connected.is_set()
+        if connection is None or connection.is_closed or not connection.connected.is_set():
+            return False
+        return self.stream is None or connection.transport is self._stream_up_on
 
     async def close(self) -> None:
-        if self._connecting is not None:
-            self._connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._connecting
+        for task in (self._connecting, self._stream_check):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._connection is not None:
             await self._connection.close()
             self._connection = None

@@ -72,6 +72,11 @@ def subscribe_command(args: argparse.Namespace) -> int:
         print("hub subscribe reads from the broker: set HUB_RABBITMQ_URL", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # the subscription says when it loses the broker and when it reads again, in one line each;
+    # the client libraries would add a traceback and a line a second while the broker is away
+    logging.getLogger("hub.subscribe").setLevel(logging.INFO)
+    for library in ("aiormq", "aio_pika"):
+        logging.getLogger(library).setLevel(logging.CRITICAL)
     subscription = Subscription(
         settings.rabbitmq_url,
         args.pattern,
