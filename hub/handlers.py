@@ -76,6 +76,9 @@ def raw_request(
 
 def callback_handler(module: ParserModule, callback: Callback) -> Handler:
     provider, endpoint = module.PROVIDER.value, callback.name
+    allow_variable = f"HUB_ALLOW_{provider.upper()}"
+    # Only a caller who knows the secret hears it: the provider, or the operator trying a URL.
+    forbidden = f"403: Forbidden: this source address is not in {allow_variable}"
 
     async def handle(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -89,8 +92,14 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
             )
             if not runtime.access.allows(module.PROVIDER, client):
                 runtime.metrics.callbacks(provider, endpoint, "unauthorized", "source").inc()
-                log.warning("%s/%s: refused a request from %s", provider, endpoint, client)
-                raise web.HTTPForbidden()
+                log.warning(
+                    "%s/%s: refused a request from %s: not in %s (add it there to allow it)",
+                    provider,
+                    endpoint,
+                    client,
+                    allow_variable,
+                )
+                raise web.HTTPForbidden(text=forbidden)
         try:
             body = await request.read()
         except (ConnectionError, asyncio.CancelledError) as exc:

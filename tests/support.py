@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from yarl import URL
 
-from core.models import Provider
+from core.models import Event, Provider
 from hub.settings import Settings
+from sinks.journal import Journal
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SEED_DLR = (PAYLOADS / "isendpro" / "seed-delivery-report.query").read_bytes()
@@ -80,3 +84,39 @@ def metric(text: str, name: str, **labels: str) -> float | None:
         if all(found.get(k) == v for k, v in labels.items()):
             return float(match.group(3))
     return None
+
+
+def run_hub(
+    *args: str, env: dict[str, str], timeout: float = 30, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """The ``hub`` command in a process of its own, as a user runs it (its exit code is the
+    caller's to check); ``timeout`` bounds a command that would hang."""
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )
+
+
+def clean_env(data_dir: Path) -> dict[str, str]:
+    """The process environment with no ``HUB_*`` variable but ``HUB_DATA_DIR``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env["HUB_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def journaled(data_dir: Path, events: list[Event]) -> None:
+    """A journal in ``data_dir`` holding ``events``, as the hub would have left it."""
+
+    async def write() -> None:
+        journal = Journal.open(data_dir)
+        try:
+            await journal.append(events)
+        finally:
+            journal.close()
+
+    asyncio.run(write())
