@@ -1,0 +1,162 @@
+"""``hub tail`` and ``hub replay`` as a user runs them: on the journal and on a real broker,
+bounded (``--no-follow``, ``-n``, ``--pattern``), and failing at once on a broker that is not
+there. Each command runs in a process of its own, bounded by a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from core.models import Envelope, Event
+from hub.cli.common import when
+from hub.cli.subscribe import _from
+from sinks.rabbitmq import RabbitMQSink, StreamRetention
+from tests.harness.ports import free_port
+from tests.support import clean_env, journaled, run_hub
+from tests.test_subscribe import event
+
+FAILED = "*.*.delivery.failed"
+
+
+def events() -> list[Event]:
+    """Eight delivery reports, two of them failures (the 2nd and the 3rd): a pattern for
+    failures finds few, early ones."""
+    return [event(n, statut="1" if n in (2, 3) else "0") for n in range(1, 9)]
+
+
+def ids(stdout: str) -> list[str]:
+    return [orjson.loads(line)["data"]["message_id"] for line in stdout.splitlines()]
+
+
+def tail(*args: str, env: dict[str, str]) -> list[str]:
+    proc = run_hub("tail", "--no-follow", "--json", *args, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return ids(proc.stdout)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    env = clean_env(tmp_path / "data")
+    journaled(tmp_path / "data", events())
+    return env
+
+
+def test_tail_on_the_journal_applies_pattern_and_count(env) -> None:
+    assert tail("-n", "3", env=env) == ["6", "7", "8"]
+    assert tail("-n", "0", env=env) == []
+    assert tail("-n", "1", "--pattern", FAILED, env=env) == ["3"]
+    assert tail("-n", "5", "--pattern", FAILED, env=env) == ["2", "3"]
+    assert tail("--pattern", "dmc.#", env=env) == []
+    refused = run_hub("tail", "--pattern", "a..b", env=env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
+def test_replay_since_takes_durations_and_days(env) -> None:
+    def replayed(*args: str) -> str:
+        proc = run_hub("replay", "--dry-run", *args, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    assert replayed("--since", "2h") == "would replay 8 events"
+    assert replayed("--since", "yesterday") == "would replay 8 events"
+    assert replayed("--until", "2h") == "would replay 0 events"
+    assert replayed("--since", "2999-01-01") == "would replay 0 events"
+    refused = run_hub("replay", "--dry-run", "--since", "last week", env=env)
+    assert refused.returncode == 2
+    assert "expected an ISO 8601 time, a duration ago" in refused.stderr
+
+
+def test_one_reading_of_times_for_replay_and_subscribe() -> None:
+    now = datetime(2026, 3, 4, 15, 30, tzinfo=UTC)
+    assert when("yesterday", now) == datetime(2026, 3, 3, tzinfo=UTC)
+    assert when("today", now) == datetime(2026, 3, 4, tzinfo=UTC)
+    assert when("90m", now) == datetime(2026, 3, 4, 14, tzinfo=UTC)
+    assert when("2026-03-01T10:00:00", now) == datetime(2026, 3, 1, 10, tzinfo=UTC)
+    assert isinstance(_from("yesterday"), datetime)
+    assert _from("first") == "first" and _from("42") == 42
+
+
+def test_tail_and_replay_on_a_broker_that_is_not_there_fail_at_once(env) -> None:
+    dead = {**env, "HUB_RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/"}
+    for command in (["tail"], ["tail", "--no-follow"], ["replay"]):
+        proc = run_hub(*command, env=dead, timeout=30)
+        assert proc.returncode == 1, command
+        assert "cannot reach the broker" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert "guest:guest" not in proc.stderr
+
+
+# -- on a real broker -------------------------------------------------------------------------
+
+
+def publish(url: str, exchange: str, batch: list[Event], *, stream: bool = True) -> None:
+    async def send() -> None:
+        sink = RabbitMQSink(url, exchange=exchange, stream=StreamRetention() if stream else None)
+        sink.start()
+        try:
+            async with asyncio.timeout(30):
+                await sink.wait_connected()
+            await sink.publish([Envelope.of(e) for e in batch])
+        finally:
+            await sink.close()
+
+    asyncio.run(send())
+
+
+@pytest.mark.broker
+def test_tail_on_the_broker_reads_the_stream_within_bounds(env, rabbit, exchange_name) -> None:
+    publish(rabbit.url, exchange_name, events())
+    env = {**env, "HUB_RABBITMQ_URL": rabbit.url, "HUB_EXCHANGE": exchange_name}
+    assert tail("-n", "3", env=env) == ["6", "7", "8"]
+    assert tail("-n", "1", "--pattern", FAILED, env=env) == ["3"]
+    assert tail("-n", "5", "--pattern", FAILED, env=env) == ["2", "3"]
+    assert tail("-n", "0", env=env) == []
+
+
+@pytest.mark.broker
+def test_tail_on_a_broker_without_a_stream_says_there_is_no_history(
+    env, rabbit, exchange_name
+) -> None:
+    publish(rabbit.url, exchange_name, events()[:1], stream=False)
+    env = {**env, "HUB_RABBITMQ_URL": rabbit.url, "HUB_EXCHANGE": exchange_name}
+    proc = run_hub("tail", "--no-follow", env=env, timeout=60)
+    assert proc.returncode == 1
+    assert f"no stream {exchange_name}.stream" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.broker
+def test_tail_on_the_broker_follows_after_the_past_events(env, rabbit, exchange_name) -> None:
+    publish(rabbit.url, exchange_name, events())
+    env = {**env, "HUB_RABBITMQ_URL": rabbit.url, "HUB_EXCHANGE": exchange_name}
+    command = [sys.executable, "-m", "hub", "tail", "--json", "-n", "1", "--pattern", FAILED]
+    lines: queue.Queue[str] = queue.Queue()
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        out = proc.stdout
+        reader = threading.Thread(target=lambda: [lines.put(line) for line in out])
+        reader.start()
+        try:
+            assert ids(lines.get(timeout=60)) == ["3"]
+            publish(rabbit.url, exchange_name, [event(9), event(10, statut="1")])
+            assert ids(lines.get(timeout=60)) == ["10"]  # 9 is no failure
+            proc.send_signal(signal.SIGINT)  # Ctrl-C
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            reader.join(timeout=10)
+        assert "Traceback" not in proc.stderr.read()
