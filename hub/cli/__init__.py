@@ -3,7 +3,7 @@ environment (``Settings()``). Nothing imports it but its entry points (``hub``, 
 
 - ``serve``: ``hub serve``, ``hub forward``;
 - ``urls``: ``hub urls``;
-- ``events``: ``hub tail``, ``hub replay``;
+- ``events``: ``hub tail``, ``hub replay`` (``broker``: their side on the broker);
 - ``journal``: ``hub journal stats``;
 - ``quarantine``: ``hub quarantine list|show|replay``;
 - ``subscribe``: ``hub subscribe``.
