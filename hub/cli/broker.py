@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -45,6 +46,9 @@ class BrokerError(Exception):
 @contextlib.asynccontextmanager
 async def connected(url: str, name: str) -> AsyncIterator[AbstractRobustConnection]:
     """A connection to the broker, or :class:`BrokerError` at once when there is none."""
+    transport_log = logging.getLogger("aiormq.connection")
+    level = transport_log.level
+    transport_log.setLevel(logging.CRITICAL)  # its error is said below, once
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             connection = await aio_pika.connect_robust(
@@ -52,6 +56,8 @@ async def connected(url: str, name: str) -> AsyncIterator[AbstractRobustConnecti
             )
     except (AMQPError, OSError, TimeoutError) as exc:
         raise BrokerError(f"cannot reach the broker ({_said(exc)})") from None
+    finally:
+        transport_log.setLevel(level)
     try:
         yield connection
     except (AMQPError, OSError) as exc:
