@@ -1,5 +1,5 @@
-"""What several commands share: the journal's path, times given on the command line, and the
-configuration's errors said in one line each."""
+"""What several commands share: the journal's path, times and patterns given on the command
+line, and the configuration's errors said in one line each."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.topics import check_pattern
 from hub.settings import Settings
 from sinks import journal as journal_store
 
@@ -52,6 +53,14 @@ def moment(text: str) -> float:
         return when(text).timestamp()
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected {TIME_FORMS}") from None
+
+
+def pattern(text: str) -> str:
+    """A routing pattern (``core.topics.check_pattern``), for ``argparse``."""
+    try:
+        return check_pattern(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _PRIVATE = ("HUB_SECRET_", "HUB_EVENTS_TOKEN", "HUB_RABBITMQ_URL")

@@ -1,4 +1,5 @@
-"""``hub tail`` (watch events) and ``hub replay`` (publish journaled events again)."""
+"""``hub tail`` (watch events) and ``hub replay`` (publish journaled events again); their broker
+side is ``hub.cli.broker``."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 from core.display import describe
 from core.errors import SinkUnavailable
 from core.models import Event, Kind, Provider
-from core.topics import check_pattern, matches
+from core.topics import matches
 from hub.cli import broker
-from hub.cli.common import TIME_FORMS, journal_path, moment
+from hub.cli.common import TIME_FORMS, journal_path, moment, pattern
 from hub.settings import Settings
 from sinks import journal as journal_store
 from sinks.journal import Stored
@@ -30,7 +31,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     tail.add_argument(
         "--pattern",
         default="#",
-        type=_pattern,
+        type=pattern,
         help="routing pattern: <provider>.<channel>.<kind>.<state>, * = one word, # = any",
     )
     tail.set_defaults(run=tail_command)
@@ -52,13 +53,6 @@ def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r}: expected a number of events, 0 or more")
     return int(text)
-
-
-def _pattern(text: str) -> str:
-    try:
-        return check_pattern(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _show(event_json: bytes, as_json: bool) -> None:

@@ -12,8 +12,7 @@ import sys
 from aio_pika.exceptions import AMQPError
 
 from core.display import describe
-from core.topics import check_pattern
-from hub.cli.common import TIME_FORMS, when
+from hub.cli.common import TIME_FORMS, pattern, when
 from hub.settings import Settings
 from hub.subscribe import Offset, SubscribeError, Subscription, parse_from
 
@@ -29,7 +28,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "pattern",
         nargs="?",
         default="#",
-        type=_pattern,
+        type=pattern,
         help="<provider>.<channel>.<kind>.<state>, * = one word, # = any (default: #)",
     )
     cmd.add_argument("--json", action="store_true", help="one CloudEvents JSON document a line")
@@ -48,13 +47,6 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     cmd.add_argument("--count", type=int, metavar="N", help="stop after N events")
     cmd.set_defaults(run=subscribe_command)
-
-
-def _pattern(text: str) -> str:
-    try:
-        return check_pattern(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _from(text: str) -> Offset:
