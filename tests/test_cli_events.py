@@ -135,28 +135,81 @@ def test_tail_on_a_broker_without_a_stream_says_there_is_no_history(
     assert "Traceback" not in proc.stderr
 
 
+class Following:
+    """``hub tail`` running, its lines read as they come (each wait bounded); Ctrl-C ends it."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hub", "tail", "--json", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.out: queue.Queue[str] = queue.Queue()
+        self.err: queue.Queue[str] = queue.Queue()
+        self.readers = [
+            threading.Thread(
+                target=lambda: [self.out.put(line) for line in self.proc.stdout or ()]
+            ),
+            threading.Thread(
+                target=lambda: [self.err.put(line) for line in self.proc.stderr or ()]
+            ),
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    def event_ids(self) -> list[str]:
+        return ids(self.out.get(timeout=60))
+
+    def said(self) -> str:
+        return self.err.get(timeout=60)
+
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)  # Ctrl-C
+        return self.proc.wait(timeout=30)
+
+    def close(self) -> str:
+        """Stops it if still running; what it said on stderr that was not read yet."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for reader in self.readers:
+            reader.join(timeout=10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        rest = []
+        while not self.err.empty():
+            rest.append(self.err.get())
+        return "".join(rest)
+
+
 @pytest.mark.broker
 def test_tail_on_the_broker_follows_after_the_past_events(env, rabbit, exchange_name) -> None:
     publish(rabbit.url, exchange_name, events())
     env = {**env, "HUB_RABBITMQ_URL": rabbit.url, "HUB_EXCHANGE": exchange_name}
-    command = [sys.executable, "-m", "hub", "tail", "--json", "-n", "1", "--pattern", FAILED]
-    lines: queue.Queue[str] = queue.Queue()
-    with subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
-        out = proc.stdout
-        reader = threading.Thread(target=lambda: [lines.put(line) for line in out])
-        reader.start()
-        try:
-            assert ids(lines.get(timeout=60)) == ["3"]
-            publish(rabbit.url, exchange_name, [event(9), event(10, statut="1")])
-            assert ids(lines.get(timeout=60)) == ["10"]  # 9 is no failure
-            proc.send_signal(signal.SIGINT)  # Ctrl-C
-            assert proc.wait(timeout=30) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            reader.join(timeout=10)
-        assert "Traceback" not in proc.stderr.read()
+    tailing = Following("-n", "1", "--pattern", FAILED, env=env)
+    try:
+        assert tailing.event_ids() == ["3"]
+        publish(rabbit.url, exchange_name, [event(9), event(10, statut="1")])
+        assert tailing.event_ids() == ["10"]  # 9 is no failure
+        assert tailing.interrupt() == 0
+    finally:
+        said = tailing.close()
+    assert "Traceback" not in said
+
+
+@pytest.mark.broker
+def test_tail_on_a_broker_without_a_stream_follows_new_events(env, rabbit, exchange_name) -> None:
+    publish(rabbit.url, exchange_name, events()[:1], stream=False)
+    env = {**env, "HUB_RABBITMQ_URL": rabbit.url, "HUB_EXCHANGE": exchange_name}
+    tailing = Following("--pattern", FAILED, env=env)
+    try:
+        assert tailing.said() == "no stream on the broker: events from now on only\n"  # bound
+        publish(rabbit.url, exchange_name, [event(11), event(12, statut="1")], stream=False)
+        assert tailing.event_ids() == ["12"]
+        assert tailing.interrupt() == 0
+    finally:
+        said = tailing.close()
+    assert "Traceback" not in said

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -188,6 +189,7 @@ async def follow_live(
     declared = await declare_topology(channel, exchange)
     queue = await channel.declare_queue(exclusive=True, auto_delete=True)
     await queue.bind(declared, pattern)
+    print("no stream on the broker: events from now on only", file=sys.stderr, flush=True)
     async with queue.iterator() as messages:
         async for message in messages:
             async with message.process():

@@ -133,7 +133,6 @@ async def _tail_broker(url: str, exchange: str, args: argparse.Namespace) -> int
                     file=sys.stderr,
                 )
                 return 1
-            print("no stream on the broker: events from now on only", file=sys.stderr)
             await broker.follow_live(connection, exchange, args.pattern, show)
             return 0
         end = await broker.last_offset(stream)
