@@ -169,10 +169,16 @@ async def follow_stream(
     stream: AbstractQueue, after: int | None, pattern: str, show: Callable[[bytes], Any]
 ) -> None:
     """Shows the events matching ``pattern`` after offset ``after`` (all to come: None), for
-    ever."""
+    ever. After a reconnection aio-pika consumes again from the same offset: what was shown
+    already is skipped."""
+    shown = -1 if after is None else after
     async with _reading(stream, "next" if after is None else after + 1) as inbox:
         while True:
             message = await inbox.get()
+            offset = _offset(message)
+            if offset <= shown:
+                continue
+            shown = offset
             if matches(pattern, message.routing_key or ""):
                 show(message.body)
 
