@@ -7,9 +7,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint bench stack stack-down system-packages clean
 
+# The runtime package alone for `make run`; the dev extra (pytest, ruff, mypy, hadolint...) on
+# top of it for what checks the code.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
@@ -30,16 +36,16 @@ system-packages:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: $(VENV)/.installed system-packages lint
+test: $(VENV)/.dev-installed system-packages lint
 	HUB_REQUIRE_BROKER=1 $(BIN)/pytest
 
-bench: $(VENV)/.installed system-packages
+bench: $(VENV)/.dev-installed system-packages
 	$(BIN)/python -m bench
 
 # In the foreground until Ctrl-C; state in var/stack (stack.pid), the hub's data in var.

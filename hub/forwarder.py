@@ -75,6 +75,9 @@ class Forwarder:
         self._stopping = False
         self._paused = False
         """The broker refused the last batch: wait ``retry_interval``, whatever arrives."""
+        self._started = False
+        """The sink was ready once: a pause before is the first connection under way (the sink
+        says itself when the broker cannot be reached), not worth a warning."""
         self._wake = asyncio.Event()
         self._next: list[Stored] = []
         """The batch after the one in flight, read before its confirms (see ``forward_batch``)."""
@@ -161,16 +164,16 @@ class Forwarder:
         return self.pending.read(after, self.batch)  # indexed: a few ms for a whole batch
 
     def _pause(self, reason: str) -> None:
-        if not self._paused:
+        if not self._paused and self._started:
             waiting = self.pending.last_seq() - self.progress.cursor
             log.warning("forwarding paused: %s (%d events waiting)", reason, waiting)
         self._paused = True
         self._connected(False)
 
     def _resume(self) -> None:
-        if self._paused:
+        if self._paused and self._started:
             log.info("forwarding again")
-        self._paused = False
+        self._paused, self._started = False, True
         self._connected(True)
 
     def _connected(self, up: bool) -> None:

@@ -144,8 +144,16 @@ def _admit(request: web.Request, module: ParserModule, endpoint: str) -> None:
         )
         if not runtime.access.allows(module.PROVIDER, client):
             runtime.metrics.callbacks(provider, endpoint, "unauthorized", "source").inc()
-            log.warning("%s/%s: refused a request from %s", provider, endpoint, client)
-            raise web.HTTPForbidden()
+            allow = f"HUB_ALLOW_{provider.upper()}"
+            # only a caller who knows the secret hears it: the provider, or an operator trying
+            log.warning(
+                "%s/%s: refused a request from %s: not in %s (add it there to allow it)",
+                provider,
+                endpoint,
+                client,
+                allow,
+            )
+            raise web.HTTPForbidden(text=f"403: Forbidden: this source address is not in {allow}")
 
 
 async def _accept(app: web.Application, module: ParserModule, raw: RawRequest) -> tuple[Reply, str]:

@@ -6,7 +6,9 @@ secrets may be accepted at once, the new and the old, while a provider's account
 
 Where they come from: ``HUB_SECRET_<PROVIDER>`` (comma-separated, first = current) when set;
 otherwise ``secrets.json`` in the data directory, created with a fresh 128-bit secret for each
-provider the first time the hub or ``hub urls`` runs there.
+provider the first time the hub runs there (:func:`resolve`). Commands that only show them
+(``hub urls``) read them with :func:`stored`, which never writes: secrets made up elsewhere would
+be URLs the hub does not know.
 """
 
 from __future__ import annotations
@@ -41,6 +43,21 @@ def resolve(configured: Mapping[Provider, Sequence[str]], data_dir: Path) -> Sec
             stored[provider.value] = [new_secret()]
         _write_private(path, orjson.dumps(stored, option=orjson.OPT_INDENT_2))
     return {p: tuple(configured.get(p) or stored[p.value]) for p in Provider}
+
+
+def stored(
+    configured: Mapping[Provider, Sequence[str]], data_dir: Path
+) -> tuple[dict[Provider, tuple[str, ...]], list[Provider]]:
+    """The secrets the hub would accept, read without writing anything: the configured ones,
+    else the data directory's file; and the providers that have none (no file, or no entry)."""
+    path = data_dir / SECRETS_FILE
+    kept: dict[str, list[str]] = orjson.loads(path.read_bytes()) if path.exists() else {}
+    found = {}
+    for provider in Provider:
+        accepted = configured.get(provider) or kept.get(provider.value)
+        if accepted:
+            found[provider] = tuple(accepted)
+    return found, [p for p in Provider if p not in found]
 
 
 def _write_private(path: Path, data: bytes) -> None:

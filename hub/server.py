@@ -294,6 +294,11 @@ class _Site(web.BaseSite):
         self._port = int(listening.sockets[0].getsockname()[1])
 
 
+class CannotListen(Exception):
+    """The hub cannot listen where it is told to (a port already in use, an address that is
+    not the machine's)."""
+
+
 async def start(
     app: web.Application,
     host: str,
@@ -313,7 +318,11 @@ async def start(
     )
     await runner.setup()
     site = _Site(runner, host, port, guard)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:  # the port is taken, the address not ours: the app is stopped again
+        await runner.cleanup()
+        raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     log.info(
         "serving on %s: at most %d connections (%d file descriptors), headers within %g s, "
         "bodies within %g s, keep-alive %g s",

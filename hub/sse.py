@@ -60,15 +60,20 @@ class EventStream:
         for inbox in self._inboxes:
             inbox.put_nowait(None)
 
-    def authorized(self, request: web.Request) -> bool:
+    def refusal(self, request: web.Request) -> str | None:
+        """Why the request may not read events (None: it may): no token, or a wrong one."""
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         given = value.strip() if scheme.lower() == "bearer" else request.query.get("token", "")
-        return bool(given) and hmac.compare_digest(given.encode(), self._token)
+        if not given:
+            return "a bearer token is needed (Authorization: Bearer <token>, or ?token=)"
+        if not hmac.compare_digest(given.encode(), self._token):
+            return "wrong token: not the events token (HUB_EVENTS_TOKEN)"
+        return None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        if not self.authorized(request):
+        if (refused := self.refusal(request)) is not None:
             raise web.HTTPUnauthorized(
-                text="a bearer token is needed\n",
+                text=f"{refused}\n",
                 headers={"WWW-Authenticate": 'Bearer realm="events"'},
             )
         try:

@@ -116,16 +116,22 @@ async def stream_is_up(connection: UnderlayConnection, exchange: str) -> bool:
     channel = await connection.connection.channel()
     try:
         await channel.basic_qos(prefetch_count=1)
-        ok = await channel.basic_consume(
-            stream_name(exchange), _ignore, arguments={"x-stream-offset": "next"}
+        await channel.basic_consume(
+            stream_name(exchange),
+            _ignore,
+            consumer_tag=_CHECK_TAG,
+            arguments={"x-stream-offset": "next"},
         )
-        await channel.basic_cancel(ok.consumer_tag)
+        await channel.basic_cancel(_CHECK_TAG)
     except ChannelNotFoundEntity as exc:
         return "home node" not in str(exc)
     finally:
         if not channel.is_closed:
             await channel.close()
     return True
+
+
+_CHECK_TAG = "callback-hub.stream-check"
 
 
 async def _ignore(message: object) -> None:
@@ -224,7 +230,10 @@ class RabbitMQSink:
             log.info("connected to the broker, exchange %s", self.exchange_name)
             return
 
-    def _on_reconnect(self, connection: AbstractRobustConnection) -> None:
+    def _on_reconnect(self, sender: AbstractRobustConnection | None) -> None:
+        connection = sender or self._connection
+        if connection is None:
+            return
         if self._stream_check is not None:
             self._stream_check.cancel()
         self._stream_check = asyncio.get_running_loop().create_task(

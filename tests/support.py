@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +21,7 @@ from core.models import Channel, Event, EventData, Kind, Provider, State
 from hub import backlog
 from hub.settings import Settings
 from sinks import journal as store
+from sinks.journal import Journal
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "parsers" / "samples"
 """The golden cases, which are also the samples ``hub send`` sends (see ``tests.golden``)."""
@@ -201,3 +205,39 @@ def journaled(data_dir: Path) -> dict[int, str]:
     ids = {int(r.event().data.message_id or -1): r.envelope.id for r in rows}
     assert len(ids) == len(rows), "one event per callback in the journal"
     return ids
+
+
+def run_hub(
+    *args: str, env: dict[str, str], timeout: float = 30, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """The ``hub`` command in a process of its own, as a user runs it (its exit code is the
+    caller's to check); ``timeout`` bounds a command that would hang."""
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )
+
+
+def clean_env(data_dir: Path) -> dict[str, str]:
+    """The process environment with no ``HUB_*`` variable but ``HUB_DATA_DIR``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env["HUB_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def write_journal(data_dir: Path, events: list[Event]) -> None:
+    """A journal in ``data_dir`` holding ``events``, as the hub would have left it."""
+
+    async def write() -> None:
+        journal = Journal.open(data_dir)
+        try:
+            await journal.append(events)
+        finally:
+            journal.close()
+
+    asyncio.run(write())

@@ -14,6 +14,7 @@ import pytest
 
 from core.models import Provider
 from hub.app import endpoints
+from hub.secrets import resolve
 from sinks import journal as store
 from tests.golden import PAYLOADS
 from tests.harness.hubproc import HubProcess
@@ -99,8 +100,9 @@ def test_urls_lists_every_endpoint_and_agrees_with_registry_and_payloads(hub_env
     assert folders <= with_urls
 
 
-def test_urls_without_configured_secrets_prints_the_generated_ones(hub_env, tmp_path) -> None:
+def test_urls_without_configured_secrets_prints_the_hub_s_own(hub_env, tmp_path) -> None:
     env = {k: v for k, v in hub_env.items() if not k.startswith("HUB_SECRET_")}
+    resolve({}, Path(env["HUB_DATA_DIR"]))  # what the hub does at its first start
     first = hub("urls", "--base", "https://h.example", env=env).stdout
     second = hub("urls", "--base", "https://h.example", env=env).stdout
     assert first == second

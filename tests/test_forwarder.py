@@ -3,6 +3,7 @@ keeps its cursor: it opens no file of its own."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -106,3 +107,24 @@ async def test_a_batch_confirmed_in_part_moves_the_cursor_past_that_part_only() 
     await forwarded(stored, sink, cursor, batch=4, up_to=3)
     assert cursor.saved.cursor == 3
     assert [e.id for e in sink.envelopes] == [s.envelope.id for s in stored[:3]]
+
+
+async def test_only_a_real_pause_is_a_warning(caplog) -> None:
+    """Before the sink's first connection the forwarder waits without a word (the sink says
+    when the broker cannot be reached); once it has forwarded, a broker gone is a warning."""
+    caplog.set_level(logging.INFO, logger="hub.forwarder")
+    stored = journal(2)
+    sink, cursor = MemorySink(), MemoryCursor()
+    forwarder = Forwarder(MemoryPending(stored), sink, cursor, batch=1)
+    sink.failing = True  # connecting
+    assert not await forwarder.forward_batch()
+    sink.failing = False
+    assert await forwarder.forward_batch()
+    assert not [r for r in caplog.records if r.name == "hub.forwarder"]
+    sink.failing = True  # gone
+    assert not await forwarder.forward_batch()
+    [warning] = [r for r in caplog.records if r.name == "hub.forwarder"]
+    assert warning.getMessage() == "forwarding paused: broker_unavailable (1 events waiting)"
+    sink.failing = False
+    assert await forwarder.forward_batch()
+    assert caplog.records[-1].getMessage() == "forwarding again"

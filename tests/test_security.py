@@ -64,11 +64,16 @@ def test_allowlists_default_to_ecall_sources_only() -> None:
     assert opened.allows(Provider.ECALL, ipaddress.ip_address("127.0.0.1"))
 
 
-async def test_ecall_from_elsewhere_is_403_and_counted(aiohttp_client, tmp_path) -> None:
+async def test_ecall_from_elsewhere_is_403_and_counted(aiohttp_client, tmp_path, caplog) -> None:
     defaults = Settings(data_dir=tmp_path, secret_ecall=SECRET)
     client = await aiohttp_client(create_app(defaults))
     resp = await client.get(f"{ECALL}?{NOTIFICATION.decode()}")
     assert resp.status == 403
+    # the operator trying from localhost learns which variable to set; the secret stays out
+    assert "HUB_ALLOW_ECALL" in await resp.text()
+    [refused] = [r for r in caplog.records if "refused a request" in r.getMessage()]
+    assert "from 127.0.0.1: not in HUB_ALLOW_ECALL" in refused.getMessage()
+    assert SECRET not in refused.getMessage()
     text = await metrics_of(client)
     assert (
         metric(

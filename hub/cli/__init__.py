@@ -3,29 +3,59 @@ environment (``Settings()``). Nothing imports it but its entry points (``hub``, 
 
 - ``serve``: ``hub serve``, ``hub forward``;
 - ``urls``: ``hub urls``;
-- ``events``: ``hub tail``, ``hub replay``;
+- ``events``: ``hub tail``, ``hub replay`` (``broker``: their side on the broker);
 - ``journal``: ``hub journal stats``;
 - ``quarantine``: ``hub quarantine list|show|replay``;
 - ``subscribe``: ``hub subscribe``;
 - ``send``: ``hub send`` (``samples``: what it can send); ``check``: ``hub check`` (both reach a
   running hub from outside through ``remote``).
+
+
+What every command shares is here: a configuration the settings refuse is one line per
+variable, not a traceback, and a reader gone away (``hub urls | head -2``) ends the command
+quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
+from importlib import metadata
+
+from pydantic import ValidationError
 
 from hub.cli import check, events, journal, quarantine, send, serve, subscribe, urls
+from hub.cli.common import configuration_errors
+from hub.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:  # not the configuration's: a bug, with its traceback
+            raise
+        for line in configuration_errors(exc):
+            print(f"hub: {line}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader left (| head): no more output, no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _version() -> str:
+    try:
+        return metadata.version("callback-hub")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="Provider callbacks in, events out.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     for family in (serve, events, journal, quarantine, urls, subscribe, send, check):
         family.add_commands(commands)

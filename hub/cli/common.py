@@ -1,11 +1,17 @@
-"""What several commands share: the journal's path, and times given on the command line."""
+"""What several commands share: the journal's path, times and patterns given on the command
+line, and the configuration's errors said in one line each."""
 
 from __future__ import annotations
 
+import argparse
+import re
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from core.topics import check_pattern
 from hub.settings import Settings
 from sinks import journal as journal_store
 
@@ -19,7 +25,57 @@ def journal_path(settings: Settings) -> Path | None:
     return path
 
 
+_AGO = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+TIME_FORMS = "an ISO 8601 time, a duration ago (30m, 2h, 7d), today or yesterday"
+"""What :func:`when` reads, for help texts and errors."""
+
+
+def when(text: str, now: datetime | None = None) -> datetime:
+    """A time given on the command line: an ISO 8601 time (UTC when no offset is given), a
+    duration ago (``90s``, ``30m``, ``2h``, ``7d``), ``today`` or ``yesterday`` (midnight UTC
+    starting that day). ValueError for anything else."""
+    now = now or datetime.now(UTC)
+    if ago := _AGO.fullmatch(text):
+        return now - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if text == "today":
+        return midnight
+    if text == "yesterday":
+        return midnight - timedelta(days=1)
+    moment_ = datetime.fromisoformat(text)
+    return moment_ if moment_.tzinfo else moment_.replace(tzinfo=UTC)
+
+
 def moment(text: str) -> float:
-    """An ISO 8601 time (UTC when no offset is given) as epoch seconds."""
-    when = datetime.fromisoformat(text)
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    """:func:`when` as epoch seconds, for ``argparse`` (a clear error for anything else)."""
+    try:
+        return when(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {TIME_FORMS}") from None
+
+
+def pattern(text: str) -> str:
+    """A routing pattern (``core.topics.check_pattern``), for ``argparse``."""
+    try:
+        return check_pattern(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_PRIVATE = ("HUB_SECRET_", "HUB_EVENTS_TOKEN", "HUB_RABBITMQ_URL")
+"""Variables whose values are never repeated back (they hold secrets or passwords)."""
+
+
+def configuration_errors(exc: ValidationError) -> list[str]:
+    """One line per variable the settings refuse, naming it (and its value, unless private)."""
+    lines = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:  # a check across variables: its message names them
+            lines.append(message)
+            continue
+        name = f"HUB_{str(error['loc'][0]).upper()}"
+        given = "" if name.startswith(_PRIVATE) else f" (got {error['input']!r})"
+        lines.append(f"{name}: {message}{given}")
+    return lines

@@ -1,4 +1,5 @@
-"""``hub tail`` (watch events) and ``hub replay`` (publish journaled events again)."""
+"""``hub tail`` (watch events) and ``hub replay`` (publish journaled events again); their broker
+side is ``hub.cli.broker``."""
 
 from __future__ import annotations
 
@@ -9,29 +10,49 @@ import time
 from pathlib import Path
 
 from core.display import describe
+from core.errors import SinkUnavailable
 from core.models import Event, Kind, Provider
-from hub.cli.common import journal_path, moment
+from core.topics import matches
+from hub.cli import broker
+from hub.cli.common import TIME_FORMS, journal_path, moment, pattern
 from hub.settings import Settings
 from sinks import journal as journal_store
+from sinks.journal import Stored
+from sinks.rabbitmq import RabbitMQSink, stream_name
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tail = commands.add_parser("tail", help="show events as they arrive")
-    tail.add_argument("-n", "--lines", type=int, default=10, help="past events to show first")
+    tail.add_argument(
+        "-n", "--lines", type=_count, default=10, metavar="N", help="past events to show first"
+    )
     tail.add_argument("--json", action="store_true", help="one CloudEvents JSON document a line")
     tail.add_argument("--no-follow", action="store_true", help="stop after the past events")
-    tail.add_argument("--pattern", default="#", help="routing pattern (broker mode)")
+    tail.add_argument(
+        "--pattern",
+        default="#",
+        type=pattern,
+        help="routing pattern: <provider>.<channel>.<kind>.<state>, * = one word, # = any",
+    )
     tail.set_defaults(run=tail_command)
 
     replay = commands.add_parser(
         "replay", help="publish journaled events to the broker again (HUB_RABBITMQ_URL)"
     )
-    replay.add_argument("--since", type=moment, help="received at or after (ISO 8601)")
-    replay.add_argument("--until", type=moment, help="received before (ISO 8601)")
+    replay.add_argument(
+        "--since", type=moment, metavar="WHEN", help=f"received at or after: {TIME_FORMS}"
+    )
+    replay.add_argument("--until", type=moment, metavar="WHEN", help="received before WHEN")
     replay.add_argument("--provider", choices=[p.value for p in Provider])
     replay.add_argument("--kind", choices=[k.value for k in Kind])
     replay.add_argument("--dry-run", action="store_true", help="count, publish nothing")
     replay.set_defaults(run=replay_command)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of events, 0 or more")
+    return int(text)
 
 
 def _show(event_json: bytes, as_json: bool) -> None:
@@ -45,45 +66,81 @@ def _show(event_json: bytes, as_json: bool) -> None:
 def tail_command(args: argparse.Namespace) -> int:
     settings = Settings()
     if settings.rabbitmq_url:
-        return asyncio.run(_tail_broker(settings, args))
+        try:
+            return asyncio.run(_tail_broker(settings.rabbitmq_url, settings.exchange, args))
+        except KeyboardInterrupt:
+            return 0
+        except broker.BrokerError as exc:
+            print(f"hub tail: {exc}", file=sys.stderr)
+            return 1
     path = journal_path(settings)
     return _tail_journal(path, args) if path else 1
 
 
+def _matching(batch: list[Stored], pattern: str) -> list[Stored]:
+    return [s for s in batch if matches(pattern, s.envelope.routing_key)]
+
+
+def _journal_history(path: Path, last: int, pattern: str, n: int) -> list[Stored]:
+    """The journal's last ``n`` events matching ``pattern`` (looking back in windows growing
+    fourfold: a pattern that matches little need not read the whole journal each time)."""
+    window = n
+    while n > 0:
+        start = max(last - window, 0)
+        found: list[Stored] = []
+        after = start
+        while batch := journal_store.select(path, after=after):
+            found.extend(_matching([s for s in batch if s.seq <= last], pattern))
+            found = found[-n:]
+            after = batch[-1].seq
+            if after >= last:
+                break
+        if len(found) >= n or start == 0:
+            return found
+        window *= 4
+    return []
+
+
 def _tail_journal(path: Path, args: argparse.Namespace) -> int:
-    after = max(journal_store.stats(path).last_seq - args.lines, 0)
+    last = journal_store.stats(path).last_seq
     try:
+        for stored in _journal_history(path, last, args.pattern, args.lines):
+            _show(stored.envelope.body, args.json)
+        if args.no_follow:
+            return 0
+        after = last
         while True:
             while batch := journal_store.select(path, after=after):
-                for stored in batch:
+                for stored in _matching(batch, args.pattern):
                     _show(stored.envelope.body, args.json)
                 after = batch[-1].seq
-            if args.no_follow:
-                return 0
-            time.sleep(0.5)
+            time.sleep(0.5)  # the journal is a file: it is looked at twice a second
     except KeyboardInterrupt:
         return 0
 
 
-async def _tail_broker(settings: Settings, args: argparse.Namespace) -> int:
-    import aio_pika  # only broker mode needs it
+async def _tail_broker(url: str, exchange: str, args: argparse.Namespace) -> int:
+    def show(body: bytes) -> None:
+        _show(body, args.json)
 
-    from sinks.rabbitmq import declare_topology
-
-    assert settings.rabbitmq_url is not None
-    connection = await aio_pika.connect_robust(settings.rabbitmq_url)
-    async with connection:
-        channel = await connection.channel()
-        exchange = await declare_topology(channel, settings.exchange)
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, args.pattern)
-        try:
-            async with queue.iterator() as messages:
-                async for message in messages:
-                    async with message.process():
-                        _show(message.body, args.json)
-        except (KeyboardInterrupt, asyncio.CancelledError):
+    async with broker.connected(url, "tail") as connection:
+        stream = await broker.stream_of(connection, exchange)
+        if stream is None:
+            if args.no_follow:
+                print(
+                    f"hub tail: the broker keeps no stream {stream_name(exchange)} "
+                    "(HUB_STREAM): no past events to show",
+                    file=sys.stderr,
+                )
+                return 1
+            await broker.follow_live(connection, exchange, args.pattern, show)
             return 0
+        end = await broker.last_offset(stream)
+        if end is not None:
+            for body in await broker.history(stream, end, args.pattern, args.lines):
+                show(body)
+        if not args.no_follow:
+            await broker.follow_stream(stream, end, args.pattern, show)
     return 0
 
 
@@ -99,19 +156,21 @@ def replay_command(args: argparse.Namespace) -> int:
 
 
 async def _replay(settings: Settings, path: Path, args: argparse.Namespace) -> int:
-    from sinks.rabbitmq import RabbitMQSink  # only replay needs a connection of its own
-
     sink = None
     if not args.dry_run:
         assert settings.rabbitmq_url is not None
+        try:  # once, before the sink, which would try again for ever
+            async with broker.connected(settings.rabbitmq_url, "replay"):
+                pass
+        except broker.BrokerError as exc:
+            print(f"hub replay: {exc}: nothing replayed", file=sys.stderr)
+            return 1
         sink = RabbitMQSink(
             settings.rabbitmq_url,
             exchange=settings.exchange,
             publish_timeout=settings.publish_timeout,
         )
         sink.start()
-        async with asyncio.timeout(30):
-            await sink.wait_connected()
     after, count = 0, 0
     filters = {
         "since": args.since,
@@ -120,6 +179,9 @@ async def _replay(settings: Settings, path: Path, args: argparse.Namespace) -> i
         "kind": args.kind,
     }
     try:
+        if sink is not None:
+            async with asyncio.timeout(broker.CONNECT_TIMEOUT):
+                await sink.wait_connected()
         while batch := journal_store.select(
             path, after=after, limit=settings.forward_batch, **filters
         ):
@@ -127,6 +189,10 @@ async def _replay(settings: Settings, path: Path, args: argparse.Namespace) -> i
                 await sink.publish([s.envelope for s in batch])
             count += len(batch)
             after = batch[-1].seq
+    except (SinkUnavailable, TimeoutError) as exc:
+        why = exc.reason if isinstance(exc, SinkUnavailable) else "no connection"
+        print(f"hub replay: the broker went away ({why}): {count} events replayed", file=sys.stderr)
+        return 1
     finally:
         if sink is not None:
             await sink.close()

@@ -86,6 +86,11 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"#{o.number}: still refused ({o.refused})")
         else:
             print(f"#{o.number}: {o.events} events journaled, {o.duplicates} already there")
+    unknown = sorted(set(args.numbers) - {o.number for o in outcomes})
+    for number in unknown:
+        print(f"no quarantined request #{number}", file=sys.stderr)
+    if unknown:
+        return 1
     return 0 if all(o.refused is None for o in outcomes) else 3
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import sys
 
 from hub import forward_process, logs, server
 from hub.app import create_app
@@ -29,13 +30,17 @@ def serve_command(args: argparse.Namespace) -> int:
     _install_uvloop()
     app = create_app(settings)
     _tune_gc()
-    server.run(
-        app,
-        settings.host,
-        settings.port,
-        settings.limits(),
-        registry=app[RUNTIME].metrics.registry,
-    )
+    try:
+        server.run(
+            app,
+            settings.host,
+            settings.port,
+            settings.limits(),
+            registry=app[RUNTIME].metrics.registry,
+        )
+    except server.CannotListen as exc:
+        print(f"hub serve: {exc} (HUB_HOST, HUB_PORT)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -12,7 +12,7 @@ import sys
 from aio_pika.exceptions import AMQPError
 
 from core.display import describe
-from core.topics import check_pattern
+from hub.cli.common import TIME_FORMS, pattern, when
 from hub.settings import Settings
 from hub.subscribe import Offset, SubscribeError, Subscription, parse_from
 
@@ -28,7 +28,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "pattern",
         nargs="?",
         default="#",
-        type=_pattern,
+        type=pattern,
         help="<provider>.<channel>.<kind>.<state>, * = one word, # = any (default: #)",
     )
     cmd.add_argument("--json", action="store_true", help="one CloudEvents JSON document a line")
@@ -43,26 +43,22 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         dest="from_",
         metavar="WHEN",
         type=_from,
-        help="read the stream from WHEN, then live: first, an offset, an ISO 8601 time, "
-        "or a duration ago (30m, 2h, 7d)",
+        help=f"read the stream from WHEN, then live: first, an offset, or {TIME_FORMS}",
     )
     cmd.add_argument("--count", type=int, metavar="N", help="stop after N events")
     cmd.set_defaults(run=subscribe_command)
 
 
-def _pattern(text: str) -> str:
-    try:
-        return check_pattern(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _from(text: str) -> Offset:
-    try:
+    """A point of the stream (``hub.subscribe.parse_from``), or a time as ``hub replay --since``
+    reads it (``hub.cli.common.when``)."""
+    if text in ("first", "last", "next", "beginning") or text.isdigit():
         return parse_from(text)
+    try:
+        return when(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: expected first, last, next, an offset, an ISO 8601 time or 30m/2h/7d"
+            f"{text!r}: expected first, last, next, an offset, or {TIME_FORMS}"
         ) from None
 
 

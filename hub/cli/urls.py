@@ -1,11 +1,17 @@
-"""``hub urls``: the callback URLs to paste into each provider's account."""
+"""``hub urls``: the callback URLs to paste into each provider's account.
+
+It only reads the secrets (``HUB_SECRET_<PROVIDER>``, else the data directory's
+``secrets.json``, which the hub creates at its first start): run where the hub has never run,
+it says so instead of making up secrets the hub would not know.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hub.app import endpoints
-from hub.secrets import resolve as resolve_secrets
+from hub.secrets import SECRETS_FILE, stored
 from hub.settings import Settings
 
 
@@ -18,9 +24,19 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def urls_command(args: argparse.Namespace) -> int:
-    """One line per callback URL, with the provider's current secret."""
+    """One line per callback URL, with the provider's current secret, and what it is for."""
     settings = Settings()
-    secrets = resolve_secrets(settings.configured_secrets(), settings.data_dir)
+    secrets, missing = stored(settings.configured_secrets(), settings.data_dir)
+    if missing:
+        path = settings.data_dir / SECRETS_FILE
+        where = f"in {path}" if path.exists() else f"at {path} (no such file)"
+        print(
+            f"no secret for {', '.join(p.value for p in missing)} {where}, "
+            f"nor in HUB_SECRET_<PROVIDER>: has the hub run here? It makes them at its first "
+            "start, in HUB_DATA_DIR",
+            file=sys.stderr,
+        )
+        return 1
     base = args.base.rstrip("/")
     for endpoint in endpoints():
         methods = ",".join(endpoint.callback.methods)

@@ -1,0 +1,133 @@
+"""The command line where things go wrong: one line saying what, a nonzero exit, no traceback.
+
+Every test runs the real entry point (``python -m hub``) in a process of its own, bounded by a
+timeout: a command that would hang fails the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import orjson
+import pytest
+
+from core.models import Provider
+from hub.secrets import SECRETS_FILE, resolve
+from tests.support import SECRET, clean_env, run_hub, write_journal
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return clean_env(tmp_path / "data")
+
+
+def test_version_is_the_installed_package_s(env) -> None:
+    proc = run_hub("--version", env=env)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"hub {metadata.version('callback-hub')}"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("HUB_PORT", "abc", "HUB_PORT: Input should be a valid integer"),
+        ("HUB_PORT", "70000", "HUB_PORT: Input should be less than or equal to 65535"),
+        ("HUB_LOG_LEVEL", "LOUD", "HUB_LOG_LEVEL: Input should be"),
+        ("HUB_SECRET_ISENDPRO", " , ", "HUB_SECRET_ISENDPRO is set but empty"),
+    ],
+)
+def test_a_setting_the_hub_refuses_is_one_line_naming_it(env, variable, value, said) -> None:
+    for command in (["serve"], ["urls", "--base", "https://h.example"], ["journal", "stats"]):
+        proc = run_hub(*command, env={**env, variable: value})
+        assert proc.returncode == 2, proc.stderr
+        assert said in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert len(proc.stderr.splitlines()) == 1
+
+
+def test_each_refused_setting_is_a_line_of_its_own(env) -> None:
+    proc = run_hub("serve", env={**env, "HUB_FORWARD_BATCH": "0", "HUB_RETENTION": "-1"})
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "hub: HUB_RETENTION: Input should be greater than 0 (got '-1')",
+        "hub: HUB_FORWARD_BATCH: Input should be greater than 0 (got '0')",
+    ]
+
+
+def test_a_port_in_use_is_one_line_and_the_hub_stops(env) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_hub("serve", env={**env, "HUB_PORT": str(port)}, timeout=60)
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "HUB_PORT" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_urls_where_the_hub_never_ran_says_so_and_makes_no_secret(env) -> None:
+    proc = run_hub("urls", "--base", "https://h.example", env=env)
+    assert proc.returncode == 1
+    assert "has the hub run here?" in proc.stderr
+    assert proc.stdout == ""
+    assert not Path(env["HUB_DATA_DIR"]).exists()
+
+
+def test_urls_reads_the_hub_s_secrets_without_writing(env) -> None:
+    data_dir = Path(env["HUB_DATA_DIR"])
+    made = resolve({}, data_dir)  # what the hub does at its first start
+    before = (data_dir / SECRETS_FILE).stat()
+    proc = run_hub("urls", "--base", "https://h.example", env=env)
+    assert proc.returncode == 0
+    assert f"https://h.example/callbacks/dmc/{made[Provider.DMC][0]}/cra" in proc.stdout
+    assert (data_dir / SECRETS_FILE).stat().st_mtime_ns == before.st_mtime_ns
+
+    # one provider missing from the file and not configured: said, not made up
+    kept = orjson.loads((data_dir / SECRETS_FILE).read_bytes())
+    del kept["ecall"]
+    (data_dir / SECRETS_FILE).write_bytes(orjson.dumps(kept))
+    proc = run_hub("urls", "--base", "https://h.example", env=env)
+    assert proc.returncode == 1
+    assert "no secret for ecall in" in proc.stderr
+    assert "ecall" not in orjson.loads((data_dir / SECRETS_FILE).read_bytes())
+    configured = run_hub(
+        "urls", "--base", "https://h.example", env={**env, "HUB_SECRET_ECALL": SECRET}
+    )
+    assert configured.returncode == 0
+    assert f"/callbacks/ecall/{SECRET}/notification" in configured.stdout
+
+
+def test_urls_to_a_reader_gone_away_ends_quietly(env) -> None:
+    """``hub urls | head -2``, the reader gone before the first line: no BrokenPipeError."""
+    env = {**env, **{f"HUB_SECRET_{p.value.upper()}": SECRET for p in Provider}}
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe now fails with EPIPE
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "hub", "urls", "--base", "https://h.example"],
+            env=env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0
+    assert proc.stderr == ""
+
+
+def test_quarantine_replay_of_an_unknown_number_says_so(env) -> None:
+    write_journal(Path(env["HUB_DATA_DIR"]), [])
+    for command in (["quarantine", "show", "999"], ["quarantine", "replay", "999"]):
+        proc = run_hub(*command, env=env)
+        assert proc.returncode == 1, command
+        assert "no quarantined request #999" in proc.stderr
+        assert "Traceback" not in proc.stderr
