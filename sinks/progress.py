@@ -140,7 +140,12 @@ def read(data_dir: Path) -> Progress | None:
     if not path.exists():
         return None
     with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as conn:
-        row = conn.execute("SELECT cursor, state FROM progress").fetchone()
+        try:
+            row = conn.execute("SELECT cursor, state FROM progress").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            return None  # the forwarder is creating it: its first cursor is not saved yet
     return Progress._of(*row) if row is not None else None
 
 

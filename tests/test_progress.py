@@ -14,7 +14,14 @@ from hub import backlog
 from hub.forward_process import environment
 from hub.settings import Settings
 from sinks import journal as store
-from sinks.progress import CONFIRM_BUCKETS, ProgressCollector, ProgressFile, cursor, read
+from sinks.progress import (
+    CONFIRM_BUCKETS,
+    PROGRESS_FILE,
+    ProgressCollector,
+    ProgressFile,
+    cursor,
+    read,
+)
 from tests.support import dlr_query, make_settings, metric, unforwarded
 
 
@@ -37,6 +44,16 @@ def test_progress_is_saved_and_read_back(tmp_path: Path) -> None:
     assert sum(again.confirm_counts) == 1
     assert again.confirm_counts[CONFIRM_BUCKETS.index(0.005)] == 1
     assert again.broker_connected
+
+
+def test_a_progress_file_being_created_reads_as_none_and_scrapes(tmp_path: Path) -> None:
+    """The moment between the forwarder creating its file and creating its table (seen as a
+    500 on /metrics in CI): no cursor yet, and the metrics still answer."""
+    sqlite3.connect(tmp_path / PROGRESS_FILE).close()  # the file, empty, as connect leaves it
+    assert read(tmp_path) is None and cursor(tmp_path) == 0
+    registry = CollectorRegistry()
+    registry.register(ProgressCollector(tmp_path, ["isendpro"], forwarding=True))
+    assert b"hub_forwarded_events_total" in generate_latest(registry)
 
 
 def test_the_cursor_never_goes_back(tmp_path: Path) -> None:
