@@ -30,9 +30,11 @@ REPLY = f"/callbacks/isendpro/{SECRET}/reply"
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """Settings on a throwaway data directory, every provider's secret being ``SECRET``."""
+    """Settings on a throwaway data directory, every provider's secret being ``SECRET``; the
+    pipeline worker in the app's own loop (``forwarder="inline"``: no child process per test)."""
     secrets = {f"secret_{p.value}": SECRET for p in Provider}
-    return Settings(data_dir=data_dir, **{**secrets, "allow_ecall": LOOPBACK, **overrides})
+    defaults = {"allow_ecall": LOOPBACK, "forwarder": "inline"}
+    return Settings(data_dir=data_dir, **{**secrets, **defaults, **overrides})
 
 
 LOOPBACK = "127.0.0.0/8,::1"

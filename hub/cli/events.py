@@ -10,9 +10,10 @@ from pathlib import Path
 
 from core.display import describe
 from core.models import Event, Kind, Provider
+from hub import journaled
 from hub.cli.common import journal_path, moment
 from hub.settings import Settings
-from sinks import journal as journal_store
+from sinks.journal import Stored
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,22 +48,47 @@ def tail_command(args: argparse.Namespace) -> int:
     if settings.rabbitmq_url:
         return asyncio.run(_tail_broker(settings, args))
     path = journal_path(settings)
-    return _tail_journal(path, args) if path else 1
+    return _tail_journal(settings.data_dir, args) if path else 1
 
 
-def _tail_journal(path: Path, args: argparse.Namespace) -> int:
-    after = max(journal_store.stats(path).last_seq - args.lines, 0)
+def _tail_journal(data_dir: Path, args: argparse.Namespace) -> int:
+    """The events the pipeline worker processed (duplicates left out), as they come."""
+    processed, back = _caught_up(data_dir), max(args.lines, 1)
+    while True:  # the last lines: looked for back from the worker's cursor, further if need be
+        start = after = max(processed - back, 0)
+        found: list[Stored] = []
+        for earlier in journaled.pages(data_dir, after=start):
+            found.extend(earlier.events)
+            after = earlier.after
+        if len(found) >= args.lines or start == 0:
+            break
+        back *= 2
     try:
+        for stored in found[-args.lines :] if args.lines > 0 else []:
+            _show(stored.envelope.body, args.json)
         while True:
-            while batch := journal_store.select(path, after=after):
-                for stored in batch:
+            for later in journaled.pages(data_dir, after=after):
+                for stored in later.events:
                     _show(stored.envelope.body, args.json)
-                after = batch[-1].seq
+                after = later.after
             if args.no_follow:
                 return 0
             time.sleep(0.5)
     except KeyboardInterrupt:
         return 0
+
+
+CATCH_UP = 2.0
+"""Seconds ``hub tail`` waits at start for the worker to process what the journal holds (it
+takes milliseconds while it runs): a callback just answered is shown."""
+
+
+def _caught_up(data_dir: Path) -> int:
+    """The worker's cursor, once it reached the journal's last event (or after ``CATCH_UP``)."""
+    last, deadline = journaled.counts(data_dir).last_seq, time.monotonic() + CATCH_UP
+    while (processed := journaled.processed(data_dir)) < last and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling a file another process writes
+    return processed
 
 
 async def _tail_broker(settings: Settings, args: argparse.Namespace) -> int:
@@ -119,14 +145,13 @@ async def _replay(settings: Settings, path: Path, args: argparse.Namespace) -> i
         "provider": args.provider,
         "kind": args.kind,
     }
-    try:
-        while batch := journal_store.select(
-            path, after=after, limit=settings.forward_batch, **filters
+    try:  # what the worker processed, duplicates left out, as it published them
+        for found in journaled.pages(
+            settings.data_dir, after=after, limit=settings.forward_batch, **filters
         ):
-            if sink is not None:
-                await sink.publish([s.envelope for s in batch])
-            count += len(batch)
-            after = batch[-1].seq
+            if sink is not None and found.events:
+                await sink.publish([s.envelope for s in found.events])
+            count += len(found.events)
     finally:
         if sink is not None:
             await sink.close()

@@ -85,7 +85,7 @@ def _replay(args: argparse.Namespace) -> int:
         if o.refused:
             print(f"#{o.number}: still refused ({o.refused})")
         else:
-            print(f"#{o.number}: {o.events} events journaled, {o.duplicates} already there")
+            print(f"#{o.number}: {o.events} events journaled")
     return 0 if all(o.refused is None for o in outcomes) else 3
 
 
