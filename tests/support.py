@@ -17,6 +17,7 @@ from yarl import URL
 from core.models import Channel, Event, EventData, Kind, Provider, State
 from hub import backlog
 from hub.settings import Settings
+from sinks import index
 from sinks import journal as store
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "parsers" / "samples"
@@ -198,8 +199,10 @@ async def acked(results: Results, count: int, streaming: asyncio.Task[Results]) 
 
 def journaled(data_dir: Path) -> dict[int, str]:
     """Callback number -> its event id, in arrival order, from the journal (read once the hub
-    has stopped)."""
+    has stopped), the retries the pipeline worker marked duplicate left out."""
     rows = store.select(data_dir / store.JOURNAL_FILE, limit=100_000)
+    duplicates = index.duplicates(data_dir, 0, rows[-1].seq) if rows else set()
+    rows = [r for r in rows if r.seq not in duplicates]
     ids = {int(r.event().data.message_id or -1): r.envelope.id for r in rows}
     assert len(ids) == len(rows), "one event per callback in the journal"
     return ids
