@@ -198,12 +198,14 @@ class Forwarder:
         publishing = asyncio.ensure_future(self.sink.publish(envelopes)) if envelopes else None
         # The next batch is read now, before the publish task first runs (the read is synchronous:
         # it does not overlap the broker's work, it only saves a turn of the loop after the
-        # confirms). It is sent only if this one is confirmed whole (else the next round reads
-        # again from the cursor).
+        # confirms), and indexed while this one waits for its confirms (in a thread: SQLite lets
+        # the loop run meanwhile). It is sent only if this one is confirmed whole (else the next
+        # round reads again from the cursor; what was indexed stays indexed).
         upcoming: list[Stored] = []
         if len(rows) == self.batch:
             with contextlib.suppress(sqlite3.Error):  # read again next round
                 upcoming = self._read(rows[-1].seq)
+        indexing = asyncio.ensure_future(self._index(upcoming)) if upcoming else None
         try:
             if publishing is not None:  # else every one of them is a duplicate
                 await publishing
@@ -213,6 +215,11 @@ class Forwarder:
             self._forwarded(rows[:end], set(duplicates), None)
             self._pause(exc.reason)
             return False
+        finally:
+            if indexing is not None:  # one index write at a time: done before the next round
+                await asyncio.wait([indexing])
+        if indexing is not None and indexing.exception() is not None:
+            upcoming = []  # indexed again next round (the error comes back there, if it lasts)
         self._next = upcoming
         self._forwarded(rows, duplicates, time.perf_counter() - started)
         self._resume()
