@@ -8,6 +8,7 @@ says which they are. Neither opens the other's file: they are joined here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +27,23 @@ class Page:
     """The ``seq`` to read the next page after (the last one looked at)."""
 
 
+CATCH_UP = 2.0
+"""Seconds a command waits for the worker to process what the journal holds (it takes
+milliseconds while the worker runs): a callback just answered is shown."""
+
+
 def processed(data_dir: Path) -> int:
     """The ``seq`` up to which the worker processed the journal."""
     return index.read(data_dir).cursor
+
+
+def caught_up(data_dir: Path, timeout: float = CATCH_UP) -> int:
+    """The worker's cursor, once it reached the journal's last event (or after ``timeout``
+    seconds: the worker may not run)."""
+    last, deadline = store.last_seq(data_dir / store.JOURNAL_FILE), time.monotonic() + timeout
+    while (cursor := processed(data_dir)) < last and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling a file another process writes
+    return cursor
 
 
 def page(data_dir: Path, *, after: int = 0, limit: int = 1000, **filters: Any) -> Page:

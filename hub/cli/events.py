@@ -53,7 +53,7 @@ def tail_command(args: argparse.Namespace) -> int:
 
 def _tail_journal(data_dir: Path, args: argparse.Namespace) -> int:
     """The events the pipeline worker processed (duplicates left out), as they come."""
-    processed, back = _caught_up(data_dir), max(args.lines, 1)
+    processed, back = journaled.caught_up(data_dir), max(args.lines, 1)
     while True:  # the last lines: looked for back from the worker's cursor, further if need be
         start = after = max(processed - back, 0)
         found: list[Stored] = []
@@ -76,19 +76,6 @@ def _tail_journal(data_dir: Path, args: argparse.Namespace) -> int:
             time.sleep(0.5)
     except KeyboardInterrupt:
         return 0
-
-
-CATCH_UP = 2.0
-"""Seconds ``hub tail`` waits at start for the worker to process what the journal holds (it
-takes milliseconds while it runs): a callback just answered is shown."""
-
-
-def _caught_up(data_dir: Path) -> int:
-    """The worker's cursor, once it reached the journal's last event (or after ``CATCH_UP``)."""
-    last, deadline = journaled.counts(data_dir).last_seq, time.monotonic() + CATCH_UP
-    while (processed := journaled.processed(data_dir)) < last and time.monotonic() < deadline:
-        time.sleep(0.05)  # polling a file another process writes
-    return processed
 
 
 async def _tail_broker(settings: Settings, args: argparse.Namespace) -> int:
