@@ -26,7 +26,7 @@ from bench.refs import install_uvloop
 from core.models import Envelope
 from core.topics import DEFAULT_EXCHANGE
 from parsers import REGISTRY
-from sinks import progress
+from sinks import index, progress
 from sinks.rabbitmq import declare_topology, to_message, unrouted_name
 from tests.golden import load_case
 
@@ -88,13 +88,17 @@ async def purge(url: str) -> None:
         await queue.purge()
 
 
-def pending(journal: Path) -> int:
-    """Events of the journal not yet forwarded: after the forwarder's cursor."""
+def pending(journal: Path, *, broker: bool = True) -> int:
+    """Events of the journal the pipeline worker has not processed yet: after its index's
+    cursor, and with a broker after the forwarder's cursor."""
     uri = journal.resolve().as_uri() + "?mode=ro"
     with closing(sqlite3.connect(uri, uri=True, timeout=10)) as conn:
         (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-    forwarded = progress.read(journal.parent)
-    return max(int(last) - (forwarded.cursor if forwarded is not None else 0), 0)
+    done = index.read(journal.parent).cursor
+    if broker:
+        forwarded = progress.read(journal.parent)
+        done = min(done, forwarded.cursor if forwarded is not None else 0)
+    return max(int(last) - done, 0)
 
 
 @dataclass(frozen=True)

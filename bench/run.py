@@ -73,7 +73,7 @@ class Server:
     """The hub's data directory (None for the references)."""
     broker: bool = False
     forwarder: int | None = None
-    """With a broker: the PID of the hub's forwarder process (``hub forward``)."""
+    """The PID of the hub's pipeline worker (``hub forward``, with a broker or without)."""
 
     def rss_kib(self) -> int:
         """The hub's memory: its own process and its forwarder's."""
@@ -164,12 +164,15 @@ class Run:
         return report.outcomes(procs.fetch(server.url + "/metrics"))
 
     def settle(self, servers: list[Server], timeout: float = 60.0) -> None:
-        """Waits until the hubs' forwarders are idle, so that they steal no CPU from the next
-        server measured."""
+        """Waits until the hubs' pipeline workers are idle, so that they steal no CPU from the
+        next server measured."""
         deadline = time.monotonic() + timeout
         for server in servers:
-            if server.broker and server.journal is not None:
-                while forward.pending(server.journal) and time.monotonic() < deadline:
+            if server.journal is not None:
+                while (
+                    forward.pending(server.journal, broker=server.broker)
+                    and time.monotonic() < deadline
+                ):
                     time.sleep(0.1)
 
     # -- steps -------------------------------------------------------------------------------
@@ -379,7 +382,7 @@ class Run:
         server = Server(name, port, proc.pid, data_dir, broker is not None)
         if data_dir is not None:
             procs.wait_http(server.url + "/health/ready")
-        if broker is not None and data_dir is not None:
+        if data_dir is not None:  # its pipeline worker, with a broker or without
             server.forwarder = procs.child(proc.pid)
             procs.pin(server.forwarder, forwarder_cpu)
         return server
@@ -432,7 +435,9 @@ class Run:
                 servers = [
                     self.start(refs, "bare", refs_argv("bare")),
                     self.start(refs, "naive", refs_argv("naive", node.url)),
-                    self.start(refs, "journal", hub_argv(), data_dir=filled),
+                    self.start(
+                        refs, "journal", hub_argv(), data_dir=filled, forwarder_cpu=cfg.client_cpu
+                    ),
                     hub,
                 ]
                 self.rounds(servers)

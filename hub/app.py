@@ -31,9 +31,10 @@ from hub.secrets import resolve as resolve_secrets
 from hub.settings import Settings
 from parsers import REGISTRY
 from parsers.base import Callback, ParserModule
+from sinks import index, progress
 from sinks import journal as store
-from sinks import progress
 from sinks.base import Sink
+from sinks.index import IndexCollector, IndexFile
 from sinks.journal import Journal
 from sinks.metrics import Metrics
 from sinks.progress import ProgressCollector, ProgressFile
@@ -95,9 +96,10 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
     app.on_shutdown.append(_drain)
     # one context per resource, opened in this order and closed in the reverse one
     app.cleanup_ctx.append(_journal(settings, sink))
-    if sink is None and settings.rabbitmq_url is not None and settings.forwarder == "process":
+    # the pipeline worker, with a broker or without: a process of its own, or in this loop
+    if sink is None and settings.forwarder == "process":
         app.cleanup_ctx.append(_forwarder_process(settings))
-    elif sink is not None or (settings.rabbitmq_url is not None and settings.forwarder == "inline"):
+    else:
         app.cleanup_ctx.append(_forwarder_inline(settings, sink))
     app.cleanup_ctx.append(_retention(settings, sink))
     return app
@@ -111,15 +113,14 @@ async def _drain(app: web.Application) -> None:
 def _journal(
     settings: Settings, sink: Sink | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The journal, and the metrics that read it and the forwarder's progress file (the backlog
-    from both, ``hub.backlog``)."""
+    """The journal, and the metrics that read it and the worker's files (its index, its progress
+    file; the backlog from the journal and the progress file, ``hub.backlog``)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         runtime = app[RUNTIME]
         metrics = runtime.metrics
         journal = Journal.open(
             settings.data_dir,
-            dedup_window=settings.dedup_window,
             max_bytes=settings.journal_max_bytes,
             commit_timeout=settings.journal_commit_timeout,
             on_commit=metrics.journal_commit.observe,
@@ -130,6 +131,7 @@ def _journal(
             metrics.count_quarantine(partial(store.quarantine_waiting, journal.path))
             providers = [p.value for p in REGISTRY]
             forwarding = _forwarding(settings, sink)
+            metrics.registry.register(IndexCollector(settings.data_dir, providers))
             metrics.registry.register(
                 ProgressCollector(settings.data_dir, providers, forwarding=forwarding)
             )
@@ -149,7 +151,7 @@ def _forwarding(settings: Settings, sink: Sink | None) -> bool:
 
 
 def _forwarder_process(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
-    """``hub forward``, the forwarder in a process of its own (with a broker, by default)."""
+    """``hub forward``, the pipeline worker in a process of its own (the default)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         child = ForwarderProcess(settings)
@@ -165,7 +167,8 @@ def _forwarder_process(settings: Settings) -> Callable[[web.Application], AsyncI
 def _forwarder_inline(
     settings: Settings, sink: Sink | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The forwarder in the hub's own loop, to ``sink`` (tests) or the broker (``inline``)."""
+    """The pipeline worker in the hub's own loop (``inline``), to ``sink`` (tests), the broker,
+    or none."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         journal = app[JOURNAL]  # the journal's context runs first
@@ -174,11 +177,15 @@ def _forwarder_inline(
             progress_file = ProgressFile.open(
                 settings.data_dir, start=lambda: store.marked_prefix(journal.path)
             )
+            index_file = IndexFile.open(settings.data_dir)
             try:
                 forwarder = Forwarder(
                     store.PendingReader(journal.path),
                     target,
                     progress_file,
+                    index_file,
+                    dedup_window=settings.dedup_window,
+                    retention=settings.retention,
                     batch=settings.forward_batch,
                 )
                 forwarder.start()
@@ -188,9 +195,11 @@ def _forwarder_inline(
                 finally:
                     await forwarder.stop(settings.drain_timeout)
             finally:
+                index_file.close()
                 progress_file.close()
         finally:
-            await target.close()
+            if target is not None:
+                await target.close()
 
     return ctx
 
@@ -222,11 +231,13 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 async def _prune_forever(journal: Journal, settings: Settings, *, forwarding: bool) -> None:
-    """Applies the retentions now, then every hour: the journal's (with a broker, to forwarded
-    events only) and the quarantine's (to replayed requests only)."""
+    """Applies the retentions now, then every hour: the journal's (to events the pipeline worker
+    processed: indexed, and with a broker confirmed) and the quarantine's (to replayed requests
+    only)."""
     while True:
-        # without a broker, every old event goes; with one, only those the broker confirmed
-        up_to = progress.cursor(settings.data_dir) if forwarding else None
+        up_to = index.read(settings.data_dir).cursor
+        if forwarding:
+            up_to = min(up_to, progress.cursor(settings.data_dir))
         try:
             deleted = await journal.prune(time.time() - settings.retention, forwarded_up_to=up_to)
             dropped = await journal.prune_quarantine(time.time() - settings.quarantine_retention)
@@ -246,8 +257,11 @@ async def _prune_forever(journal: Journal, settings: Settings, *, forwarding: bo
         await asyncio.sleep(3600)
 
 
-def _started_broker(settings: Settings) -> Sink:
-    """The broker, when the forwarder runs in the hub's own loop (``HUB_FORWARDER=inline``)."""
+def _started_broker(settings: Settings) -> Sink | None:
+    """The broker, when the worker runs in the hub's own loop (``HUB_FORWARDER=inline``); none
+    without ``HUB_RABBITMQ_URL``."""
+    if settings.rabbitmq_url is None:
+        return None
     sink = sink_of(settings)
     sink.start()
     return sink

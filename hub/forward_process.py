@@ -1,12 +1,14 @@
-"""The forwarder in a process of its own: ``hub forward``, and the supervisor ``hub serve`` uses.
+"""The pipeline worker in a process of its own: ``hub forward``, and the supervisor ``hub serve``
+uses, with a broker or without one.
 
-Publishing costs more CPU per event than answering a callback (aio-pika, confirms). In the hub's
-event loop it competed with the callbacks and delayed their answers by a whole batch; in its own
-process it uses the machine's other core, and the operating system keeps it from holding up
-callbacks. The journal is the only link: the hub commits, the forwarder reads (WAL: readers never
-wait for the writer) and keeps its cursor in a file of its own (``sinks.progress``).
+Indexing, deduplicating and publishing cost more CPU per event than answering a callback
+(SQLite indexes, aio-pika, confirms). In the hub's event loop they competed with the callbacks
+and delayed their answers; in its own process the worker uses the machine's other core, and the
+operating system keeps it from holding up callbacks. The journal is the only link: the hub
+appends, the worker reads (WAL: readers never wait for the writer) and keeps what it decided in
+files of its own (``sinks.index``, ``sinks.progress``).
 
-- One forwarder per data directory: it holds ``forwarder.lock`` while it runs.
+- One worker per data directory: it holds ``forwarder.lock`` while it runs.
 - It exits when its parent (the hub) is gone, after the batch in flight.
 - The supervisor starts it with the hub's own settings, restarts it if it dies, and stops it
   with SIGTERM (it forwards for up to ``HUB_DRAIN_TIMEOUT`` seconds, then exits).
@@ -26,6 +28,7 @@ from pydantic import SecretStr
 
 from hub.forwarder import Forwarder
 from hub.settings import Settings
+from sinks.index import IndexFile
 from sinks.journal import JOURNAL_FILE, PendingReader, marked_prefix
 from sinks.progress import ProgressFile
 from sinks.rabbitmq import RabbitMQSink, StreamRetention
@@ -49,10 +52,8 @@ def sink_of(settings: Settings) -> RabbitMQSink:
 
 
 async def run(settings: Settings, *, parent: int | None = None) -> int:
-    """``hub forward``: forwards until SIGTERM/SIGINT, or until ``parent`` is gone."""
-    if settings.rabbitmq_url is None:
-        log.error("hub forward needs HUB_RABBITMQ_URL")
-        return 2
+    """``hub forward``: processes the journal (and publishes it, with ``HUB_RABBITMQ_URL``)
+    until SIGTERM/SIGINT, or until ``parent`` is gone."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -64,17 +65,29 @@ async def run(settings: Settings, *, parent: int | None = None) -> int:
             return 0
         journal = settings.data_dir / JOURNAL_FILE
         progress = ProgressFile.open(settings.data_dir, start=lambda: marked_prefix(journal))
-        sink = sink_of(settings)
-        sink.start()
+        index = IndexFile.open(settings.data_dir)
+        sink = sink_of(settings) if settings.rabbitmq_url is not None else None
+        if sink is not None:
+            sink.start()
         pending = PendingReader(journal)
-        forwarder = Forwarder(pending, sink, progress, batch=settings.forward_batch)
+        forwarder = Forwarder(
+            pending,
+            sink,
+            progress,
+            index,
+            dedup_window=settings.dedup_window,
+            retention=settings.retention,
+            batch=settings.forward_batch,
+        )
         forwarder.start()
         watch = loop.create_task(_orphaned(parent, stop)) if parent is not None else None
         await stop.wait()
         if watch is not None:
             watch.cancel()
         await forwarder.stop(settings.drain_timeout)
-        await sink.close()
+        if sink is not None:
+            await sink.close()
+        index.close()
         progress.close()
     finally:
         os.close(lock)  # and with it the lock

@@ -1,18 +1,29 @@
-"""The forwarder: journaled events to the broker, in arrival order, at least once.
+"""The pipeline worker: every journaled event processed once, in arrival order, after the
+acknowledgement; with a broker, published to it at least once.
 
-It reads the events after its cursor in batches (``seq`` order, so each provider's events leave
-in the order they arrived), publishes a whole batch with every message in flight, and moves the
-cursor past the confirmed prefix (``sinks.progress``). When the broker is down it waits and tries
-again: the backlog waits on disk, in the journal, not in memory. After a crash the events after
-the cursor are sent at start; a batch confirmed just before the crash may be sent twice (same
-``message_id``).
+The callbacks' side only appends to the journal (``sinks.journal``: insert-only, one shared sync,
+nothing looked up). Everything else happens here, in ``seq`` order, a batch at a time:
 
-It only reads the journal, so it can run in a process of its own (``hub forward``, what
-``hub serve`` starts with a broker; see ``hub.forward_process``) or in the hub's event loop.
+1. **index** (with or without a broker): each event goes to the worker's own file
+   (``sinks.index``), which decides whether it is a provider's retry within the deduplication
+   window (a *duplicate*), counts events and duplicates, and keeps what the console looks
+   events up by. Its cursor moves in the same transaction;
+2. **publish** (with a broker): the batch, duplicates left out, goes to the broker with every
+   message in flight; the forwarder's cursor (``sinks.progress``) moves past the confirmed
+   prefix, duplicates included. When the broker is down it waits and tries again: the backlog
+   waits on disk, in the journal. After a crash the events after the cursor are sent at start;
+   a batch confirmed just before the crash may be sent twice (same ``message_id``).
 
-It is written against three small interfaces, and opens no file itself: what it reads
-(:class:`Pending`, the journal's ``PendingReader``), where it publishes (``sinks.base.Sink``) and
-where it keeps its cursor (:class:`Cursor`, ``sinks.progress.ProgressFile``).
+The index is never behind the forwarder's cursor: an index file newer than the journal (an
+upgrade) is first brought up to it, nothing published meanwhile. Index writes run in a thread,
+so that an inline worker never holds the hub's event loop on a disk that stalls.
+
+It only reads the journal, so it runs in a process of its own (``hub forward``, what
+``hub serve`` starts; see ``hub.forward_process``) or in the hub's event loop. It is written
+against four small interfaces and opens no file itself: what it reads (:class:`Pending`, the
+journal's ``PendingReader``), its index (:class:`Index`, ``sinks.index.IndexFile``), where it
+publishes (``sinks.base.Sink``, none without a broker) and where it keeps its cursor
+(:class:`Cursor`, ``sinks.progress.ProgressFile``).
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sqlite3
 import time
 from collections import Counter
@@ -27,10 +39,14 @@ from typing import Protocol
 
 from core.errors import SinkUnavailable
 from sinks.base import Sink
-from sinks.journal import Stored
+from sinks.index import Journaled
+from sinks.journal import DAY, Stored
 from sinks.progress import Progress
 
 log = logging.getLogger(__name__)
+
+PRUNE_INTERVAL = 3600.0
+"""Seconds between two prunings of the index."""
 
 
 class Pending(Protocol):
@@ -45,6 +61,22 @@ class Pending(Protocol):
     def close(self) -> None: ...
 
 
+class Index(Protocol):
+    """What the worker decided about each journaled event (``sinks.index.IndexFile``)."""
+
+    cursor: int
+
+    def process(self, events: list[Journaled], window: float) -> list[bool]:
+        """Indexes events after the cursor; for each, whether it is a duplicate."""
+        ...
+
+    def duplicates(self, after: int, up_to: int) -> set[int]: ...
+
+    def prune(self, received_before: float) -> int:
+        """Forgets events received before the given time; how many."""
+        ...
+
+
 class Cursor(Protocol):
     """Where the forwarder keeps how far it got (and its counts)."""
 
@@ -57,9 +89,12 @@ class Forwarder:
     def __init__(
         self,
         pending: Pending,
-        sink: Sink,
+        sink: Sink | None,
         cursor: Cursor,
+        index: Index,
         *,
+        dedup_window: float = 7 * DAY,
+        retention: float = 14 * DAY,
         batch: int = 512,
         retry_interval: float = 1.0,
         poll_interval: float = 0.01,
@@ -67,6 +102,12 @@ class Forwarder:
         self.pending = pending
         self.sink = sink
         self.cursor = cursor
+        self.index = index
+        self.dedup_window = dedup_window
+        self.retention = retention
+        """Seconds the index keeps an event (the journal's retention, at least the window)."""
+        self._pruned = -math.inf
+        """When the index was last pruned (monotonic time): at start, then every hour."""
         self.batch = batch
         self.retry_interval = retry_interval
         self.poll_interval = poll_interval
@@ -85,9 +126,9 @@ class Forwarder:
 
     def start(self) -> None:
         self.progress = self.cursor.load()
-        waiting = self.pending.last_seq() - self.progress.cursor
+        waiting = self.pending.last_seq() - self._done()
         if waiting > 0:
-            log.info("%d events journaled but not forwarded: forwarding them now", waiting)
+            log.info("%d events journaled but not processed: processing them now", waiting)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="forwarder")
 
     def notify(self) -> None:
@@ -115,6 +156,9 @@ class Forwarder:
     async def _run(self) -> None:
         while True:
             try:
+                if time.monotonic() - self._pruned > PRUNE_INTERVAL:
+                    self._pruned = time.monotonic()
+                    await asyncio.to_thread(self.index.prune, time.time() - self.retention)
                 while await self.forward_batch():
                     pass
             except Exception:  # a bug or a disk error must not stop forwarding for good
@@ -131,7 +175,18 @@ class Forwarder:
             self._wake.clear()
 
     async def forward_batch(self) -> bool:
-        """Forwards one batch; whether there may be more to do right away."""
+        """Processes one batch; whether there may be more to do right away."""
+        if self.sink is None:  # no broker: index only
+            rows = self._next or self._read(self.index.cursor)
+            self._next = []
+            if rows:
+                await self._index(rows)
+            return len(rows) == self.batch
+        if self.index.cursor < self.progress.cursor:  # a new index: catch up, publish nothing
+            rows = [r for r in self._read(self.index.cursor) if r.seq <= self.progress.cursor]
+            if rows:  # (none: those events are gone, retention; the index starts after them)
+                await self._index(rows)
+                return True
         if not self.sink.ready:
             self._pause("broker_unavailable")
             return False
@@ -139,33 +194,67 @@ class Forwarder:
         if not rows:
             self._resume()
             return False
+        duplicates = await self._index(rows)
+        sending = [r for r in rows if r.seq not in duplicates]
         started = time.perf_counter()
-        publishing = asyncio.ensure_future(self.sink.publish([r.envelope for r in rows]))
+        envelopes = [r.envelope for r in sending]
+        publishing = asyncio.ensure_future(self.sink.publish(envelopes)) if envelopes else None
         # The next batch is read now, before the publish task first runs (the read is synchronous:
         # it does not overlap the broker's work, it only saves a turn of the loop after the
-        # confirms). It is sent only if this one is confirmed whole (else the next round reads
-        # again from the cursor).
+        # confirms), and indexed while this one waits for its confirms (in a thread: SQLite lets
+        # the loop run meanwhile). It is sent only if this one is confirmed whole (else the next
+        # round reads again from the cursor; what was indexed stays indexed).
         upcoming: list[Stored] = []
         if len(rows) == self.batch:
             with contextlib.suppress(sqlite3.Error):  # read again next round
                 upcoming = self._read(rows[-1].seq)
+        indexing = asyncio.ensure_future(self._index(upcoming)) if upcoming else None
         try:
-            await publishing
+            if publishing is not None:  # else every one of them is a duplicate
+                await publishing
         except SinkUnavailable as exc:
-            self._forwarded(rows[: exc.done], None)
+            # confirmed: the rows before the first envelope not confirmed (duplicates included)
+            end = rows.index(sending[exc.done]) if exc.done < len(sending) else len(rows)
+            self._forwarded(rows[:end], set(duplicates), None)
             self._pause(exc.reason)
             return False
+        finally:
+            if indexing is not None:  # one index write at a time: done before the next round
+                await asyncio.wait([indexing])
+        if indexing is not None and indexing.exception() is not None:
+            upcoming = []  # indexed again next round (the error comes back there, if it lasts)
         self._next = upcoming
-        self._forwarded(rows, time.perf_counter() - started)
+        self._forwarded(rows, duplicates, time.perf_counter() - started)
         self._resume()
         return True
 
+    async def _index(self, rows: list[Stored]) -> set[int]:
+        """Indexes the rows not indexed yet (in a thread); the ``seq`` of the duplicates among
+        all of them."""
+        if not rows:
+            return set()
+        known = self.index.cursor
+        fresh = [
+            (r.seq, r.envelope.id, r.received_at, r.envelope.body) for r in rows if r.seq > known
+        ]
+        duplicates: set[int] = set()
+        if rows[0].seq <= known:
+            duplicates = await asyncio.to_thread(self.index.duplicates, rows[0].seq - 1, known)
+        if fresh:
+            flags = await asyncio.to_thread(self.index.process, fresh, self.dedup_window)
+            duplicates.update(e[0] for e, duplicate in zip(fresh, flags, strict=True) if duplicate)
+        return duplicates
+
+    def _done(self) -> int:
+        """The ``seq`` up to which every event is processed (indexed, and published if need be)."""
+        return self.index.cursor if self.sink is None else self.progress.cursor
+
     def _read(self, after: int) -> list[Stored]:
-        return self.pending.read(after, self.batch)  # indexed: a few ms for a whole batch
+        return self.pending.read(after, self.batch)  # on the primary key: a few ms a batch
 
     def _pause(self, reason: str) -> None:
         if not self._paused and self._started:
-            waiting = self.pending.last_seq() - self.progress.cursor
+            waiting = self.pending.last_seq() - self._done()
             log.warning("forwarding paused: %s (%d events waiting)", reason, waiting)
         self._paused = True
         self._connected(False)
@@ -181,8 +270,9 @@ class Forwarder:
             self.progress.broker_connected = up
             self.cursor.save(self.progress)
 
-    def _forwarded(self, rows: list[Stored], seconds: float | None) -> None:
+    def _forwarded(self, rows: list[Stored], duplicates: set[int], seconds: float | None) -> None:
         if not rows:
             return
-        self.progress.confirmed(rows[-1].seq, Counter(r.provider for r in rows), seconds)
+        published = Counter(r.provider for r in rows if r.seq not in duplicates)
+        self.progress.confirmed(rows[-1].seq, published, seconds)
         self.cursor.save(self.progress)

@@ -1,9 +1,11 @@
 """HTTP handlers: provider callbacks, metrics, health.
 
 A callback goes: request → :class:`RawRequest` → the provider's parser → the journal (events
-committed to disk, retries recognized) → the provider's acknowledgement; the forwarder takes it
-from there. Input the parser refuses is quarantined in the journal before the provider gets its
-negative answer; if even that fails, the provider is told to retry.
+appended and synced, in one sync shared with every callback waiting meanwhile) → the provider's
+acknowledgement. Nothing else: retries, counts by event, the index and the broker are the
+pipeline worker's (``hub.forwarder``), after the answer. Input the parser refuses is
+quarantined in the journal before the provider gets its negative answer; if even that fails,
+the provider is told to retry.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ RUNTIME = web.AppKey("runtime", Runtime)
 JOURNAL = web.AppKey("journal", Journal)
 """The journal, opened by its cleanup context before the app serves anything."""
 FORWARDER = web.AppKey("forwarder", Forwarder)
-"""The forwarder in the hub's own loop, when there is one (tests, ``HUB_FORWARDER=inline``)."""
+"""The pipeline worker in the hub's own loop, when it runs there (``HUB_FORWARDER=inline``, a
+test's sink)."""
 
 
 class ClientClosedRequest(web.HTTPClientError):
@@ -157,20 +160,15 @@ def _admit(request: web.Request, module: ParserModule, endpoint: str) -> None:
 
 
 async def _accept(app: web.Application, module: ParserModule, raw: RawRequest) -> tuple[Reply, str]:
-    """Parses and journals; the reply and the outcome (accepted, or duplicate for a retry)."""
+    """Parses and journals; the reply and the outcome (accepted: a provider's retry too, which
+    the pipeline worker recognizes after the answer)."""
     events = intake.parse(module, raw)  # whatever goes wrong in there is the input's fault
-    outcome = "accepted"
     if events:
-        appended = await intake.append(app[JOURNAL], raw, events)
-        metrics = app[RUNTIME].metrics
-        metrics.observe_events(appended.new)
-        metrics.observe_duplicates(appended.duplicates)
-        if not appended.new:
-            outcome = "duplicate"
+        await intake.append(app[JOURNAL], raw, events)
         forwarder = app.get(FORWARDER)
-        if forwarder is not None and appended.new:
+        if forwarder is not None:
             forwarder.notify()
-    return module.ack(events), outcome
+    return module.ack(events), "accepted"
 
 
 async def _refuse(

@@ -27,7 +27,7 @@ from pathlib import Path
 from core.errors import HubError, PayloadError
 from core.models import Event, RawRequest
 from parsers.base import ParserModule
-from sinks.journal import Appended, Journal
+from sinks.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,11 @@ def parse(module: ParserModule, raw: RawRequest) -> list[Event]:
         raise _refusal(raw, "parser", exc) from exc
 
 
-async def append(journal: Journal, raw: RawRequest, events: Sequence[Event]) -> Appended:
+async def append(journal: Journal, raw: RawRequest, events: Sequence[Event]) -> None:
     """``journal.append(events)``; an event it cannot serialize is a refusal, the journal's own
     failures stay :class:`SinkUnavailable` (retry)."""
     try:
-        return await journal.append(events)
+        await journal.append(events)
     except (TypeError, ValueError, OverflowError) as exc:  # orjson's, datetime's: the events'
         raise _refusal(raw, "journal", exc) from exc
 

@@ -29,7 +29,7 @@ from sinks.journal import Journal, Quarantined
 class Outcome:
     number: int
     events: int
-    duplicates: int
+    """Events journaled (a retry of events already there among them: the worker leaves it out)."""
     refused: str | None
     """The parser's reason when it still refuses the request."""
 
@@ -55,23 +55,23 @@ async def replay(settings: Settings, numbers: list[int] | None = None) -> list[O
         if numbers
         else store.quarantined(path)
     )
-    journal = Journal.open(settings.data_dir, dedup_window=settings.dedup_window)
+    journal = Journal.open(settings.data_dir)
     outcomes = []
     try:
         for item in items:
             try:
                 raw = request_of(item)
             except ValueError:  # an unknown provider, an unreadable time: a row of another version
-                outcomes.append(Outcome(item.seq, 0, 0, "unreadable_entry"))
+                outcomes.append(Outcome(item.seq, 0, "unreadable_entry"))
                 continue
             try:  # a parser's bug on this entry refuses it, and the next one is replayed
                 events = intake.parse(REGISTRY[raw.provider], raw)
-                appended = await intake.append(journal, raw, events)
+                await intake.append(journal, raw, events)
             except PayloadError as exc:
-                outcomes.append(Outcome(item.seq, 0, 0, exc.reason))
+                outcomes.append(Outcome(item.seq, 0, exc.reason))
                 continue
             await journal.mark_replayed(item.seq, time.time())
-            outcomes.append(Outcome(item.seq, len(appended.new), len(appended.duplicates), None))
+            outcomes.append(Outcome(item.seq, len(events), None))
     finally:
         journal.close()  # on the loop: it commits what waits
     return outcomes
@@ -79,7 +79,7 @@ async def replay(settings: Settings, numbers: list[int] | None = None) -> list[O
 
 async def drop(settings: Settings, numbers: list[int]) -> list[int]:
     """Deletes quarantined requests, replayed or not; the numbers of those that were there."""
-    journal = Journal.open(settings.data_dir, dedup_window=settings.dedup_window)
+    journal = Journal.open(settings.data_dir)
     try:
         return await journal.drop_quarantined(numbers)
     finally:
@@ -88,7 +88,7 @@ async def drop(settings: Settings, numbers: list[int]) -> list[int]:
 
 async def purge(settings: Settings) -> int:
     """Deletes every replayed request; how many."""
-    journal = Journal.open(settings.data_dir, dedup_window=settings.dedup_window)
+    journal = Journal.open(settings.data_dir)
     try:
         return await journal.prune_quarantine(math.inf)
     finally:

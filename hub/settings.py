@@ -31,8 +31,9 @@ class Settings(BaseSettings):
     """Seconds to wait for the broker's confirms before telling the provider to retry."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     dedup_window: float = Field(default=7 * _DAY, gt=0)
-    """Seconds during which a callback sent again is recognized as a retry. The longest retry
-    schedule in the providers' documents is iSendPro's: three more tries, a day apart."""
+    """Seconds during which a callback sent again is recognized as a retry (journaled, marked
+    duplicate by the pipeline worker, never published). The longest retry schedule in the
+    providers' documents is iSendPro's: three more tries, a day apart."""
     retention: float = Field(default=14 * _DAY, gt=0)
     """Seconds an event stays in the journal (once forwarded, with a broker)."""
     quarantine_retention: float = Field(default=14 * _DAY, gt=0)
@@ -46,12 +47,13 @@ class Settings(BaseSettings):
     """Seconds a callback waits for its commit (a disk that stalls) before it is told to retry;
     a commit under way for longer makes the hub not ready."""
     forward_batch: int = Field(default=512, gt=0)
-    """Events the forwarder has in flight at once."""
+    """Events the pipeline worker processes at once (and has in flight to the broker)."""
     forwarder: Literal["process", "inline"] = "process"
-    """Where the forwarder runs with a broker: a process of its own (``hub forward``, started and
-    stopped by ``hub serve``), or the hub's event loop (one process, fewer callbacks a second)."""
+    """Where the pipeline worker runs, with a broker or without: a process of its own
+    (``hub forward``, started and stopped by ``hub serve``), or the hub's event loop (one
+    process, fewer callbacks a second)."""
     drain_timeout: float = Field(default=10.0, ge=0)
-    """On SIGTERM, seconds the forwarder may keep forwarding before the process exits."""
+    """On SIGTERM, seconds the worker may keep processing and forwarding before it exits."""
 
     events_token: SecretStr | None = None
     """Bearer token of the Server-Sent Events endpoint ``/events``; unset: no such endpoint."""

@@ -3,9 +3,12 @@
 Labels are bounded: provider, endpoint (the callback style), outcome, reason, channel, kind,
 state. Never numbers, ids or texts.
 
-The forwarder's metrics (forwarded events, confirm times, broker connection) come from its
-progress file, wherever it runs: ``sinks.progress.ProgressCollector``; the backlog, from it and
-the journal: ``hub.backlog.BacklogCollector``.
+Only what the callbacks' side counts cheaply is here: a callback's outcome and its time, the
+journal's commits. What the pipeline worker counts after the answer comes from its files,
+wherever it runs: events by state and duplicates from its index (``sinks.index.IndexCollector``),
+forwarded events, confirm times and the broker connection from its progress file
+(``sinks.progress.ProgressCollector``); the backlog, from that and the journal
+(``hub.backlog.BacklogCollector``).
 """
 
 from __future__ import annotations
@@ -13,20 +16,19 @@ from __future__ import annotations
 import math
 import platform
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.metrics import MetricWrapperBase
 
-from core.models import Event
-
 M = TypeVar("M", bound=MetricWrapperBase)
 
-OUTCOMES = ("accepted", "duplicate", "rejected", "unavailable", "unauthorized", "disconnected")
-"""accepted: events journaled, provider acknowledged; duplicate: a retry of a callback already
-journaled, acknowledged again; rejected: the provider's input could not be parsed (their fault);
+OUTCOMES = ("accepted", "rejected", "unavailable", "unauthorized", "disconnected")
+"""accepted: events journaled, provider acknowledged (a provider's retry too: the pipeline worker
+marks it duplicate after the answer, ``hub_duplicate_events_total``); rejected: the provider's
+input could not be parsed (their fault);
 unavailable: the events could not be made safe (our fault), the provider is told to retry;
 unauthorized: wrong secret (reason ``secret``) or source (reason ``source``); disconnected: the
 client went away before its request was read whole (HTTP status label 499, nothing kept)."""
@@ -58,22 +60,6 @@ class Metrics:
                 "hub_callbacks",
                 "Provider callbacks received, by outcome.",
                 ("provider", "endpoint", "outcome", "reason"),
-                registry=registry,
-            )
-        )
-        self.events = Labelled(
-            Counter(
-                "hub_events",
-                "Events made safe in the journal (failure: permanent, temporary, or empty).",
-                ("provider", "channel", "kind", "state", "failure"),
-                registry=registry,
-            )
-        )
-        self.duplicates = Labelled(
-            Counter(
-                "hub_duplicate_events",
-                "Events a provider sent again within the deduplication window (not journaled).",
-                ("provider",),
                 registry=registry,
             )
         )
@@ -128,10 +114,9 @@ class Metrics:
     def start_at_zero(self, endpoints: Iterable[tuple[str, str]]) -> None:
         """Creates the known label sets, so that rates exist before the first callback."""
         for provider, endpoint in endpoints:
-            for outcome in ("accepted", "duplicate", "disconnected"):
+            for outcome in ("accepted", "disconnected"):
                 self.callbacks(provider, endpoint, outcome, "")
             self.latency(provider, endpoint)
-            self.duplicates(provider)
 
     def count_quarantine(self, waiting: Callable[[], int]) -> None:
         """``hub_quarantine_requests`` asks ``waiting`` at each scrape: ``hub quarantine replay``
@@ -145,18 +130,6 @@ class Metrics:
                 return math.nan
 
         self.quarantined.set_function(read)
-
-    def observe_events(self, events: Sequence[Event]) -> None:
-        for e in events:
-            d = e.data
-            failure = d.failure.value if d.failure is not None else ""
-            self.events(
-                d.provider.value, d.channel.value, d.kind.value, d.state.value, failure
-            ).inc()
-
-    def observe_duplicates(self, events: Sequence[Event]) -> None:
-        for e in events:
-            self.duplicates(e.data.provider.value).inc()
 
 
 def _version() -> str:

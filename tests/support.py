@@ -20,6 +20,7 @@ from yarl import URL
 from core.models import Channel, Event, EventData, Kind, Provider, State
 from hub import backlog
 from hub.settings import Settings
+from sinks import index
 from sinks import journal as store
 from sinks.journal import Journal
 
@@ -34,9 +35,11 @@ REPLY = f"/callbacks/isendpro/{SECRET}/reply"
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """Settings on a throwaway data directory, every provider's secret being ``SECRET``."""
+    """Settings on a throwaway data directory, every provider's secret being ``SECRET``; the
+    pipeline worker in the app's own loop (``forwarder="inline"``: no child process per test)."""
     secrets = {f"secret_{p.value}": SECRET for p in Provider}
-    return Settings(data_dir=data_dir, **{**secrets, "allow_ecall": LOOPBACK, **overrides})
+    defaults = {"allow_ecall": LOOPBACK, "forwarder": "inline"}
+    return Settings(data_dir=data_dir, **{**secrets, **defaults, **overrides})
 
 
 LOOPBACK = "127.0.0.0/8,::1"
@@ -200,8 +203,10 @@ async def acked(results: Results, count: int, streaming: asyncio.Task[Results]) 
 
 def journaled(data_dir: Path) -> dict[int, str]:
     """Callback number -> its event id, in arrival order, from the journal (read once the hub
-    has stopped)."""
+    has stopped), the retries the pipeline worker marked duplicate left out."""
     rows = store.select(data_dir / store.JOURNAL_FILE, limit=100_000)
+    duplicates = index.duplicates(data_dir, 0, rows[-1].seq) if rows else set()
+    rows = [r for r in rows if r.seq not in duplicates]
     ids = {int(r.event().data.message_id or -1): r.envelope.id for r in rows}
     assert len(ids) == len(rows), "one event per callback in the journal"
     return ids
@@ -231,7 +236,8 @@ def clean_env(data_dir: Path) -> dict[str, str]:
 
 
 def write_journal(data_dir: Path, events: list[Event]) -> None:
-    """A journal in ``data_dir`` holding ``events``, as the hub would have left it."""
+    """A journal in ``data_dir`` holding ``events``, processed by the pipeline worker's index,
+    as a hub would have left it."""
 
     async def write() -> None:
         journal = Journal.open(data_dir)
@@ -241,3 +247,12 @@ def write_journal(data_dir: Path, events: list[Event]) -> None:
             journal.close()
 
     asyncio.run(write())
+    rows = store.select(data_dir / store.JOURNAL_FILE, limit=100_000)
+    index_file = index.IndexFile.open(data_dir)
+    try:
+        window = Settings().dedup_window
+        index_file.process(
+            [(r.seq, r.envelope.id, r.received_at, r.envelope.body) for r in rows], window
+        )
+    finally:
+        index_file.close()

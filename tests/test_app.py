@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from core.models import Event, Provider
+from hub import journaled
 from hub.app import create_app, endpoints
 from hub.handlers import JOURNAL, RUNTIME
 from hub.settings import Settings
@@ -75,17 +76,29 @@ async def test_reply_is_acknowledged_with_validation(client, settings):
     assert stored.event().data.text == "STOP SMS"
 
 
-async def test_a_retry_is_acknowledged_but_not_journaled_twice(client, settings, memory):
+async def test_a_retry_is_journaled_acknowledged_and_marked_duplicate_not_published(
+    client, settings, memory
+):
     first = await get_raw(client, f"{DLR}?{SEED_DLR.decode()}")
     second = await get_raw(client, f"{DLR}?{SEED_DLR.decode()}")
     assert await first.read() == await second.read() == b"validation"
-    assert len(journal_store.select(journal_path(settings))) == 1
+    assert len(journal_store.select(journal_path(settings))) == 2  # insert-only: both kept
+
+    async def processed() -> bool:
+        return journaled.processed(settings.data_dir) == 2 and unforwarded(settings.data_dir) == 0
+
+    await eventually(processed)
+    assert len(memory.envelopes) == 1  # the retry is never published
     text = await metrics_of(client)
     labels = {"provider": "isendpro", "endpoint": "delivery"}
-    assert metric(text, "hub_callbacks_total", outcome="accepted", **labels) == 1
-    assert metric(text, "hub_callbacks_total", outcome="duplicate", **labels) == 1
+    assert metric(text, "hub_callbacks_total", outcome="accepted", **labels) == 2
     assert metric(text, "hub_duplicate_events_total", provider="isendpro") == 1
-    assert journal_store.stats(journal_path(settings)).duplicates == 1
+    assert metric(text, "hub_events_total", provider="isendpro", state="delivered") == 1
+    assert metric(text, "hub_forwarded_events_total", provider="isendpro") == 1
+    counts = journaled.counts(settings.data_dir)
+    assert (counts.events, counts.duplicates) == (1, 1)
+    [page] = list(journaled.pages(settings.data_dir))
+    assert [s.seq for s in page.events] == [1]
 
 
 async def test_retry_outside_the_window_is_a_new_event(aiohttp_client, tmp_path):
@@ -93,7 +106,14 @@ async def test_retry_outside_the_window_is_a_new_event(aiohttp_client, tmp_path)
     client = await aiohttp_client(create_app(settings))
     for _ in range(2):
         await get_raw(client, f"{DLR}?{SEED_DLR.decode()}")
-    assert len(journal_store.select(settings.data_dir / journal_store.JOURNAL_FILE)) == 2
+
+    async def processed() -> bool:
+        return journaled.processed(settings.data_dir) == 2
+
+    await eventually(processed)
+    assert journaled.counts(settings.data_dir).duplicates == 0
+    [page] = list(journaled.pages(settings.data_dir))
+    assert [s.seq for s in page.events] == [1, 2]
 
 
 async def test_broker_away_still_acknowledges_and_keeps_a_backlog(client, settings, memory):
@@ -162,6 +182,11 @@ async def test_metrics_count_events_and_start_at_zero(client):
         labels = {"provider": e.provider.value, "endpoint": e.callback.name}
         assert metric(before, "hub_callbacks_total", outcome="accepted", reason="", **labels) == 0
     await get_raw(client, f"{DLR}?{SEED_DLR.decode()}")
+
+    async def counted() -> bool:  # by the pipeline worker, after the answer
+        return metric(await metrics_of(client), "hub_events_total", provider="isendpro") == 1
+
+    await eventually(counted)
     after = await metrics_of(client)
     assert (
         metric(

@@ -21,8 +21,7 @@ from hub.cli.common import when
 from hub.cli.subscribe import _from
 from sinks.rabbitmq import RabbitMQSink, StreamRetention
 from tests.harness.ports import free_port
-from tests.support import clean_env, run_hub, write_journal
-from tests.test_subscribe import event
+from tests.support import clean_env, event, run_hub, write_journal
 
 FAILED = "*.*.delivery.failed"
 

@@ -303,8 +303,9 @@ async def test_full_journal_refuses_and_keeps_every_acknowledged_event(rabbit, h
 
 @pytest.mark.broker
 async def test_a_callback_sent_again_after_forwarding_is_one_event(rabbit, hubs, exchange):
-    """iSendPro sends a callback again after its event left: `validation` again, counted as a
-    duplicate, and still one message on the queue once the hub has stopped (and flushed)."""
+    """iSendPro sends a callback again after its event left: `validation` again, journaled,
+    marked duplicate by the pipeline worker (counted), and still one message on the queue once
+    the hub has stopped (and flushed)."""
     queue = await subscribe(rabbit.url, exchange)
     hub = hubs({"HUB_EXCHANGE": exchange}, rabbitmq_url=rabbit.url)
     async with asyncio.timeout(60):
@@ -318,8 +319,11 @@ async def test_a_callback_sent_again_after_forwarding_is_one_event(rabbit, hubs,
 
         await eventually(is_forwarded)
         again = await stream(hub.url, range(1), Results())
-        duplicate = {"provider": "isendpro", "endpoint": "delivery", "outcome": "duplicate"}
-        assert await scrape(hub, "hub_callbacks_total", **duplicate) == 1
+
+        async def is_duplicate() -> bool:
+            return await scrape(hub, "hub_duplicate_events_total", provider="isendpro") == 1
+
+        await eventually(is_duplicate)
         code = await asyncio.to_thread(hub.terminate)
         copies = on_queue(await take_all(rabbit.url, queue))
     assert code == 0, hub.log_tail()

@@ -44,6 +44,33 @@ class MemoryCursor:
         self.saved = replace(progress, forwarded=dict(progress.forwarded))
 
 
+class MemoryIndex:
+    """The worker's index, as a dict: an id seen again within the window is a duplicate."""
+
+    def __init__(self) -> None:
+        self.cursor = 0
+        self.marked: dict[int, bool] = {}
+        self.latest: dict[str, float] = {}
+
+    def process(self, events, window: float) -> list[bool]:
+        flags = []
+        for seq, id_, received_at, _ in events:
+            last = self.latest.get(id_)
+            duplicate = last is not None and last >= received_at - window
+            if not duplicate:
+                self.latest[id_] = received_at
+            self.marked[seq] = duplicate
+            flags.append(duplicate)
+            self.cursor = seq
+        return flags
+
+    def duplicates(self, after: int, up_to: int) -> set[int]:
+        return {s for s, d in self.marked.items() if d and after < s <= up_to}
+
+    def prune(self, received_before: float) -> int:
+        return 0
+
+
 class HalfSink(MemorySink):
     """A broker that goes away in the middle of the first batch, ``done`` envelopes confirmed,
     and stays away."""
@@ -67,11 +94,18 @@ def journal(count: int) -> list[Stored]:
 
 
 async def forwarded(
-    stored: list[Stored], sink: MemorySink, cursor: MemoryCursor, *, batch: int, up_to: int
+    stored: list[Stored],
+    sink: MemorySink,
+    cursor: MemoryCursor,
+    *,
+    batch: int,
+    up_to: int,
+    index: MemoryIndex | None = None,
 ) -> MemoryPending:
     """Runs a forwarder until its cursor reaches ``up_to``, then stops it."""
     pending = MemoryPending(stored)
-    forwarder = Forwarder(pending, sink, cursor, batch=batch, poll_interval=0.001)
+    index = index or MemoryIndex()
+    forwarder = Forwarder(pending, sink, cursor, index, batch=batch, poll_interval=0.001)
     forwarder.start()
     try:
 
@@ -115,7 +149,7 @@ async def test_only_a_real_pause_is_a_warning(caplog) -> None:
     caplog.set_level(logging.INFO, logger="hub.forwarder")
     stored = journal(2)
     sink, cursor = MemorySink(), MemoryCursor()
-    forwarder = Forwarder(MemoryPending(stored), sink, cursor, batch=1)
+    forwarder = Forwarder(MemoryPending(stored), sink, cursor, MemoryIndex(), batch=1)
     sink.failing = True  # connecting
     assert not await forwarder.forward_batch()
     sink.failing = False
@@ -128,3 +162,52 @@ async def test_only_a_real_pause_is_a_warning(caplog) -> None:
     sink.failing = False
     assert await forwarder.forward_batch()
     assert caplog.records[-1].getMessage() == "forwarding again"
+
+
+def retried(stored: list[Stored], *copies: int) -> list[Stored]:
+    """The journal with the events at the given positions journaled again after it (retries)."""
+    again = [replace(stored[i], seq=len(stored) + n) for n, i in enumerate(copies, start=1)]
+    return stored + again
+
+
+async def test_a_retry_is_indexed_as_a_duplicate_and_never_published() -> None:
+    stored = retried(journal(3), 0, 2)
+    sink, cursor, index = MemorySink(), MemoryCursor(), MemoryIndex()
+    await forwarded(stored, sink, cursor, batch=2, up_to=5, index=index)
+    assert [e.id for e in sink.envelopes] == [s.envelope.id for s in stored[:3]]
+    assert index.duplicates(0, 5) == {4, 5}
+    assert cursor.saved.forwarded == {"isendpro": 3}  # duplicates are not counted as forwarded
+
+
+async def test_after_a_partial_confirm_duplicates_are_still_left_out() -> None:
+    stored = retried(journal(3), 0)  # seq 4 repeats seq 1
+    cursor, index = MemoryCursor(), MemoryIndex()
+    await forwarded(stored, HalfSink(done=2), cursor, batch=4, up_to=2, index=index)
+    assert cursor.saved.cursor == 2
+    sink = MemorySink()
+    await forwarded(stored, sink, cursor, batch=4, up_to=4, index=index)
+    assert [e.id for e in sink.envelopes] == [stored[2].envelope.id]
+
+
+async def test_a_new_index_catches_up_with_what_was_forwarded_before_publishing() -> None:
+    stored = retried(journal(3), 0)  # seq 4 repeats seq 1, forwarded long ago
+    sink, cursor, index = MemorySink(), MemoryCursor(Progress(cursor=3)), MemoryIndex()
+    await forwarded(stored, sink, cursor, batch=2, up_to=4, index=index)
+    assert sink.envelopes == []
+    assert index.duplicates(0, 4) == {4}
+
+
+async def test_without_a_broker_it_indexes_everything() -> None:
+    stored = retried(journal(3), 1)
+    index = MemoryIndex()
+    forwarder = Forwarder(MemoryPending(stored), None, MemoryCursor(), index, poll_interval=0.001)
+    forwarder.start()
+    try:
+
+        async def there() -> bool:
+            return index.cursor == 4
+
+        await eventually(there, timeout=10)
+    finally:
+        await forwarder.stop(flush_timeout=5)
+    assert index.duplicates(0, 4) == {4}

@@ -111,14 +111,15 @@ async def test_a_retry_after_forwarding_gives_one_message(broker_hub, channel, e
     [first] = await drain(queue, 1)
     again = await get_raw(broker_hub, f"{DLR}?{SEED_DLR.decode()}")
     assert await again.read() == b"validation"
-    text = await (await broker_hub.get("/metrics")).text()
-    assert metric(text, "hub_callbacks_total", provider="isendpro", outcome="duplicate") == 1
-    assert metric(text, "hub_forwarded_events_total", provider="isendpro") == 1
     # No second copy: a new callback sent after the retry is the next message (arrival order).
     marker = await get_raw(broker_hub, f"{DLR}?{dlr_query(8)}")
     assert await marker.read() == b"validation"
     [after] = await drain(queue, 1)
     assert Event.from_json(after.body).data.message_id == "8"
+    text = await (await broker_hub.get("/metrics")).text()  # the worker is past the retry
+    assert metric(text, "hub_callbacks_total", provider="isendpro", outcome="accepted") == 3
+    assert metric(text, "hub_duplicate_events_total", provider="isendpro") == 1
+    assert metric(text, "hub_forwarded_events_total", provider="isendpro") == 2
     assert first.message_id == Event.from_json(first.body).id
 
 

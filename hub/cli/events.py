@@ -13,10 +13,10 @@ from core.display import describe
 from core.errors import SinkUnavailable
 from core.models import Event, Kind, Provider
 from core.topics import matches
+from hub import journaled
 from hub.cli import broker
 from hub.cli.common import TIME_FORMS, journal_path, moment, pattern
 from hub.settings import Settings
-from sinks import journal as journal_store
 from sinks.journal import Stored
 from sinks.rabbitmq import RabbitMQSink, stream_name
 
@@ -74,46 +74,37 @@ def tail_command(args: argparse.Namespace) -> int:
             print(f"hub tail: {exc}", file=sys.stderr)
             return 1
     path = journal_path(settings)
-    return _tail_journal(path, args) if path else 1
+    return _tail_journal(settings.data_dir, args) if path else 1
 
 
-def _matching(batch: list[Stored], pattern: str) -> list[Stored]:
-    return [s for s in batch if matches(pattern, s.envelope.routing_key)]
+def _matching(events: list[Stored], pattern: str) -> list[Stored]:
+    return [s for s in events if matches(pattern, s.envelope.routing_key)]
 
 
-def _journal_history(path: Path, last: int, pattern: str, n: int) -> list[Stored]:
-    """The journal's last ``n`` events matching ``pattern`` (looking back in windows growing
-    fourfold: a pattern that matches little need not read the whole journal each time)."""
-    window = n
-    while n > 0:
-        start = max(last - window, 0)
+def _tail_journal(data_dir: Path, args: argparse.Namespace) -> int:
+    """The events the pipeline worker processed (duplicates left out) matching the pattern:
+    the last N, then (unless ``--no-follow``) as they come."""
+    processed, back = journaled.caught_up(data_dir), max(args.lines, 1)
+    while True:  # the last lines: looked for back from the worker's cursor, further if need be
+        start = after = max(processed - back, 0)
         found: list[Stored] = []
-        after = start
-        while batch := journal_store.select(path, after=after):
-            found.extend(_matching([s for s in batch if s.seq <= last], pattern))
-            found = found[-n:]
-            after = batch[-1].seq
-            if after >= last:
-                break
-        if len(found) >= n or start == 0:
-            return found
-        window *= 4
-    return []
-
-
-def _tail_journal(path: Path, args: argparse.Namespace) -> int:
-    last = journal_store.stats(path).last_seq
+        for earlier in journaled.pages(data_dir, after=start):
+            found.extend(_matching(earlier.events, args.pattern))
+            found = found[-max(args.lines, 1) :]
+            after = earlier.after
+        if len(found) >= args.lines or start == 0:
+            break
+        back *= 4  # a pattern that matches little need not read the whole journal each time
     try:
-        for stored in _journal_history(path, last, args.pattern, args.lines):
+        for stored in found[-args.lines :] if args.lines > 0 else []:
             _show(stored.envelope.body, args.json)
         if args.no_follow:
             return 0
-        after = last
         while True:
-            while batch := journal_store.select(path, after=after):
-                for stored in _matching(batch, args.pattern):
+            for later in journaled.pages(data_dir, after=after):
+                for stored in _matching(later.events, args.pattern):
                     _show(stored.envelope.body, args.json)
-                after = batch[-1].seq
+                after = later.after
             time.sleep(0.5)  # the journal is a file: it is looked at twice a second
     except KeyboardInterrupt:
         return 0
@@ -178,17 +169,16 @@ async def _replay(settings: Settings, path: Path, args: argparse.Namespace) -> i
         "provider": args.provider,
         "kind": args.kind,
     }
-    try:
+    try:  # what the worker processed, duplicates left out, as it published them
         if sink is not None:
             async with asyncio.timeout(broker.CONNECT_TIMEOUT):
                 await sink.wait_connected()
-        while batch := journal_store.select(
-            path, after=after, limit=settings.forward_batch, **filters
+        for found in journaled.pages(
+            settings.data_dir, after=after, limit=settings.forward_batch, **filters
         ):
-            if sink is not None:
-                await sink.publish([s.envelope for s in batch])
-            count += len(batch)
-            after = batch[-1].seq
+            if sink is not None and found.events:
+                await sink.publish([s.envelope for s in found.events])
+            count += len(found.events)
     except (SinkUnavailable, TimeoutError) as exc:
         why = exc.reason if isinstance(exc, SinkUnavailable) else "no connection"
         print(f"hub replay: the broker went away ({why}): {count} events replayed", file=sys.stderr)

@@ -8,10 +8,9 @@ from typing import Any
 
 import orjson
 
-from hub import backlog
+from hub import backlog, journaled
 from hub.cli.common import journal_path
 from hub.settings import Settings
-from sinks import journal as journal_store
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,7 +26,7 @@ def journal_stats_command(args: argparse.Namespace) -> int:
     path = journal_path(settings)
     if path is None:
         return 1
-    stats = journal_store.stats(path)
+    stats = journaled.counts(settings.data_dir)
     # the same backlog as /metrics: without a broker nothing is to be forwarded
     waiting = backlog.of(settings.data_dir, path, forwarding=backlog.forwarding(settings))
     age = waiting.age(time.time())

@@ -85,7 +85,7 @@ def _replay(args: argparse.Namespace) -> int:
         if o.refused:
             print(f"#{o.number}: still refused ({o.refused})")
         else:
-            print(f"#{o.number}: {o.events} events journaled, {o.duplicates} already there")
+            print(f"#{o.number}: {o.events} events journaled")
     unknown = sorted(set(args.numbers) - {o.number for o in outcomes})
     for number in unknown:
         print(f"no quarantined request #{number}", file=sys.stderr)

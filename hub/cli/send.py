@@ -12,6 +12,7 @@ import orjson
 
 from core.display import describe
 from core.models import Event, Provider
+from hub import journaled
 from hub.app import Endpoint, endpoints
 from hub.cli import remote, samples
 from hub.cli.samples import Sample
@@ -177,14 +178,11 @@ def _send(
         if outgoing.content_type:
             headers["Content-Type"] = outgoing.content_type
         answer = conn.request(outgoing.method, target, headers, b"" if in_query else data)
-    events = (
-        None
-        if before is None
-        else [
-            s.envelope.body
-            for s in journal_store.select(journal, after=before, provider=endpoint.provider.value)
-        ]
-    )
+    events = None
+    if before is not None:  # once the pipeline worker is past them: a retry is no new event
+        journaled.caught_up(settings.data_dir)
+        found = journaled.pages(settings.data_dir, after=before, provider=endpoint.provider.value)
+        events = [s.envelope.body for page in found for s in page.events]
     if args.json:
         doc = {
             "status": answer.status,
@@ -209,7 +207,7 @@ def _show_events(events: list[bytes] | None, journal: Path) -> None:
     elif not events:
         print(
             "events  none new: a refused request is kept in the quarantine (hub quarantine list);"
-            " an acknowledged one was a retry, or carries no event"
+            " an acknowledged one was a retry (journaled, marked duplicate), or carries no event"
         )
     for body in events or ():
         print(f"event   {describe(Event.from_json(body))}")

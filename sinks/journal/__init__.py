@@ -1,8 +1,10 @@
 """The journal: SQLite in WAL mode in the hub's data directory, the spine of the hub.
 
-Every accepted callback's events are committed here before the provider is answered; the
-forwarder then publishes them to the broker and records how far it got (``sinks.progress``, a
-file the journal never opens, as the forwarder's cursor never opens the journal's).
+Every accepted callback's events are appended here (insert-only, nothing looked up) and synced
+before the provider is answered; the pipeline worker then reads them in order, marks retries
+and indexes them in its own file (``sinks.index``), publishes them to the broker and records how
+far it got (``sinks.progress``): files the journal never opens, as they never open the
+journal's.
 
 - ``schema``: the tables, the files, connections, and the records given back;
 - ``writer``: :class:`Journal`, the loop's side of the group commit: batches handed to the
@@ -25,7 +27,6 @@ from sinks.journal.schema import (
     DAY,
     JOURNAL_FILE,
     After,
-    Appended,
     Quarantined,
     QuarantineEntry,
     Stats,
@@ -37,7 +38,6 @@ __all__ = [
     "DAY",
     "JOURNAL_FILE",
     "After",
-    "Appended",
     "Journal",
     "PendingReader",
     "QuarantineEntry",

@@ -66,10 +66,9 @@ class Committer:
     """Commits batches on the writer's connection (in the writer thread, one batch at a time),
     and keeps :attr:`trouble`: why the journal cannot take writes now."""
 
-    def __init__(self, path: Path, files: Files, *, dedup_window: float, commit_timeout: float):
+    def __init__(self, path: Path, files: Files, *, commit_timeout: float):
         self.path = path
         self.files = files
-        self.dedup_window = dedup_window
         self.commit_timeout = commit_timeout
         self.cap: Cap | None = None
         """With ``max_bytes``: its shares (the WAL's budget, the database's pages)."""
@@ -121,7 +120,7 @@ class Committer:
             self._make_room(conn, batch)
             conn.execute("BEGIN IMMEDIATE")
             appends = [job.rows for job in batch if job.write is None]
-            appended = events_table.append(conn, appends, self.dedup_window)
+            appended = events_table.append(conn, appends)
             results = [
                 job.write(conn) if job.write is not None else next(appended) for job in batch
             ]

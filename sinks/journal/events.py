@@ -1,4 +1,5 @@
-"""What the writer does to the ``events`` table: append without duplicates, delete old events.
+"""What the writer does to the ``events`` table: append (insert only, nothing looked up),
+delete old events.
 
 Each function runs on the writer's connection, inside the transaction of a batch.
 """
@@ -17,7 +18,7 @@ T = TypeVar("T")
 _COLUMNS = "id, provider, kind, type, routing_key, time, received_at, body"
 _INSERT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
 _CHUNK = 120
-"""Rows per statement: within SQLite's 999 bound parameters of old versions (8 a row, 1 an id)."""
+"""Rows per statement: within SQLite's 999 bound parameters of old versions (8 a row)."""
 
 
 def row_of(event: Event) -> Row:
@@ -34,56 +35,27 @@ def row_of(event: Event) -> Row:
     )
 
 
-def append(
-    conn: sqlite3.Connection, appends: list[list[Row]], dedup_window: float
-) -> Iterator[list[bool]]:
-    """Writes the rows of every append of the batch that are not duplicates (an id already
-    journaled within ``dedup_window`` seconds of reception); for each append, which of its rows
-    were new.
-
-    A few statements for the whole batch, not two a row."""
+def append(conn: sqlite3.Connection, appends: list[list[Row]]) -> Iterator[None]:
+    """Inserts the rows of every append of the batch, in order: a few statements for the whole
+    batch, nothing read (retries are the pipeline worker's to recognize); one result per
+    append."""
     rows = [row for append in appends for row in append]
-    latest: dict[str, float] = {}  # the last reception of each id already journaled
-    ids = list({row[0] for row in rows})
-    for chunk in _chunks(ids):
-        marks = ", ".join("?" * len(chunk))
-        latest.update(
-            conn.execute(
-                f"SELECT id, MAX(received_at) FROM events WHERE id IN ({marks})"  # noqa: S608
-                " GROUP BY id",
-                chunk,
-            ).fetchall()
-        )
-    fresh_rows: list[Row] = []
-    flags: list[list[bool]] = []
-    for append in appends:
-        flags.append([])
-        for row in append:
-            last = latest.get(row[0])
-            fresh = last is None or last < row[6] - dedup_window
-            flags[-1].append(fresh)
-            if fresh:
-                fresh_rows.append(row)
-                latest[row[0]] = row[6]  # a second copy in the same batch is a duplicate
-    for some in _chunks(fresh_rows):
+    for some in _chunks(rows):
         values = ", ".join([_INSERT_ROW] * len(some))  # placeholders only: values are bound
         conn.execute(
             f"INSERT INTO events ({_COLUMNS}) VALUES {values}",  # noqa: S608
             [value for row in some for value in row],
         )
-    duplicates = len(rows) - len(fresh_rows)
-    if duplicates:
-        conn.execute(
-            "UPDATE counters SET value = value + ? WHERE name = 'duplicates'", (duplicates,)
-        )
-    return iter(flags)
+    return iter([None] * len(appends))
 
 
 def delete_received_before(
     conn: sqlite3.Connection, received_before: float, up_to: int, limit: int
 ) -> int:
     """Deletes up to ``limit`` events received before the time with ``seq`` up to ``up_to``,
-    oldest first; how many."""
+    oldest first; how many. Without an index on ``received_at``, the oldest are found by
+    walking the primary key from the start: events arrive in time order, so the walk stops at
+    the first ``limit`` old ones (once an hour, a walk to the first recent one)."""
     cursor = conn.execute(
         "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
         " WHERE received_at < ? AND seq <= ? ORDER BY seq LIMIT ?)",

@@ -1,14 +1,17 @@
 """The journal's tables, its files, how to connect to it, and the records it gives back.
 
-An event whose id is already in the journal, received within the deduplication window, is not
-written again: it is a provider's retry (counted in ``counters.duplicates``).
-
 Tables:
-- ``events``: each event once, as its CloudEvents JSON with the columns needed to route it, in
-  arrival order (``seq``). How far they were forwarded is the forwarder's own file
-  (``sinks.progress``); ``forwarded_at`` is only read from journals of earlier hubs.
+- ``events``: insert-only, every event of every callback acknowledged, as its CloudEvents JSON
+  with the columns needed to route it, in arrival order (``seq``, the primary key, its only
+  index: an insert costs one B-tree append). Nothing is looked up before an insert: a
+  provider's retry is journaled too, and the pipeline worker marks it duplicate in its own file
+  (``sinks.index``), as it keeps its own index of the events; how far they were forwarded is
+  the forwarder's file (``sinks.progress``). ``forwarded_at`` is only read from journals of
+  earlier hubs; their secondary indexes (``events_id``, ``events_received``) are dropped at the
+  first opening.
 - ``quarantine``: requests that could not be parsed, kept whole for inspection and replay.
-- ``counters``: totals that outlive the process (duplicates).
+- ``counters``: ``duplicates``, the retries earlier hubs recognized at the callback and did not
+  journal (read by ``hub journal stats``; the worker counts those it marks since).
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ CREATE TABLE IF NOT EXISTS events (
     received_at  REAL NOT NULL,
     body         BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_id ON events (id, received_at);
-CREATE INDEX IF NOT EXISTS events_received ON events (received_at);
+DROP INDEX IF EXISTS events_id;
+DROP INDEX IF EXISTS events_received;
 CREATE TABLE IF NOT EXISTS quarantine (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     received_at  TEXT NOT NULL,
@@ -106,12 +109,6 @@ class Quarantined:
     seq: int
     entry: QuarantineEntry
     replayed_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Appended:
-    new: list[Event]
-    duplicates: list[Event]
 
 
 @dataclass(frozen=True, slots=True)

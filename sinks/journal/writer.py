@@ -52,10 +52,8 @@ from sinks.journal.commit import (
 )
 from sinks.journal.files import Cap, Files
 from sinks.journal.schema import (
-    DAY,
     JOURNAL_FILE,
     SCHEMA,
-    Appended,
     QuarantineEntry,
     Row,
     Writer,
@@ -85,13 +83,11 @@ class Journal:
         self,
         path: Path,
         *,
-        dedup_window: float = 7 * DAY,
         max_bytes: int | None = None,
         commit_timeout: float = COMMIT_TIMEOUT,
         on_commit: Callable[[float], None] | None = None,
     ) -> None:
         self.path = path
-        self.dedup_window = dedup_window
         self.max_bytes = max_bytes
         self.commit_timeout = commit_timeout
         self._on_commit = on_commit
@@ -107,9 +103,7 @@ class Journal:
         self._poked = False
         self.files = Files(path)
         self._page_size = 4096
-        self._commits = Committer(
-            path, self.files, dedup_window=dedup_window, commit_timeout=commit_timeout
-        )
+        self._commits = Committer(path, self.files, commit_timeout=commit_timeout)
         """The writer thread's side: commits, the cap, the trouble it finds."""
 
     @property
@@ -135,18 +129,14 @@ class Journal:
 
     # -- writing (the loop hands batches to the writer thread) ----------------------------------
 
-    async def append(self, events: Sequence[Event]) -> Appended:
-        """Commits the events not already journaled within the deduplication window.
+    async def append(self, events: Sequence[Event]) -> None:
+        """Commits the events (a provider's retry too: the pipeline worker recognizes it).
 
         Returns once they are on disk; raises :class:`SinkUnavailable` if they are not.
         """
         rows = [events_table.row_of(e) for e in events]
         size = sum(len(row[7]) for row in rows)
-        fresh: list[bool] = await self._submit(None, rows, self._pages(size) + 2 * len(rows))
-        return Appended(
-            new=[e for e, f in zip(events, fresh, strict=True) if f],
-            duplicates=[e for e, f in zip(events, fresh, strict=True) if not f],
-        )
+        await self._submit(None, rows, self._pages(size) + len(rows))
 
     async def quarantine(self, entry: QuarantineEntry) -> int:
         """Keeps a request that could not be parsed; returns its quarantine number."""

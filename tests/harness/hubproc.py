@@ -80,7 +80,7 @@ class HubProcess:
         return self._proc.pid if self._proc is not None else None
 
     def children(self) -> list[int]:
-        """PIDs of the hub's child processes (its forwarder, with a broker)."""
+        """PIDs of the hub's child processes (its pipeline worker, `hub forward`)."""
         if self.pid is None:
             return []
         found: list[int] = []
