@@ -24,7 +24,7 @@ import sys
 
 from pydantic import SecretStr
 
-from hub.forwarder import Forwarder
+from hub.forwarder import RESEND_LOOKBACK_BATCHES, Forwarder
 from hub.settings import Settings
 from sinks.journal import JOURNAL_FILE, PendingReader, marked_prefix
 from sinks.progress import ProgressFile
@@ -45,6 +45,7 @@ def sink_of(settings: Settings) -> RabbitMQSink:
         exchange=settings.exchange,
         publish_timeout=settings.publish_timeout,
         stream=retention if settings.stream else None,
+        lookback=settings.forward_batch * RESEND_LOOKBACK_BATCHES,
     )
 
 

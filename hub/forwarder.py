@@ -4,8 +4,11 @@ It reads the events after its cursor in batches (``seq`` order, so each provider
 in the order they arrived), publishes a whole batch with every message in flight, and moves the
 cursor past the confirmed prefix (``sinks.progress``). When the broker is down it waits and tries
 again: the backlog waits on disk, in the journal, not in memory. After a crash the events after
-the cursor are sent at start; a batch confirmed just before the crash may be sent twice (same
-``message_id``).
+the cursor are sent at start; a batch confirmed just before the crash, or whose confirms a lost
+connection took, may be on the broker already. So the first batch after a start and after each
+interrupted publish is first shown to the sink (``Sink.already_published``: the RabbitMQ sink
+reads its stream's tail), and what is there already is not sent again; a sink that cannot tell
+(no stream) gets the whole batch again, same ``message_id``.
 
 It only reads the journal, so it can run in a process of its own (``hub forward``, what
 ``hub serve`` starts with a broker; see ``hub.forward_process``) or in the hub's event loop.
@@ -31,6 +34,10 @@ from sinks.journal import Stored
 from sinks.progress import Progress
 
 log = logging.getLogger(__name__)
+
+RESEND_LOOKBACK_BATCHES = 2
+"""How many batches back the sink looks for what it has already (``lookback``, in messages): one
+batch is in flight at a time; the second covers other hubs publishing on the same exchange."""
 
 
 class Pending(Protocol):
@@ -79,6 +86,9 @@ class Forwarder:
         """The sink was ready once: a pause before is the first connection under way (the sink
         says itself when the broker cannot be reached), not worth a warning."""
         self._wake = asyncio.Event()
+        self._unsure = True
+        """The batch in flight may have reached the broker without its confirms (a start, an
+        interrupted publish): the sink is asked what it has of the next one."""
         self._next: list[Stored] = []
         """The batch after the one in flight, read before its confirms (see ``forward_batch``)."""
         self._task: asyncio.Task[None] | None = None
@@ -119,7 +129,7 @@ class Forwarder:
                     pass
             except Exception:  # a bug or a disk error must not stop forwarding for good
                 log.exception("forwarding failed")
-                self._paused = True
+                self._paused = self._unsure = True
             if self._stopping:
                 return
             if self._paused:  # new events must not make us knock on a closed door each time
@@ -139,8 +149,17 @@ class Forwarder:
         if not rows:
             self._resume()
             return False
+        try:
+            sending = await self._not_yet_published(rows) if self._unsure else rows
+        except SinkUnavailable as exc:
+            self._pause(exc.reason)
+            return False
+        if not sending:  # all on the broker already
+            self._forwarded(rows, None)
+            self._resume()
+            return True
         started = time.perf_counter()
-        publishing = asyncio.ensure_future(self.sink.publish([r.envelope for r in rows]))
+        publishing = asyncio.ensure_future(self.sink.publish([r.envelope for r in sending]))
         # The next batch is read now, before the publish task first runs (the read is synchronous:
         # it does not overlap the broker's work, it only saves a turn of the loop after the
         # confirms). It is sent only if this one is confirmed whole (else the next round reads
@@ -152,7 +171,8 @@ class Forwarder:
         try:
             await publishing
         except SinkUnavailable as exc:
-            self._forwarded(rows[: exc.done], None)
+            confirmed_below = sending[exc.done].seq if exc.done < len(sending) else rows[-1].seq + 1
+            self._forwarded([r for r in rows if r.seq < confirmed_below], None)
             self._pause(exc.reason)
             return False
         self._next = upcoming
@@ -160,10 +180,22 @@ class Forwarder:
         self._resume()
         return True
 
+    async def _not_yet_published(self, rows: list[Stored]) -> list[Stored]:
+        """``rows`` but those the sink has already (raises ``SinkUnavailable``: ask again)."""
+        found = await self.sink.already_published([r.envelope for r in rows])
+        self._unsure = False
+        if found is None:  # the sink could not tell (and said why): copies are possible
+            self.progress.unchecked_resends += 1
+            return rows
+        if found:
+            log.info("%d events on the broker already (sent before an interruption)", len(found))
+        return [r for r in rows if r.envelope.id not in found]
+
     def _read(self, after: int) -> list[Stored]:
         return self.pending.read(after, self.batch)  # indexed: a few ms for a whole batch
 
     def _pause(self, reason: str) -> None:
+        self._unsure = True
         if not self._paused and self._started:
             waiting = self.pending.last_seq() - self.progress.cursor
             log.warning("forwarding paused: %s (%d events waiting)", reason, waiting)
