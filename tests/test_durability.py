@@ -6,7 +6,9 @@ middle (the broker stopped, the hub killed or stopped, the journal full), then c
 callback the hub acknowledged (``validation``) is in the journal and on a durable queue bound to
 ``#``. A request that got no answer (connection refused or cut) counts as not acknowledged.
 Copies on the queue are counted apart (:func:`check_doubles`): only a crash may send an event
-twice, with the same ``message_id``.
+twice, with the same ``message_id``, and with the stream on (the default) not even a crash: the
+forwarder reads the stream's tail before publishing again what it had in flight. Each crash test
+runs with the stream and without it (one batch of copies allowed).
 """
 
 from __future__ import annotations
