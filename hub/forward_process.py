@@ -26,7 +26,7 @@ import sys
 
 from pydantic import SecretStr
 
-from hub.forwarder import Forwarder
+from hub.forwarder import RESEND_LOOKBACK_BATCHES, Forwarder
 from hub.settings import Settings
 from sinks.index import IndexFile
 from sinks.journal import JOURNAL_FILE, PendingReader, marked_prefix
@@ -48,6 +48,7 @@ def sink_of(settings: Settings) -> RabbitMQSink:
         exchange=settings.exchange,
         publish_timeout=settings.publish_timeout,
         stream=retention if settings.stream else None,
+        lookback=settings.forward_batch * RESEND_LOOKBACK_BATCHES,
     )
 
 

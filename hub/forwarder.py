@@ -12,7 +12,11 @@ nothing looked up). Everything else happens here, in ``seq`` order, a batch at a
    message in flight; the forwarder's cursor (``sinks.progress``) moves past the confirmed
    prefix, duplicates included. When the broker is down it waits and tries again: the backlog
    waits on disk, in the journal. After a crash the events after the cursor are sent at start;
-   a batch confirmed just before the crash may be sent twice (same ``message_id``).
+   a batch confirmed just before the crash, or whose confirms a lost connection took, may be on
+   the broker already. So the first batch after a start and after each interrupted publish is
+   first shown to the sink (``Sink.already_published``: the RabbitMQ sink reads its stream's
+   tail), and what is there already is not sent again; a sink that cannot tell (no stream) gets
+   the whole batch again, same ``message_id``.
 
 The index is never behind the forwarder's cursor: an index file newer than the journal (an
 upgrade) is first brought up to it, nothing published meanwhile. Index writes run in a thread,
@@ -47,6 +51,10 @@ log = logging.getLogger(__name__)
 
 PRUNE_INTERVAL = 3600.0
 """Seconds between two prunings of the index."""
+
+RESEND_LOOKBACK_BATCHES = 2
+"""How many batches back the sink looks for what it has already (``lookback``, in messages): one
+batch is in flight at a time; the second covers other hubs publishing on the same exchange."""
 
 
 class Pending(Protocol):
@@ -120,6 +128,9 @@ class Forwarder:
         """The sink was ready once: a pause before is the first connection under way (the sink
         says itself when the broker cannot be reached), not worth a warning."""
         self._wake = asyncio.Event()
+        self._unsure = True
+        """The batch in flight may have reached the broker without its confirms (a start, an
+        interrupted publish): the sink is asked what it has of the next one."""
         self._next: list[Stored] = []
         """The batch after the one in flight, read before its confirms (see ``forward_batch``)."""
         self._task: asyncio.Task[None] | None = None
@@ -163,7 +174,7 @@ class Forwarder:
                     pass
             except Exception:  # a bug or a disk error must not stop forwarding for good
                 log.exception("forwarding failed")
-                self._paused = True
+                self._paused = self._unsure = True
             if self._stopping:
                 return
             if self._paused:  # new events must not make us knock on a closed door each time
@@ -196,6 +207,12 @@ class Forwarder:
             return False
         duplicates = await self._index(rows)
         sending = [r for r in rows if r.seq not in duplicates]
+        if self._unsure and sending:  # after a start or an interruption: what is there already
+            try:
+                sending = await self._not_yet_published(sending)
+            except SinkUnavailable as exc:
+                self._pause(exc.reason)
+                return False
         started = time.perf_counter()
         envelopes = [r.envelope for r in sending]
         publishing = asyncio.ensure_future(self.sink.publish(envelopes)) if envelopes else None
@@ -249,10 +266,23 @@ class Forwarder:
         """The ``seq`` up to which every event is processed (indexed, and published if need be)."""
         return self.index.cursor if self.sink is None else self.progress.cursor
 
+    async def _not_yet_published(self, rows: list[Stored]) -> list[Stored]:
+        """``rows`` but those the sink has already (raises ``SinkUnavailable``: ask again)."""
+        assert self.sink is not None
+        found = await self.sink.already_published([r.envelope for r in rows])
+        self._unsure = False
+        if found is None:  # the sink could not tell (and said why): copies are possible
+            self.progress.unchecked_resends += 1
+            return rows
+        if found:
+            log.info("%d events on the broker already (sent before an interruption)", len(found))
+        return [r for r in rows if r.envelope.id not in found]
+
     def _read(self, after: int) -> list[Stored]:
         return self.pending.read(after, self.batch)  # on the primary key: a few ms a batch
 
     def _pause(self, reason: str) -> None:
+        self._unsure = True
         if not self._paused and self._started:
             waiting = self.pending.last_seq() - self._done()
             log.warning("forwarding paused: %s (%d events waiting)", reason, waiting)

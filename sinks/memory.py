@@ -19,6 +19,12 @@ class MemorySink:
             raise SinkUnavailable("memory sink set to fail", reason="test_failure")
         self.envelopes.extend(envelopes)
 
+    async def already_published(self, envelopes: Sequence[Envelope]) -> set[str] | None:
+        if self.failing:
+            raise SinkUnavailable("memory sink set to fail", reason="test_failure")
+        kept = {e.id for e in self.envelopes}
+        return {e.id for e in envelopes if e.id in kept}
+
     @property
     def events(self) -> list[Event]:
         return [Event.from_json(e.body) for e in self.envelopes]

@@ -57,6 +57,9 @@ class Progress:
     cumulative)."""
     confirm_sum: float = 0.0
     broker_connected: bool = False
+    unchecked_resends: int = 0
+    """Batches sent again after an interruption without the sink saying what it had of them
+    already (its stream gone, or too slow to read): each may have put copies on the broker."""
 
     def confirmed(self, seq: int, providers: Mapping[str, int], seconds: float | None) -> None:
         """Events up to ``seq`` are confirmed (``providers``: how many each); ``seconds``: the
@@ -79,6 +82,7 @@ class Progress:
                 "confirm_counts": self.confirm_counts,
                 "confirm_sum": self.confirm_sum,
                 "broker_connected": self.broker_connected,
+                "unchecked_resends": self.unchecked_resends,
             }
         )
 
@@ -91,6 +95,7 @@ class Progress:
             progress.confirm_counts = [int(c) for c in counts]
             progress.confirm_sum = float(doc.get("confirm_sum", 0.0))
         progress.broker_connected = bool(doc.get("broker_connected", False))
+        progress.unchecked_resends = int(doc.get("unchecked_resends", 0))
         return progress
 
 
@@ -190,4 +195,10 @@ class ProgressCollector(Collector):
             "hub_broker_connected",
             "1 when the forwarder's broker connection is up, 0 otherwise.",
             value=float(progress.broker_connected),
+        )
+        yield CounterMetricFamily(
+            "hub_forward_unchecked_resends",
+            "Batches sent again after a crash or a lost connection without reading the stream "
+            "first (gone, or too slow): each may have put copies of events on the broker.",
+            value=progress.unchecked_resends,
         )

@@ -22,6 +22,13 @@ for the stream to take a consumer: RabbitMQ 3.10 confirms the messages it routes
 whose member is not up yet (the first second or so after a restart) and does not keep them, so
 the events published then would be missing from the stream (measured: every message published
 before a consumer could attach was lost, none after).
+
+What reached the exchange, the stream tells (:meth:`RabbitMQSink.already_published`): before
+publishing again what it had in flight, after a (re)start or an interrupted publish, the
+forwarder asks which of those events are there already, and the sink reads the stream's last
+``lookback`` offsets (``sinks.stream``), once ready (the stream is up then: what it routed before
+is in it). Bounded in time (``check_timeout``): a broker too slow, or a stream an operator
+deleted, gives no answer (None), and the forwarder publishes, accepting copies.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from pamqp.common import FieldTable
 from core.errors import SinkUnavailable
 from core.models import CONTENT_TYPE, Envelope
 from core.topics import DEFAULT_EXCHANGE
+from sinks import stream as stream_reading
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,10 @@ STREAM_SEGMENT_BYTES = 100_000_000
 
 STREAM_POLL_INTERVAL = 0.1
 """Seconds between two checks that the stream takes a consumer, after a connection."""
+
+TAIL_FIRST_WAIT = 1.0
+"""Seconds :meth:`RabbitMQSink.already_published` waits for the stream's last chunk (sent at once
+when there is one): what an empty stream costs each time it is asked."""
 
 
 def unrouted_name(exchange: str) -> str:
@@ -180,6 +192,8 @@ class RabbitMQSink:
         publish_timeout: float = 5.0,
         reconnect_interval: float = 1.0,
         stream: StreamRetention | None = None,
+        lookback: int = 1024,
+        check_timeout: float = 10.0,
     ) -> None:
         self.url = url
         self.exchange_name = exchange
@@ -193,6 +207,12 @@ class RabbitMQSink:
         self._stream_up_on: UnderlayConnection | None = None
         """The connection on which the stream was seen taking a consumer."""
         self._stream_check: asyncio.Task[None] | None = None
+        self.lookback = lookback
+        """Offsets at the stream's end read by :meth:`already_published` (at least as many as
+        it is asked about)."""
+        self.check_timeout = check_timeout
+        """Seconds :meth:`already_published` may take before it gives up (None)."""
+        self._said_gone = False
 
     def start(self) -> None:
         """Connects in the background, trying again until the broker answers."""
@@ -276,6 +296,44 @@ class RabbitMQSink:
         error = results[done]
         assert isinstance(error, BaseException)
         raise SinkUnavailable(_describe(error), reason=_reason(error), done=done) from error
+
+    async def already_published(self, envelopes: Sequence[Envelope]) -> set[str] | None:
+        """The ids of ``envelopes`` already on the exchange, read in the stream's last
+        ``lookback`` offsets (or as many as ``envelopes``, if more): a message whose confirm never
+        came back is there all the same. Empty without a stream (nothing to read: they are sent
+        again). None when it cannot tell: the stream is gone (said once), or the broker did not
+        answer within ``check_timeout`` (said each time). A lost connection raises
+        :class:`SinkUnavailable`, to be asked again once ready."""
+        if self.stream is None or not envelopes:
+            return set()
+        connection = self._connection
+        if connection is None or not self.ready:
+            raise SinkUnavailable("not connected to the broker", reason="broker_unavailable")
+        name = stream_name(self.exchange_name)
+        window = max(self.lookback, len(envelopes))
+        try:
+            async with (
+                asyncio.timeout(self.check_timeout),
+                stream_reading.opened(connection, name) as stream,
+            ):
+                if stream is None:
+                    if not self._said_gone:
+                        log.warning("stream %s not found: events are sent again unchecked", name)
+                        self._said_gone = True
+                    return None
+                seen = await stream_reading.tail_ids(stream, window, first_wait=TAIL_FIRST_WAIT)
+        except (TimeoutError, stream_reading.StreamStalled):
+            log.warning(
+                "stream %s not read within %g s: %d events sent again unchecked",
+                name,
+                self.check_timeout,
+                len(envelopes),
+            )
+            return None
+        except (AMQPError, OSError) as exc:
+            raise SinkUnavailable(_describe(exc), reason="broker_unavailable") from exc
+        self._said_gone = False
+        return {e.id for e in envelopes if e.id in seen}
 
     @property
     def ready(self) -> bool:

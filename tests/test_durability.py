@@ -6,7 +6,9 @@ middle (the broker stopped, the hub killed or stopped, the journal full), then c
 callback the hub acknowledged (``validation``) is in the journal and on a durable queue bound to
 ``#``. A request that got no answer (connection refused or cut) counts as not acknowledged.
 Copies on the queue are counted apart (:func:`check_doubles`): only a crash may send an event
-twice, with the same ``message_id``.
+twice, with the same ``message_id``, and with the stream on (the default) not even a crash: the
+forwarder reads the stream's tail before publishing again what it had in flight. Each crash test
+runs with the stream and without it (one batch of copies allowed).
 """
 
 from __future__ import annotations
@@ -192,12 +194,18 @@ async def test_broker_stopped_mid_stream_and_restarted(own_node, hubs, exchange)
 
 
 async def midstream(
-    url: str, hubs: Callable[..., HubProcess], exchange: str, count: int
+    url: str, hubs: Callable[..., HubProcess], exchange: str, count: int, *, stream_on: bool
 ) -> tuple[HubProcess, str, Results, asyncio.Task[Results]]:
-    """A hub with a broker (batches of ``BATCH``) and a queue bound to ``#``, with ``count``
-    callbacks streaming in, 16 in flight; returns once 150 are acknowledged."""
+    """A hub with a broker (batches of ``BATCH``; the stream on or off, ``HUB_STREAM``) and a
+    queue bound to ``#``, with ``count`` callbacks streaming in, 16 in flight; returns once 150
+    are acknowledged."""
     queue = await subscribe(url, exchange)
-    hub = hubs({"HUB_EXCHANGE": exchange, "HUB_FORWARD_BATCH": str(BATCH)}, rabbitmq_url=url)
+    env = {
+        "HUB_EXCHANGE": exchange,
+        "HUB_FORWARD_BATCH": str(BATCH),
+        "HUB_STREAM": "true" if stream_on else "false",
+    }
+    hub = hubs(env, rabbitmq_url=url)
     await asyncio.to_thread(hub.start)
     await broker_connected(hub)
     results = Results()
@@ -215,13 +223,25 @@ async def _gone(pid: int) -> bool:
     return stat.rpartition(") ")[2][:1] in ("Z", "X", "")
 
 
+STREAM_ON_OR_OFF = pytest.mark.parametrize("stream_on", [True, False], ids=["stream", "no-stream"])
+"""With the stream (the default), the forwarder reads its tail before publishing again what it
+had in flight, and skips what is there: no copy at all. Without it, one batch may be sent twice."""
+
+
+def doubles_allowed(stream_on: bool) -> int:
+    return 0 if stream_on else BATCH
+
+
 @pytest.mark.broker
-async def test_forwarder_killed_mid_stream_is_restarted(rabbit, hubs, exchange):
+@STREAM_ON_OR_OFF
+async def test_forwarder_killed_mid_stream_is_restarted(rabbit, hubs, exchange, stream_on):
     """SIGKILL of the forwarder process while callbacks stream in: the hub keeps acknowledging,
-    starts a new forwarder, and every acknowledged event reaches the queue; only the batch in
-    flight at the kill may be sent twice."""
+    starts a new forwarder, and every acknowledged event reaches the queue. With the stream, none
+    twice; without it, only the batch in flight at the kill may be sent twice."""
     async with asyncio.timeout(120):
-        hub, queue, results, streaming = await midstream(rabbit.url, hubs, exchange, 400)
+        hub, queue, results, streaming = await midstream(
+            rabbit.url, hubs, exchange, 400, stream_on=stream_on
+        )
         [forwarder] = hub.children()
         os.kill(forwarder, signal.SIGKILL)
         await streaming
@@ -237,21 +257,34 @@ async def test_forwarder_killed_mid_stream_is_restarted(rabbit, hubs, exchange):
     assert code == 0, hub.log_tail()
     assert "the forwarder exited" in hub.log_tail()
     check_nothing_lost(results, journaled(hub.data_dir), copies, range(400))
-    check_doubles(copies, at_most=BATCH)
+    check_doubles(copies, at_most=doubles_allowed(stream_on))
 
 
 @pytest.mark.broker
-async def test_hub_killed_mid_stream_and_restarted(rabbit, hubs, exchange):
-    """SIGKILL while callbacks stream in: after a restart on the same data directory, every
-    acknowledged event reaches the queue. One batch confirmed before the forwarder's cursor
-    moved may be sent again, with the same message_id."""
+@pytest.mark.parametrize(
+    ("stream_on", "forwarder_too"),
+    [(True, True), (False, True), (True, False)],
+    ids=["stream", "no-stream", "stream-forwarder-left-alone"],
+)
+async def test_hub_killed_mid_stream_and_restarted(
+    rabbit, hubs, exchange, stream_on, forwarder_too
+):
+    """SIGKILL while callbacks stream in, of the hub and its forwarder together (a crash of the
+    machine or container), or of the hub alone (its forwarder notices and stops by itself after
+    the batch in flight): after a restart on the same data directory, every acknowledged event
+    reaches the queue. With the stream, none twice; without it, the batch confirmed before the
+    forwarder's cursor moved may be sent again, with the same message_id."""
     async with asyncio.timeout(120):
-        hub, queue, results, streaming = await midstream(rabbit.url, hubs, exchange, 300)
+        hub, queue, results, streaming = await midstream(
+            rabbit.url, hubs, exchange, 300, stream_on=stream_on
+        )
         [forwarder] = hub.children()
+        if forwarder_too:
+            os.kill(forwarder, signal.SIGKILL)
         assert await asyncio.to_thread(hub.kill) == -9
         await streaming
         assert results.failed, "the kill came in the middle of the stream"
-        await eventually(lambda: _gone(forwarder), 20)  # it noticed, and stopped by itself
+        await eventually(lambda: _gone(forwarder), 20)  # killed, or it noticed and stopped
 
         await asyncio.to_thread(hub.start)
         await broker_connected(hub)
@@ -266,7 +299,7 @@ async def test_hub_killed_mid_stream_and_restarted(rabbit, hubs, exchange):
     assert not results.refused
     assert unforwarded(hub.data_dir) == 0
     check_nothing_lost(results, journaled(hub.data_dir), copies, range(350))
-    check_doubles(copies, at_most=BATCH)
+    check_doubles(copies, at_most=doubles_allowed(stream_on))
 
 
 @pytest.mark.broker

@@ -211,3 +211,75 @@ async def test_without_a_broker_it_indexes_everything() -> None:
     finally:
         await forwarder.stop(flush_timeout=5)
     assert index.duplicates(0, 4) == {4}
+
+
+class LostConfirmsSink(MemorySink):
+    """A broker that keeps every message of the first batch but whose confirms, past the first
+    ``done``, are lost with the connection."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__()
+        self.done: int | None = done
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        self.envelopes.extend(envelopes)
+        if self.done is not None:
+            done, self.done = self.done, None
+            raise SinkUnavailable("the broker went away", reason="broker_unavailable", done=done)
+
+
+class BlindSink(MemorySink):
+    """A sink that cannot tell what it has (its stream gone, or too slow to read)."""
+
+    async def already_published(self, envelopes: Sequence[Envelope]) -> set[str] | None:
+        return None
+
+
+def ids(envelopes: Sequence[Envelope]) -> list[str]:
+    return [e.id for e in envelopes]
+
+
+async def test_after_a_restart_what_the_sink_has_already_is_not_sent_again() -> None:
+    """The crash came after the broker took events 3 and 4, before the cursor (2) moved: the
+    new forwarder's first batch (3 to 6) is shown to the sink first, and only 5 and 6 go."""
+    stored = journal(6)
+    sink = MemorySink()
+    sink.envelopes = [s.envelope for s in stored[:4]]
+    cursor = MemoryCursor(Progress(cursor=2))
+    await forwarded(stored, sink, cursor, batch=4, up_to=6)
+    assert ids(sink.envelopes) == ids([s.envelope for s in stored])
+    assert cursor.saved.forwarded == {"isendpro": 4}
+    assert cursor.saved.unchecked_resends == 0
+
+
+async def test_confirms_lost_with_the_connection_send_nothing_twice() -> None:
+    stored = journal(5)
+    sink, cursor = LostConfirmsSink(done=1), MemoryCursor()
+    pending = MemoryPending(stored)
+    forwarder = Forwarder(pending, sink, cursor, MemoryIndex(), batch=5)
+    assert not await forwarder.forward_batch()  # 5 kept, 1 confirmed
+    assert cursor.saved.cursor == 1
+    assert await forwarder.forward_batch()  # the 4 others are on the broker already: skipped
+    assert cursor.saved.cursor == 5
+    assert ids(sink.envelopes) == ids([s.envelope for s in stored])
+
+
+async def test_only_the_first_batch_after_an_interruption_is_checked() -> None:
+    stored = journal(4)
+    sink, cursor = MemorySink(), MemoryCursor()
+    forwarder = Forwarder(MemoryPending(stored), sink, cursor, MemoryIndex(), batch=2)
+    sink.envelopes = [stored[0].envelope]
+    assert await forwarder.forward_batch()  # checked: 1 skipped, 2 sent
+    sink.envelopes.append(stored[2].envelope)  # as if 3 were there: not asked any more
+    assert await forwarder.forward_batch()
+    assert ids(sink.envelopes) == ids([s.envelope for s in (stored[:3] + stored[2:])])
+
+
+async def test_a_sink_that_cannot_tell_gets_the_batch_again_and_it_is_counted() -> None:
+    stored = journal(3)
+    sink = BlindSink()
+    sink.envelopes = [stored[0].envelope]
+    cursor = MemoryCursor()
+    await forwarded(stored, sink, cursor, batch=3, up_to=3)
+    assert ids(sink.envelopes) == ids([stored[0].envelope] + [s.envelope for s in stored])
+    assert cursor.saved.unchecked_resends == 1

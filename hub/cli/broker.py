@@ -2,10 +2,9 @@
 reading the stream ``<exchange>.stream`` within bounds.
 
 ``hub tail`` with a broker shows the stream's last N events matching the pattern, then (unless
-``--no-follow``) what arrives after them. The stream is read twice, each time up to a known
-offset, never "until it goes quiet" when it has something to say: first its last chunk, to learn
-its last offset; then back from it, in windows growing fourfold, until N matching events are
-found or the stream's start is reached.
+``--no-follow``) what arrives after them. The bounded readings of the stream (its last offset,
+then back from it in windows growing fourfold) are ``sinks.stream``'s, which the forwarder uses
+too; here are the connection, the stream's lookup and the following.
 """
 
 from __future__ import annotations
@@ -14,30 +13,19 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
 
 from core.topics import matches
+from sinks import stream as stream_reading
 from sinks.rabbitmq import declare_topology, stream_name
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for the broker's first answer (an address that drops packets)."""
-FIRST_WAIT = 2.0
-"""Seconds to wait for the stream's last chunk, which the broker sends at once when there is
-one: an empty stream sends nothing (the only wait that ends a reading without an offset)."""
-QUIET = 0.3
-"""Seconds without a message that end the reading of the last chunk (it comes in one burst)."""
-LAST_CHUNK_AT_MOST = 3.0
-"""Seconds the reading of the last chunk may take while events keep arriving."""
-STALL = 15.0
-"""Seconds without a message, before the offset a reading waits for, that mean the broker
-stopped answering."""
-PREFETCH = 1000
 
 
 class BrokerError(Exception):
@@ -61,6 +49,8 @@ async def connected(url: str, name: str) -> AsyncIterator[AbstractRobustConnecti
         transport_log.setLevel(level)
     try:
         yield connection
+    except stream_reading.StreamStalled as exc:
+        raise BrokerError(str(exc)) from None
     except (AMQPError, OSError) as exc:
         raise BrokerError(f"broker error ({_said(exc)})") from None
     finally:
@@ -72,93 +62,10 @@ def _said(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _offset(message: AbstractIncomingMessage) -> int:
-    offset = (message.headers or {}).get("x-stream-offset")
-    return offset if isinstance(offset, int) else -1
-
-
-@contextlib.asynccontextmanager
-async def _reading(
-    stream: AbstractQueue, start: int | str
-) -> AsyncIterator[asyncio.Queue[AbstractIncomingMessage]]:
-    """The stream's messages from ``start`` (an offset, ``"last"``), acknowledged as they come
-    (a stream keeps them: acks only give the consumer credit)."""
-    inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-
-    async def take(message: AbstractIncomingMessage) -> None:
-        await message.ack()
-        await inbox.put(message)
-
-    tag = await stream.consume(take, arguments={"x-stream-offset": start})
-    try:
-        yield inbox
-    finally:
-        with contextlib.suppress(AMQPError):
-            await stream.cancel(tag)
-
-
-async def _next(inbox: asyncio.Queue[AbstractIncomingMessage]) -> AbstractIncomingMessage:
-    try:
-        async with asyncio.timeout(STALL):
-            return await inbox.get()
-    except TimeoutError:
-        raise BrokerError(f"the broker sent nothing for {STALL:g} s while reading") from None
-
-
-async def last_offset(stream: AbstractQueue) -> int | None:
-    """The stream's last offset now, or None when it is empty."""
-    last = None
-    loop = asyncio.get_running_loop()
-    async with _reading(stream, "last") as inbox:
-        deadline = loop.time() + FIRST_WAIT + LAST_CHUNK_AT_MOST
-        wait = FIRST_WAIT
-        with contextlib.suppress(TimeoutError):
-            while loop.time() < deadline:
-                async with asyncio.timeout(wait):
-                    last = max(_offset(await inbox.get()), last or -1)
-                wait = QUIET
-    return last
-
-
-async def _scan(
-    stream: AbstractQueue, start: int, end: int, pattern: str, n: int
-) -> tuple[list[bytes], int]:
-    """The last ``n`` bodies matching ``pattern`` at offsets ``start`` to ``end``, and the
-    first offset read (above ``start``: the stream's retention dropped what was before)."""
-    found: deque[bytes] = deque(maxlen=n)
-    first = -1
-    async with _reading(stream, start) as inbox:
-        while True:
-            message = await _next(inbox)
-            offset = _offset(message)
-            if first < 0:
-                first = offset
-            if offset > end:  # it grew meanwhile: what is past ``end`` comes later
-                break
-            if matches(pattern, message.routing_key or ""):
-                found.append(message.body)
-            if offset == end:
-                break
-    return list(found), first
-
-
-async def history(stream: AbstractQueue, end: int, pattern: str, n: int) -> list[bytes]:
-    """The stream's last ``n`` events matching ``pattern`` up to offset ``end``, oldest first."""
-    if n <= 0:
-        return []
-    window = n
-    while True:
-        start = max(end - window + 1, 0)
-        found, first = await _scan(stream, start, end, pattern, n)
-        if len(found) >= n or start == 0 or first > start:
-            return found
-        window *= 4
-
-
 async def stream_of(connection: AbstractRobustConnection, exchange: str) -> AbstractQueue | None:
     """The hub's stream on the broker, or None when it keeps none (``HUB_STREAM=false``)."""
     channel = await connection.channel()
-    await channel.set_qos(prefetch_count=PREFETCH)
+    await channel.set_qos(prefetch_count=stream_reading.PREFETCH)
     try:
         return await channel.get_queue(stream_name(exchange))
     except ChannelNotFoundEntity:
@@ -172,10 +79,10 @@ async def follow_stream(
     ever. After a reconnection aio-pika consumes again from the same offset: what was shown
     already is skipped."""
     shown = -1 if after is None else after
-    async with _reading(stream, "next" if after is None else after + 1) as inbox:
+    async with stream_reading.reading(stream, "next" if after is None else after + 1) as inbox:
         while True:
             message = await inbox.get()
-            offset = _offset(message)
+            offset = stream_reading.offset_of(message)
             if offset <= shown:
                 continue
             shown = offset

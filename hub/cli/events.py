@@ -17,6 +17,7 @@ from hub import journaled
 from hub.cli import broker
 from hub.cli.common import TIME_FORMS, journal_path, moment, pattern
 from hub.settings import Settings
+from sinks import stream as stream_reading
 from sinks.journal import Stored
 from sinks.rabbitmq import RabbitMQSink, stream_name
 
@@ -126,9 +127,9 @@ async def _tail_broker(url: str, exchange: str, args: argparse.Namespace) -> int
                 return 1
             await broker.follow_live(connection, exchange, args.pattern, show)
             return 0
-        end = await broker.last_offset(stream)
+        end = await stream_reading.last_offset(stream)
         if end is not None:
-            for body in await broker.history(stream, end, args.pattern, args.lines):
+            for body in await stream_reading.history(stream, end, args.pattern, args.lines):
                 show(body)
         if not args.no_follow:
             await broker.follow_stream(stream, end, args.pattern, show)
