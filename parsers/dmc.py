@@ -32,8 +32,6 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from pydantic import JsonValue
-
 from core.errors import PayloadError
 from core.models import (
     Code,
@@ -45,6 +43,7 @@ from core.models import (
     RawRequest,
     State,
 )
+from core.vocabulary import JsonValue
 from parsers.base import Callback, bad_request, ok, unavailable
 from parsers.dmc_details import details_of
 from parsers.dmc_dialects import Medium, json_report, xml_report
@@ -100,7 +99,7 @@ def _event(username: str | None, medium: Medium, request: RawRequest) -> Event:
     error = _error(code, code_entry, state, details)
     address = _address(medium.tag, medium.fields.get("to"))
     call_id = optional(medium.fields, "call_id")
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=medium.channel,
         kind=kind,

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 import orjson
-from pydantic import JsonValue
 
 from core.errors import PayloadError
 from core.models import Channel
+from core.vocabulary import JsonValue
 from parsers.xml import parse_xml
 
 _MEDIA: Mapping[str, Channel] = {

@@ -45,8 +45,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import JsonValue
-
 from core.errors import HubError, PayloadError
 from core.models import (
     Channel,
@@ -60,6 +58,7 @@ from core.models import (
     Reply,
     State,
 )
+from core.vocabulary import JsonValue
 from parsers.base import OK_REPLY, Callback, unavailable
 from parsers.phones import to_e164
 from parsers.tables import UNKNOWN, TableEntry, code_of, load_tables
@@ -196,7 +195,7 @@ def _notification(fields: _Fields, request: RawRequest) -> Event:
     state = (entry or UNKNOWN).state
     error, detail = _error(result_text) if state is State.FAILED else (None, None)
     details: dict[str, JsonValue] = {"result_text": result_text} if result_text else {}
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.DELIVERY,
@@ -237,7 +236,7 @@ def _failure(entry: TableEntry | None, detail: TableEntry | None) -> Failure | N
 
 def _answer(fields: _Fields, request: RawRequest) -> Event:
     when = _timestamp(fields)
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.INBOUND,
