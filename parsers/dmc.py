@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import cache
 
 from core.errors import PayloadError
 from core.models import (
@@ -143,12 +144,18 @@ def _code_entry(tag: str, code: str | None) -> TableEntry | None:
     """The annex 5.4 entry of ``code``: the medium's table first, then all media, then the rest."""
     if code is None:
         return None
-    match = _DETAIL_CODE.fullmatch(code)
+    match = _DETAIL_CODE.fullmatch(code) if "{" in code else None
     key = f"{match['name']}{{DETAIL}}" if match else code
+    return next((table[key] for table in _code_tables(tag) if key in table), None)
+
+
+@cache
+def _code_tables(tag: str) -> tuple[Mapping[str, TableEntry], ...]:
+    """The code tables to look a ``tag``'s code up in, in order: its own, all media's, the rest."""
     tables = load_tables(PROVIDER)
     first = (_CODE_TABLES[tag], "cra_all")
     names = [*first, *(n for n in tables if n.startswith("cra_") and n not in first)]
-    return next((tables[n][key] for n in names if key in tables[n]), None)
+    return tuple(tables[n] for n in names)
 
 
 def _error(
