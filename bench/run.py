@@ -431,6 +431,7 @@ class Run:
             with ExitStack() as refs:
                 servers = [
                     self.start(refs, "bare", refs_argv("bare")),
+                    self.start(refs, "parse", refs_argv("parse")),
                     self.start(refs, "naive", refs_argv("naive", node.url)),
                     self.start(refs, "journal", hub_argv(), data_dir=filled),
                     hub,
