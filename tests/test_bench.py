@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from bench import report, wrk
-from bench.run import GET, POST, paced
+from bench.servers import GET, POST, paced
 from tests.harness.rabbitmq import broker_required
 
 WRK_REPORT = """\
