@@ -14,24 +14,30 @@ from core.errors import PayloadError
 PARIS = ZoneInfo("Europe/Paris")
 ZURICH = ZoneInfo("Europe/Zurich")
 
+_ISO_SECONDS = "%Y-%m-%d %H:%M:%S"
+_ISO_SECONDS_TEXT = re.compile(r"\d{4}-(0[1-9]|1[0-2])-\d{2} ([01]\d|2[0-3]):[0-5]\d:[0-5]\d")
+"""The most common format of all, read by ``fromisoformat`` (in C) when the text is its digits."""
 _FAST_FORMATS: dict[str, re.Pattern[str]] = {
     "%Y-%m-%d %H:%M:%S": re.compile(
         r"(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2}) (?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})"
     ),
     "%Y-%m-%d %H:%M": re.compile(
-        r"(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2}) (?P<H>\d{2}):(?P<M>\d{2})"
+        r"(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2}) (?P<H>\d{2}):(?P<M>\d{2})(?P<S>)"
     ),
     "%d%m%Y-%H%M%S": re.compile(
         r"(?P<d>\d{2})(?P<m>\d{2})(?P<Y>\d{4})-(?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})"
     ),
-    "%d%m%Y-%H:%M": re.compile(r"(?P<d>\d{2})(?P<m>\d{2})(?P<Y>\d{4})-(?P<H>\d{2}):(?P<M>\d{2})"),
+    "%d%m%Y-%H:%M": re.compile(
+        r"(?P<d>\d{2})(?P<m>\d{2})(?P<Y>\d{4})-(?P<H>\d{2}):(?P<M>\d{2})(?P<S>)"
+    ),
     "%d.%m.%Y %H:%M:%S": re.compile(
         r"(?P<d>\d{2})\.(?P<m>\d{2})\.(?P<Y>\d{4}) (?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})"
     ),
 }
 """The providers' usual formats, read without ``strptime`` (ten times slower) when the text has
 exactly their digits: each field two digits (four for the year) gives what ``strptime`` gives
-(its patterns try two digits first; a test holds each format to ``strptime``)."""
+(its patterns try two digits first; a test holds each format to ``strptime``). Each pattern has
+the six groups, ``S`` empty in the formats without seconds."""
 
 
 def local_time(value: str, formats: Sequence[str], zone: ZoneInfo) -> datetime:
@@ -41,7 +47,15 @@ def local_time(value: str, formats: Sequence[str], zone: ZoneInfo) -> datetime:
     spring gap is read with the offset before the change.
     """
     text = value.strip()
-    for fmt in formats:  # the common case, fast
+    if _ISO_SECONDS in formats and _ISO_SECONDS_TEXT.fullmatch(text):  # the most common case
+        with suppress(ValueError):  # 31 February and the like: strptime below says why
+            naive = datetime.fromisoformat(text)
+            offset = zone.utcoffset(naive)  # a naive time is read as the zone's wall clock
+            if offset is not None:
+                with suppress(OverflowError):  # out of UTC's range: to_utc says so
+                    return datetime.fromisoformat(f"{text}+00:00") - offset
+            return to_utc(naive.replace(tzinfo=zone))
+    for fmt in formats:  # other usual formats, fast
         pattern = _FAST_FORMATS.get(fmt)
         if pattern is None or (match := pattern.fullmatch(text)) is None:
             continue
@@ -61,15 +75,9 @@ def local_time(value: str, formats: Sequence[str], zone: ZoneInfo) -> datetime:
 def _fast(match: re.Match[str], zone: ZoneInfo) -> datetime | None:
     """The time of a fast format's ``match`` in UTC; ``None`` when it is no date (strptime says
     why) or when UTC cannot hold it (``to_utc`` says so)."""
+    year, month, day, hour, minute, second = match.group("Y", "m", "d", "H", "M", "S")
     try:
-        naive = datetime(
-            int(match["Y"]),
-            int(match["m"]),
-            int(match["d"]),
-            int(match["H"]),
-            int(match["M"]),
-            int(match.groupdict().get("S") or 0),
-        )
+        naive = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
     except ValueError:
         return None
     offset = zone.utcoffset(naive)  # a naive time is read as the zone's wall clock
