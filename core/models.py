@@ -25,6 +25,7 @@ vocabulary.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Final, Literal
@@ -138,7 +139,27 @@ _SOURCES: Final = {provider: event_source(provider) for provider in Provider}
 
 class NotAnEvent(ValueError):
     """A document :meth:`Event.from_json` cannot read as an event. The message names what is
-    wrong and where (``Expected `str`, got `int` - at `$.data.message_id```), never a value."""
+    wrong and where (``Expected `str`, got `int` - at `$.data.message_id```), never a value nor
+    a name the document chose (:func:`_without_input`): it goes to log lines."""
+
+
+_PATH = re.compile(r"\$(?:\.[a-z_]+|\[[0-9]+\])*")
+"""A path through the models' own fields (msgspec reports no error inside ``raw``/``details``)."""
+
+
+def _without_input(error: str) -> str:
+    """msgspec's message without what came from the document: values are quoted as ``repr``
+    quotes them (``Invalid enum value '...'``), unknown field names in backquotes."""
+    what, _, where = error.partition(" - at `")
+    quoted = [at for at in (what.find("'"), what.find('"')) if at >= 0]  # repr: ' or "
+    if quoted:
+        what = what[: min(quoted)].rstrip()
+    if what.startswith("Object contains unknown field"):
+        what = "Object contains unknown field"
+    where = where.removesuffix("`")
+    if where and not _PATH.fullmatch(where):
+        where = "…"
+    return f"{what} - at `{where}`" if where else what
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -207,7 +228,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         try:
             return _DECODER.decode(body)
         except (msgspec.DecodeError, ValueError) as exc:  # ValueError: from __post_init__
-            raise NotAnEvent(str(exc)) from None
+            raise NotAnEvent(_without_input(str(exc))) from None
 
 
 _DECODER: Final = msgspec.json.Decoder(Event)

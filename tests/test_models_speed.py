@@ -10,6 +10,7 @@ its declared type. The bytes themselves are the golden cases' (``tests/test_gold
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -174,18 +175,30 @@ def test_from_json_validates_and_names_no_value() -> None:
     shifted = {**doc, "time": "2026-01-01T01:00:00+01:00"}
     assert Event.from_json(orjson.dumps(shifted)).time.tzinfo is UTC
     assert Event.from_json(orjson.dumps(shifted)) == event
+    phone = "+33612345678"
     bad: list[dict[str, Any]] = [
         {**doc, "time": "2026-01-01T00:00:00"},  # naive
-        {**doc, "colour": "blue"},  # unknown field
-        {**doc, "specversion": "0.3"},
-        {**doc, "data": {**doc["data"], "channel": "pigeon"}},
+        {**doc, "time": phone},
+        {**doc, phone: "blue"},  # unknown field, named by the document
+        {**doc, f"a`{phone}": "blue"},
+        {**doc, "specversion": phone},
+        {**doc, "data": {**doc["data"], "channel": phone}},
+        {**doc, "data": {**doc["data"], "channel": f"it's {phone}"}},
         {**doc, "data": {**doc["data"], "recipient": 33612345678}},
+        {**doc, "data": {**doc["data"], "status": {"code": phone, phone: 1}}},
         {key: value for key, value in doc.items() if key != "id"},
     ]
     for wrong in bad:
         with pytest.raises(NotAnEvent) as caught:
             Event.from_json(orjson.dumps(wrong))
-        assert "33612345678" not in str(caught.value)
+        assert "33612345678" not in str(caught.value)  # it goes to log lines
+        assert str(caught.value)  # and says something
+    with pytest.raises(NotAnEvent, match=re.escape("Invalid enum value - at `$.data.channel`")):
+        Event.from_json(orjson.dumps({**doc, "data": {**doc["data"], "channel": phone}}))
+    with pytest.raises(
+        NotAnEvent, match=re.escape("Expected `str | null`, got `int` - at `$.data.recipient`")
+    ):
+        Event.from_json(orjson.dumps({**doc, "data": {**doc["data"], "recipient": 33612345678}}))
     with pytest.raises(NotAnEvent):
         Event.from_json(b"not json")
 

@@ -94,8 +94,14 @@ class _Message:
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b'{"specversion": "1.0"}', b'{"id": 5, "data": {"recipient": "+33612345678"}}'],
-    ids=["not-json", "missing-fields", "wrong-types"],
+    [
+        b"not json",
+        b'{"specversion": "1.0"}',
+        b'{"id": 5, "data": {"recipient": "+33612345678"}}',
+        b'{"specversion": "+33612345678"}',
+        b'{"+33612345678": 1}',
+    ],
+    ids=["not-json", "missing-fields", "wrong-types", "wrong-value", "unknown-field"],
 )
 async def test_a_message_that_is_not_a_hub_event_is_rejected_with_one_line(body, caplog) -> None:
     subscription = Subscription("amqp://127.0.0.1/", "#", queue="mine")
