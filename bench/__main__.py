@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from bench import report
-from bench.run import Config, Run
+from bench.run import Run
+from bench.servers import Config
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,12 @@
 - ``naive``: the design the journal replaced: the provider's parser, then each event published to
   RabbitMQ (persistent, mandatory) and its confirm awaited inside the handler, then the provider's
   acknowledgement. Same parsers, same sink class as the hub.
+- ``parse``: parse-and-answer: the request view built, the provider's parser, each event
+  serialized as the journal takes it (:class:`Envelope`: JSON and routing key), the provider's
+  answer; no journal, no secret check, no metrics. The ceiling of the hub's ingest: how close
+  the hub is to parsing alone.
 
-Both run under the hub's loop policy (uvloop when installed), with no access log, like
+All run under the hub's loop policy (uvloop when installed), with no access log, like
 ``hub serve``.
 """
 
@@ -18,8 +22,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from core.errors import HubError
-from core.models import Envelope, Provider, RawRequest, utc_now
+from core.errors import HubError, PayloadError
+from core.models import Envelope, Provider, RawRequest, Reply, utc_now
 from parsers import REGISTRY
 from sinks.rabbitmq import RabbitMQSink
 
@@ -45,6 +49,47 @@ def bare_app() -> web.Application:
     return app
 
 
+def raw_request(request: web.Request, provider: Provider, body: bytes) -> RawRequest:
+    """The request view, built as the hub builds it (``hub.handlers.raw_request``)."""
+    _, _, query = request.raw_path.partition("?")
+    return RawRequest(
+        provider=provider,
+        callback=request.match_info["callback"],
+        method=request.method,
+        query=query.encode("utf-8", "surrogateescape"),
+        body=body,
+        content_type=request.headers.get("Content-Type", ""),
+        received_at=utc_now(),
+    )
+
+
+def response(reply: Reply) -> web.Response:
+    return web.Response(
+        status=reply.status,
+        body=reply.body,
+        content_type=reply.content_type,
+        charset=reply.charset,
+    )
+
+
+def parse_app() -> web.Application:
+    async def handle(request: web.Request) -> web.Response:
+        module = REGISTRY[Provider(request.match_info["provider"])]
+        raw = raw_request(request, module.PROVIDER, await request.read())
+        try:
+            events = module.parse(raw)
+            for event in events:
+                Envelope.of(event)  # what the journal writes: the JSON and the routing key
+            reply = module.ack(events)
+        except PayloadError as exc:
+            reply = module.nack(exc)
+        return response(reply)
+
+    app = web.Application()
+    app.router.add_route("*", "/callbacks/{provider}/{secret}/{callback}", handle)
+    return app
+
+
 def naive_app(url: str) -> web.Application:
     sink = RabbitMQSink(url)
 
@@ -57,28 +102,14 @@ def naive_app(url: str) -> web.Application:
 
     async def handle(request: web.Request) -> web.Response:
         module = REGISTRY[Provider(request.match_info["provider"])]
-        _, _, query = request.raw_path.partition("?")
-        raw = RawRequest(
-            provider=module.PROVIDER,
-            callback=request.match_info["callback"],
-            method=request.method,
-            query=query.encode("utf-8", "surrogateescape"),
-            body=await request.read(),
-            content_type=request.headers.get("Content-Type", ""),
-            received_at=utc_now(),
-        )
+        raw = raw_request(request, module.PROVIDER, await request.read())
         try:
             events = module.parse(raw)
             await sink.publish([Envelope.of(e) for e in events])
             reply = module.ack(events)
         except HubError as exc:
             reply = module.retry(exc)
-        return web.Response(
-            status=reply.status,
-            body=reply.body,
-            content_type=reply.content_type,
-            charset=reply.charset,
-        )
+        return response(reply)
 
     app = web.Application()
     app.router.add_route("*", "/callbacks/{provider}/{secret}/{callback}", handle)
@@ -89,7 +120,8 @@ def naive_app(url: str) -> web.Application:
 def main(argv: list[str]) -> None:
     kind, port = argv[0], int(argv[1])
     install_uvloop()
-    app = bare_app() if kind == "bare" else naive_app(argv[2])
+    apps = {"bare": bare_app, "parse": parse_app, "naive": lambda: naive_app(argv[2])}
+    app = apps[kind]()
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 

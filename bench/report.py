@@ -1,4 +1,5 @@
-"""Results: the targets of issue 8 checked, the printed table, the JSON file, the machine."""
+"""Results: the targets checked (issue 8's, and issue 16's parse path), the printed table, the JSON
+file, the machine."""
 
 from __future__ import annotations
 
@@ -79,6 +80,17 @@ def targets(results: Results) -> list[Target]:
     rss = _get(results, "memory", "sustained")
     outage = _get(results, "memory", "outage")
     fwd = results.get("forwarder") or {}
+    parsers = results.get("parsers") or {}
+    parse_targets = [
+        Target(
+            f"parse_{provider}",
+            f"{provider} parse path CPU µs/request / before issue 16",
+            ratio(p.get("us_per_request"), p.get("before_us_per_request")),
+            0.50,
+            at_most=True,
+        )
+        for provider, p in parsers.items()
+    ]
     return [
         Target(
             "ingest_get",
@@ -138,7 +150,27 @@ def targets(results: Results) -> list[Target]:
             0.10,
             at_most=True,
         ),
+        *parse_targets,
     ]
+
+
+def versus_parse(results: Results) -> dict[str, dict[str, float | None]]:
+    """The hub's servers against parse-and-answer (``bench/refs.py``, the ceiling of ingest):
+    req/s ratio and CPU ratio (parse-and-answer µs/req ÷ the server's), per server and style."""
+    out: dict[str, dict[str, float | None]] = {}
+    for server in ("journal", "hub"):
+        for style in ("get", "post"):
+            step = f"{server}_{style}"
+            if _get(results, "http", step) is None:
+                continue
+            out[step] = {
+                "rps": ratio(_rps(results, step), _rps(results, f"parse_{style}")),
+                "cpu": ratio(
+                    _get(results, "http", f"parse_{style}", "server_cpu_us_per_req"),
+                    _get(results, "http", step, "server_cpu_us_per_req"),
+                ),
+            }
+    return out
 
 
 def _growth(memory: dict[str, Any] | None) -> float | None:
@@ -152,6 +184,8 @@ def _growth(memory: dict[str, Any] | None) -> float | None:
 HTTP_ROWS = (
     ("bare_get", "bare aiohttp, GET"),
     ("bare_post", "bare aiohttp, POST"),
+    ("parse_get", "parse and answer, GET (iSendPro)"),
+    ("parse_post", "parse and answer, POST (DMC XML)"),
     ("naive_get", "naive publish+confirm, GET"),
     ("naive_post", "naive publish+confirm, POST"),
     ("journal_get", "hub, no broker, GET (iSendPro)"),
@@ -210,13 +244,26 @@ def table(results: Results) -> str:
             f" p99 {d['p99_ms']:.2f}, p99.9 {d['p99.9_ms']:.2f}, max {d['max_ms']:.1f}"
             f" ({d['syncs']} syncs)"
         )
+    ingest = {k: v for k, v in versus_parse(results).items() if v["rps"] is not None}
+    if ingest:
+        lines.append("Ingest / parse and answer (req/s ratio, CPU ratio in brackets)")
+        for step, label in HTTP_ROWS:
+            if step in ingest:
+                r = ingest[step]
+                lines.append(f"  {label:34} {_fmt(r['rps'], '.0%'):>7} ({_fmt(r['cpu'], '.0%')})")
     parsers = results.get("parsers")
     if parsers:
-        lines.append("Parsers (events/s, one core: parse / parse + JSON)")
+        lines.append(
+            "Parse path (CPU µs/request, one core: request view, parser, JSON; parser alone;"
+            " before issue 16 -> target)"
+        )
         for provider, p in parsers.items():
             lines.append(
-                f"  {provider:10} {_fmt(p['parse_eps']):>9} {_fmt(p['parse_json_eps']):>9}"
-                f"   ({len(p['samples'])} samples)"
+                f"  {provider:10} {_fmt(p['us_per_request'], '.1f'):>7}"
+                f" {_fmt(p['parse_us_per_request'], '.1f'):>7}"
+                f"   before {_fmt(p.get('before_us_per_request'), '.1f'):>6}"
+                f" -> {_fmt(p.get('target_us_per_request'), '.1f'):>6}"
+                f"   ({len(p['samples'])} samples, {p['events_per_request']:g} events/request)"
             )
     for key, label in (("sustained", "sustained run"), ("outage", "broker outage")):
         m = _get(results, "memory", key)
@@ -291,7 +338,11 @@ def write(results: Results, directory: Path, now: Callable[[], datetime] | None 
     stamp = (now or (lambda: datetime.now(UTC)))().strftime("%Y%m%dT%H%M%SZ")
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stamp}.json"
-    doc = {**results, "targets": [t.as_dict() for t in targets(results)]}
+    doc = {
+        **results,
+        "versus_parse": versus_parse(results),
+        "targets": [t.as_dict() for t in targets(results)],
+    }
     path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     return path
 

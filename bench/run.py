@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import secrets
 import subprocess
 import sys
@@ -21,72 +20,25 @@ from pathlib import Path
 from typing import Any
 
 from bench import forward, procs, report, wrk
-from bench.procs import SECRET
+from bench.servers import (
+    FORWARD,
+    STYLES,
+    Config,
+    Server,
+    children_cpu,
+    hub_argv,
+    paced,
+    pinned,
+    purge,
+    refs_argv,
+    size,
+)
 from tests.harness.ports import free_port
 from tests.harness.rabbitmq import RabbitNode
 
+__all__ = ["Config", "Run"]
+
 log = logging.getLogger("bench")
-
-PAYLOADS = Path(__file__).resolve().parent.parent / "parsers" / "samples"
-GET = wrk.Load(
-    "GET",
-    f"/callbacks/isendpro/{SECRET}/delivery",
-    (PAYLOADS / "isendpro/seed-delivery-report.query")
-    .read_text()
-    .strip()
-    .replace("&id=35986&", "&id={id}&"),
-)
-POST = wrk.Load(
-    "POST",
-    f"/callbacks/dmc/{SECRET}/cra",
-    (PAYLOADS / "dmc/seed-sms-sent.body")
-    .read_text()
-    .replace('call_id="10020008248118"', 'call_id="{id}"'),
-    "text/xml; charset=UTF-8",
-)
-STYLES = {"get": GET, "post": POST}
-FORWARD = [sys.executable, "-m", "bench.forward"]
-
-
-@dataclass(frozen=True)
-class Config:
-    seconds: float
-    """Length of one wrk step (one server, one style, one round)."""
-    rounds: int
-    sustained: float
-    outage: float
-    connections: int
-    server_cpu: int | None
-    client_cpu: int | None
-    raw_count: int
-    raw_window: int
-    parser_seconds: float
-    workdir: Path
-
-
-@dataclass
-class Server:
-    name: str
-    port: int
-    pid: int
-    data_dir: Path | None = None
-    """The hub's data directory (None for the references)."""
-    broker: bool = False
-    forwarder: int | None = None
-    """The PID of the hub's pipeline worker (``hub forward``, with a broker or without)."""
-
-    def rss_kib(self) -> int:
-        """The hub's memory: its own process and its forwarder's."""
-        pids = [self.pid] if self.forwarder is None else [self.pid, self.forwarder]
-        return sum(procs.rss_kib(p) for p in pids)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def journal(self) -> Path | None:
-        return self.data_dir / "journal.sqlite3" if self.data_dir else None
 
 
 @dataclass
@@ -111,7 +63,7 @@ class Run:
         cpu = (
             procs.cpu_seconds(server.pid),
             self._beam_cpu(),
-            _children_cpu(),
+            children_cpu(),
             procs.cpu_seconds(server.forwarder) if server.forwarder else 0.0,
         )
         busy, started = procs.machine_busy(), time.monotonic()
@@ -129,7 +81,7 @@ class Run:
         used = (
             procs.cpu_seconds(server.pid) - cpu[0],
             self._beam_cpu() - cpu[1],
-            _children_cpu() - cpu[2],
+            children_cpu() - cpu[2],
             (procs.cpu_seconds(server.forwarder) if server.forwarder else 0.0) - cpu[3],
         )
         figures = {
@@ -329,7 +281,7 @@ class Run:
             while not stop.wait(min(5.0, max(seconds / 20, 0.5))):
                 samples.append((round(time.monotonic() - started, 1), hub.rss_kib()))
 
-        before, journal_before = hub.rss_kib(), _size(hub.journal)
+        before, journal_before = hub.rss_kib(), size(hub.journal)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         try:
@@ -337,7 +289,7 @@ class Run:
         finally:
             stop.set()
             sampler.join()
-        after, journal_after = hub.rss_kib(), _size(hub.journal)
+        after, journal_after = hub.rss_kib(), size(hub.journal)
         self.results["memory"][key] = {
             "seconds": seconds,
             "rps": figures["rps"],
@@ -434,6 +386,7 @@ class Run:
             with ExitStack() as refs:
                 servers = [
                     self.start(refs, "bare", refs_argv("bare")),
+                    self.start(refs, "parse", refs_argv("parse")),
                     self.start(refs, "naive", refs_argv("naive", node.url)),
                     self.start(
                         refs, "journal", hub_argv(), data_dir=filled, forwarder_cpu=cfg.client_cpu
@@ -450,38 +403,3 @@ class Run:
             log.info("broker outage: stopping RabbitMQ")
             node.stop()
             self.sustained(hub, "outage", cfg.outage)
-
-
-def hub_argv() -> list[str]:
-    return [sys.executable, "-m", "hub", "serve"]
-
-
-def refs_argv(kind: str, broker: str = "") -> list[str]:
-    return [sys.executable, "-m", "bench.refs", kind, "{port}", *([broker] if broker else [])]
-
-
-def paced(rate: float, delay_ms: int = 15, latency_ms: float = 1.0) -> tuple[int, int]:
-    """Connections and per-connection delay (ms) for about ``rate`` requests/s with wrk's delay
-    hook: each connection sends one request every ``delay`` ms plus the answer's latency."""
-    connections = max(1, round(rate * (delay_ms + latency_ms) / 1000))
-    return connections, delay_ms
-
-
-def pinned(cpu: int | None) -> list[str]:
-    """The ``taskset`` prefix that runs a command on ``cpu`` (none when not pinning)."""
-    return ["taskset", "-c", str(cpu)] if cpu is not None else []
-
-
-def purge(url: str) -> None:
-    """Empties the queue where the events land (each broker measurement starts alike)."""
-    subprocess.run([*FORWARD, "purge", url], check=True, timeout=60)  # noqa: S603 - our module
-
-
-def _children_cpu() -> float:
-    """CPU time of the finished child processes (wrk's, once it has exited)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _size(journal: Path) -> int:
-    return sum(p.stat().st_size for p in journal.parent.glob(journal.name + "*"))

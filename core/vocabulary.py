@@ -1,24 +1,38 @@
 """The hub's words: the closed sets every event is told in (provider, channel, kind, state,
-failure class), and the one kind of time it holds (timezone-aware, in UTC)."""
+failure class), the one kind of time it holds (timezone-aware, in UTC) and the free-form JSON
+values of its ``details`` and ``raw``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
-from pydantic import AfterValidator
+import msgspec
 
 
 def aware(value: datetime) -> datetime:
     """``value`` in UTC; a naive datetime is refused (``ValueError``)."""
+    if value.tzinfo is UTC:  # the common case (``utc_now``, JSON read back): nothing to do
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("naive datetime: times in the hub are always timezone-aware")
     return value.astimezone(UTC)
 
 
-AwareDatetime = Annotated[datetime, AfterValidator(aware)]
-"""A timezone-aware datetime, stored in UTC."""
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+"""A timezone-aware datetime (a naive one is refused when read from JSON); the models that hold
+one bring it to UTC on construction (:func:`aware`)."""
+
+if TYPE_CHECKING:
+    JsonValue: TypeAlias = (
+        list["JsonValue"] | dict[str, "JsonValue"] | str | bool | int | float | None
+    )
+else:
+    # What msgspec reads a JSON value of unknown shape into, and checks nothing else of:
+    # exactly the types above (it has no recursive aliases). mypy checks the parsers' values.
+    JsonValue = Any
+"""Any JSON value: what ``details`` and ``raw`` hold."""
 
 
 class Provider(StrEnum):

@@ -52,9 +52,8 @@ from aio_pika.exceptions import (
     ChannelPreconditionFailed,
 )
 from pamqp.common import FieldTable
-from pydantic import ValidationError
 
-from core.models import Event
+from core.models import Event, NotAnEvent
 from core.topics import DEFAULT_EXCHANGE, check_pattern, matches
 from sinks.rabbitmq import declare_topology, stream_name
 
@@ -355,12 +354,8 @@ class Subscription:
             return None
         try:
             event = Event.from_json(message.body)
-        except ValidationError as exc:
-            log.warning(
-                "not a hub event (message_id %s, %s): rejected",
-                message.message_id,
-                exc.errors()[0]["msg"],
-            )
+        except NotAnEvent as exc:
+            log.warning("not a hub event (message_id %s, %s): rejected", message.message_id, exc)
             await (message.ack() if self.from_ is not None else message.reject())
             return None
         if event.id in self._seen:

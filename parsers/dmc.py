@@ -31,8 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-
-from pydantic import JsonValue
+from functools import cache
 
 from core.errors import PayloadError
 from core.models import (
@@ -45,6 +44,7 @@ from core.models import (
     RawRequest,
     State,
 )
+from core.vocabulary import JsonValue
 from parsers.base import Callback, bad_request, ok, unavailable
 from parsers.dmc_details import details_of
 from parsers.dmc_dialects import Medium, json_report, xml_report
@@ -100,7 +100,7 @@ def _event(username: str | None, medium: Medium, request: RawRequest) -> Event:
     error = _error(code, code_entry, state, details)
     address = _address(medium.tag, medium.fields.get("to"))
     call_id = optional(medium.fields, "call_id")
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=medium.channel,
         kind=kind,
@@ -144,12 +144,18 @@ def _code_entry(tag: str, code: str | None) -> TableEntry | None:
     """The annex 5.4 entry of ``code``: the medium's table first, then all media, then the rest."""
     if code is None:
         return None
-    match = _DETAIL_CODE.fullmatch(code)
+    match = _DETAIL_CODE.fullmatch(code) if "{" in code else None
     key = f"{match['name']}{{DETAIL}}" if match else code
+    return next((table[key] for table in _code_tables(tag) if key in table), None)
+
+
+@cache
+def _code_tables(tag: str) -> tuple[Mapping[str, TableEntry], ...]:
+    """The code tables to look a ``tag``'s code up in, in order: its own, all media's, the rest."""
     tables = load_tables(PROVIDER)
     first = (_CODE_TABLES[tag], "cra_all")
     names = [*first, *(n for n in tables if n.startswith("cra_") and n not in first)]
-    return next((tables[n][key] for n in names if key in tables[n]), None)
+    return tuple(tables[n] for n in names)
 
 
 def _error(

@@ -8,8 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from pydantic import JsonValue
-
+from core.vocabulary import JsonValue
 from parsers.dmc_dialects import Medium
 from parsers.dmc_times import from_epoch_ms, iso, read_time
 from parsers.phones import to_e164

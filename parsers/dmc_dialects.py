@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 import orjson
-from pydantic import JsonValue
 
 from core.errors import PayloadError
 from core.models import Channel
+from core.vocabulary import JsonValue
 from parsers.xml import parse_xml
 
 _MEDIA: Mapping[str, Channel] = {
@@ -66,7 +66,8 @@ def _xml_medium(element: Element, header: dict[str, JsonValue]) -> Medium:
         tag=element.tag,
         channel=_channel(element.tag),
         fields=dict(element.attrib),
-        history=[dict(status.attrib) for status in element.findall("status")],
+        # element.findall("status") without ElementPath's overhead: the children named status
+        history=[dict(child.attrib) for child in element if child.tag == "status"],
         vxml=None if vxml is None else dict(vxml.attrib),
         transfer=None if transfer is None else dict(transfer.attrib),
         raw={**header, element.tag: _xml_raw(element, 1)},

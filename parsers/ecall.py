@@ -45,8 +45,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import JsonValue
-
 from core.errors import HubError, PayloadError
 from core.models import (
     Channel,
@@ -60,6 +58,7 @@ from core.models import (
     Reply,
     State,
 )
+from core.vocabulary import JsonValue
 from parsers.base import OK_REPLY, Callback, unavailable
 from parsers.phones import to_e164
 from parsers.tables import UNKNOWN, TableEntry, code_of, load_tables
@@ -92,12 +91,14 @@ class _Fields:
 
 
 def parse(request: RawRequest) -> list[Event]:
-    fields = _fields(request, answer=False)
+    sources = _sources(request)
+    decoded = [decode_query(source, _CHARSETS) for source in sources]
+    fields = _fields(sources, decoded, answer=False)
     function = _function(fields)
     if function == "notification":
         return [_notification(fields, request)]
     if function == "answer":
-        return [_answer(_fields(request, answer=True), request)]
+        return [_answer(_fields(sources, decoded, answer=True), request)]
     raise PayloadError(f"unknown Function {function!r}", reason="unknown_function")
 
 
@@ -116,14 +117,14 @@ def retry(error: HubError) -> Reply:
 # -- fields -----------------------------------------------------------------------------------
 
 
-def _fields(request: RawRequest, *, answer: bool) -> _Fields:
+def _fields(sources: list[bytes], decoded: list[dict[str, str]], *, answer: bool) -> _Fields:
+    """The fields of ``sources`` (``decoded``: each one read in :data:`_CHARSETS`)."""
     raw: dict[str, str] = {}
     named: dict[str, str] = {}
-    for source in _sources(request):  # later sources win
-        fields = decode_query(source, _CHARSETS)
+    for source, fields in zip(sources, decoded, strict=True):  # later sources win
         if answer:  # the Answer's Message is Windows-1252
             cp1252 = decode_query(source, _MESSAGE_CHARSETS)
-            fields |= {k: v for k, v in cp1252.items() if k.lower() == "message"}
+            fields = fields | {k: v for k, v in cp1252.items() if k.lower() == "message"}
         raw |= fields
         named |= _by_lower_name(fields)
     return _Fields(raw, named)
@@ -196,7 +197,7 @@ def _notification(fields: _Fields, request: RawRequest) -> Event:
     state = (entry or UNKNOWN).state
     error, detail = _error(result_text) if state is State.FAILED else (None, None)
     details: dict[str, JsonValue] = {"result_text": result_text} if result_text else {}
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.DELIVERY,
@@ -237,7 +238,7 @@ def _failure(entry: TableEntry | None, detail: TableEntry | None) -> Failure | N
 
 def _answer(fields: _Fields, request: RawRequest) -> Event:
     when = _timestamp(fields)
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.INBOUND,

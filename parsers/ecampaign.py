@@ -45,10 +45,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from xml.etree.ElementTree import Element
 
-from pydantic import JsonValue
-
 from core.errors import PayloadError
 from core.models import Channel, Code, Event, EventData, Kind, Provider, RawRequest, State
+from core.vocabulary import JsonValue
 from parsers.base import Callback, bad_request, ok, unavailable
 from parsers.tables import UNKNOWN, code_of, load_tables
 from parsers.text import count, decode_query, required
@@ -167,7 +166,7 @@ def _tracking(group: Group, request: RawRequest) -> Event:
         raise PayloadError("empty state", reason="missing_field")
     entry = load_tables(PROVIDER)["state"].get(code)
     known = entry or UNKNOWN
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=known.channel or Channel.SMS,
         kind=known.kind or Kind.DELIVERY,
@@ -195,13 +194,13 @@ def _report(element: Element, request: RawRequest) -> Event:
         for error in child
         if _name(error) == "error"
     ]
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.REPORT,
         state=State.FAILED if outcome.casefold() in _FAILED_IMPORT else State.COMPLETED,
         final=True,
-        status=Code.trusted(code=outcome) if outcome else None,
+        status=Code(code=outcome) if outcome else None,
         details={
             "imported": count(imported),
             "errors": errors,

@@ -102,7 +102,7 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
         entry = detail or status
         error = code_of(code, detail)
     known = entry or UNKNOWN
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.DELIVERY,
@@ -123,7 +123,7 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
 
 
 def _reply(fields: dict[str, str], request: RawRequest) -> Event:
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.INBOUND,

@@ -40,7 +40,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import orjson
-from pydantic import JsonValue
 
 from core.errors import PayloadError
 from core.models import (
@@ -53,6 +52,7 @@ from core.models import (
     RawRequest,
     State,
 )
+from core.vocabulary import JsonValue
 from parsers.base import Callback, bad_request, ok, unavailable
 from parsers.phones import to_e164
 from parsers.tables import FAILURES, UNKNOWN, TableEntry, code_of, load_tables
@@ -99,7 +99,7 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
     entry = load_tables(PROVIDER)["statut"].get(statut)
     known = entry or UNKNOWN
     operator = optional(fields, "mcc_mnc")
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=known.channel or Channel.SMS,
         kind=known.kind or Kind.DELIVERY,
@@ -120,7 +120,7 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
 
 def _reply(fields: dict[str, str], request: RawRequest) -> Event:
     when = _local(required(fields, "date_reception"))
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.INBOUND,
@@ -168,7 +168,7 @@ def _status_report(doc: JsonObject, request: RawRequest) -> Event:
     if detail:
         details["status_detail"] = detail
     recipient = _member(doc, "recipient")
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=known.channel or channel,
         kind=known.kind or Kind.DELIVERY,
@@ -192,7 +192,7 @@ def _status_report(doc: JsonObject, request: RawRequest) -> Event:
 def _inbound(doc: JsonObject, request: RawRequest) -> Event:
     recipient = _member(doc, "recipient")
     channel, details = _channel(doc)
-    data = EventData.trusted(
+    data = EventData(
         provider=PROVIDER,
         channel=channel,
         kind=Kind.INBOUND,

@@ -56,4 +56,4 @@ UNKNOWN = TableEntry(state=State.UNKNOWN, final=False, meaning="", fr="")
 
 def code_of(value: str, entry: TableEntry | None) -> Code:
     """The code as received, with its table's meaning when the table knows it."""
-    return Code.trusted(code=value, meaning=entry.meaning if entry else None)
+    return Code(code=value, meaning=entry.meaning if entry else None)

@@ -63,12 +63,21 @@ def decode_query(
     """
     charsets = tuple(charsets)
     plain_is_text = raw.isascii() and _reads_ascii(charsets[0])
+    names = _NAMES.get(charsets)
+    if names is None:
+        names = {}
+        if len(_NAMES) < _CHARSETS_KEPT:  # the parsers' few; any other list is not kept
+            _NAMES[charsets] = names
     fields: dict[str, str] = {}
     # Latin-1 maps each byte to the character of the same number and back, so splitting its
     # text is splitting the bytes; ``.encode("latin-1")`` gives a part's bytes back.
     for part in raw.decode("latin-1").split("&"):
         name, _, value = part.partition("=")
-        key = _field_name(name, charsets)
+        key = names.get(name)
+        if key is None:
+            key = _field_name(name, charsets)
+            if len(names) < _NAMES_KEPT:  # bounded: names are the sender's choice
+                names[name] = key
         if not key:
             continue
         if lower_keys:
@@ -82,7 +91,13 @@ def decode_query(
     return fields
 
 
-@lru_cache(maxsize=1024)  # bounded: names are the sender's choice
+_NAMES: dict[tuple[str, ...], dict[str, str]] = {}
+"""Per charsets (the parsers' constants), field names as split → decoded: a dict lookup, where
+an ``lru_cache`` costs a call and a tuple's hash per field."""
+_NAMES_KEPT = 1024
+_CHARSETS_KEPT = 16
+
+
 def _field_name(name: str, charsets: tuple[str, ...]) -> str:
     """A field name (Latin-1 text of its bytes, as :func:`decode_query` splits them) decoded."""
     return decode_text(unquote_lenient(name.encode("latin-1").strip()), charsets)

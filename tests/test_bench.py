@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from bench import report, wrk
-from bench.run import GET, POST, paced
+from bench.servers import GET, POST, paced
 from tests.harness.rabbitmq import broker_required
 
 WRK_REPORT = """\
@@ -105,6 +105,8 @@ def results() -> dict:
             "bare_post": http(20000),
             "naive_get": http(3000),
             "naive_post": http(2000),
+            "parse_get": http(20000, cpu=40),
+            "parse_post": http(12000),
             "hub_get": http(16000, cpu=60),
             "hub_post": http(6000),
             "hub_get_half": http(8000, p99=4.0),
@@ -136,7 +138,24 @@ def results() -> dict:
                 "journal_growth_bytes": 2**30,
             },
         },
-        "parsers": {"isendpro": {"samples": ["a", "b"], "parse_eps": 14000, "parse_json_eps": 9e3}},
+        "parsers": {
+            "isendpro": {
+                "samples": ["a", "b"],
+                "events_per_request": 1.0,
+                "us_per_request": 25.0,
+                "parse_us_per_request": 20.0,
+                "before_us_per_request": 52.0,
+                "target_us_per_request": 26.0,
+            },
+            "dmc": {
+                "samples": ["c"],
+                "events_per_request": 1.5,
+                "us_per_request": 90.0,
+                "parse_us_per_request": 80.0,
+                "before_us_per_request": 150.0,
+                "target_us_per_request": 75.0,
+            },
+        },
         "disk": {
             "before half rate": {
                 "syncs": 9000,
@@ -167,7 +186,17 @@ def test_targets_are_ratios_to_the_references_of_the_same_run():
         "forwarder": "PASS",
         "rss_flat": "MISS",
         "outage_rss": "PASS",
+        "parse_isendpro": "PASS",
+        "parse_dmc": "MISS",
     }
+    assert found["parse_dmc"].value == pytest.approx(90 / 150)
+
+
+def test_ingest_is_compared_with_parse_and_answer():
+    found = report.versus_parse(results())
+    assert found["hub_get"] == {"rps": pytest.approx(0.8), "cpu": pytest.approx(40 / 60)}
+    assert found["hub_post"]["rps"] == pytest.approx(0.5)
+    assert "journal_get" not in found  # that step did not run
 
 
 def test_a_step_that_did_not_run_is_not_a_verdict():
@@ -188,6 +217,15 @@ def test_table_shows_figures_ratios_and_verdicts():
     assert "RSS 97.7 → 109.4 MiB" in text
     assert "fsync of a 4 KiB append (before half rate): p50 0.28 ms, p99 0.61" in text
     assert "max 251.0 (9000 syncs)" in text
+    parse = next(line for line in text.splitlines() if "parse and answer, GET" in line)
+    assert "20,000" in parse and "67%" in parse  # vs bare: 20,000 / 30,000
+    ingest = text.splitlines().index(
+        "Ingest / parse and answer (req/s ratio, CPU ratio in brackets)"
+    )
+    assert text.splitlines()[ingest + 1].split()[-2:] == ["80%", "(67%)"]
+    isendpro = next(line for line in text.splitlines() if line.strip().startswith("isendpro"))
+    assert isendpro.split()[:6] == ["isendpro", "25.0", "20.0", "before", "52.0", "->"]
+    assert "PASS  parse_isendpro" in text and "MISS  parse_dmc" in text
 
 
 def test_fsync_latency_is_measured_in_the_directory_given(tmp_path):
@@ -268,3 +306,20 @@ async def test_every_request_of_a_wrk_run_is_distinct(aiohttp_server, tmp_path: 
     head, _, tail = load.template.partition("{id}")
     counters = [s.decode().removeprefix(head).removesuffix(tail) for s in seen]
     assert all(c.startswith("btestt1n") and c[len("btestt1n") :].isdigit() for c in counters)
+
+
+async def test_parse_and_answer_gives_the_providers_answers(aiohttp_client):
+    """The ``parse`` reference parses and answers as the hub would, journal aside."""
+    from bench import refs
+
+    client = await aiohttp_client(refs.parse_app())
+    get = await client.get(f"{GET.path}?{GET.template.replace('{id}', '1')}")
+    assert (get.status, await get.text()) == (200, "validation")
+    post = await client.post(
+        POST.path,
+        data=POST.template.replace("{id}", "2").encode(),
+        headers={"Content-Type": POST.content_type},
+    )
+    assert (post.status, await post.text()) == (200, "OK")
+    bad = await client.get(f"{GET.path}?nothing=here")
+    assert (bad.status, await bad.text()) == (200, "probleme")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from core.models import Provider
+from parsers import REGISTRY
 from tests.golden import PAYLOADS, Case, all_cases, run
 
 CASES = all_cases()
@@ -14,6 +16,18 @@ CASES = all_cases()
 def test_golden(case: Case) -> None:
     expected = {k: case.spec[k] for k in ("reply", "events", "error") if k in case.spec}
     assert run(case) == expected
+
+
+EVENT_CASES = [c for c in CASES if c.spec.get("events")]
+
+
+@pytest.mark.parametrize("case", EVENT_CASES, ids=[c.id for c in EVENT_CASES])
+def test_golden_bytes(case: Case) -> None:
+    """The bytes the journal stores and the broker gets, byte for byte: the expected documents
+    are kept in the case in the order ``to_json`` writes them, so written out again compactly
+    (orjson, as the hub does) they are the bytes."""
+    events = REGISTRY[case.provider].parse(case.request())
+    assert [e.to_json() for e in events] == [orjson.dumps(doc) for doc in case.spec["events"]]
 
 
 def test_every_provider_has_sample_cases() -> None:

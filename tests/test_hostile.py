@@ -70,7 +70,7 @@ async def test_a_dmc_number_past_64_bits_is_an_event_not_a_retry(aiohttp_client,
 
 def _unwritable_event(request) -> list[Event]:
     """What a parser with a bug could make: an event whose JSON the journal cannot write."""
-    data = EventData.trusted(
+    data = EventData(
         provider=Provider.DMC,
         channel=Channel.VOICE,
         kind=Kind.DELIVERY,

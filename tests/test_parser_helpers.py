@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from core.errors import PayloadError
 from core.models import Provider
 from parsers.text import DEFAULT_CHARSETS, decode_query, decode_text, unquote_lenient
-from parsers.times import local_time, to_utc
+from parsers.times import _FAST_FORMATS, local_time, to_utc
 from parsers.xml import _without_dtd, parse_xml
 from tests.golden import all_cases
 
@@ -214,10 +214,14 @@ _ZONES = [
 ]
 
 
-def _slow_local_time(text: str, zone: ZoneInfo) -> datetime | str:
+def _slow_local_time(text: str, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M:%S") -> datetime | str:
     """The fast path's definition: the wall-clock time in ``zone``, in UTC (or why not)."""
     try:
-        return to_utc(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone))
+        naive = datetime.strptime(text, fmt)
+    except ValueError:
+        return "bad_timestamp"  # what local_time says of a text no format reads
+    try:
+        return to_utc(naive.replace(tzinfo=zone))
     except PayloadError as exc:
         return exc.reason
 
@@ -238,3 +242,16 @@ def test_local_time_fast_path_is_its_definition(moment: datetime, zone: ZoneInfo
     assert fast == slow
     if isinstance(fast, datetime):
         assert fast.tzinfo is UTC
+
+
+@settings(max_examples=500)
+@given(st.datetimes(), st.sampled_from(_ZONES), st.sampled_from(sorted(_FAST_FORMATS)))
+@example(datetime(2026, 2, 28, 23, 59, 59), ZoneInfo("Europe/Zurich"), "%d.%m.%Y %H:%M:%S")
+def test_every_fast_format_is_its_definition(moment: datetime, zone: ZoneInfo, fmt: str) -> None:
+    text = moment.strftime(fmt)
+    for wrong in (text, text.replace("28", "31"), text.replace("23", "24")):
+        try:
+            fast: datetime | str = local_time(wrong, (fmt,), zone)
+        except PayloadError as exc:
+            fast = exc.reason
+        assert fast == _slow_local_time(wrong, zone, fmt), wrong
