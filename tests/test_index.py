@@ -7,6 +7,8 @@ import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+
 from core.models import Channel, Event, EventData, Kind, Provider, State
 from sinks import index
 from sinks.index import IndexCollector, IndexFile
@@ -25,7 +27,7 @@ def journaled(events: list[Event], *, start: int = 1) -> list[index.Journaled]:
 def at(e: Event, days: float) -> Event:
     """The same callback (same id), received ``days`` later."""
     received = e.data.received_at + timedelta(days=days)
-    return e.model_copy(update={"data": e.data.model_copy(update={"received_at": received})})
+    return msgspec.structs.replace(e, data=msgspec.structs.replace(e.data, received_at=received))
 
 
 def test_a_copy_within_the_window_is_a_duplicate_one_after_it_is_not(tmp_path) -> None:
