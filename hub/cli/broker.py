@@ -56,19 +56,20 @@ async def connected(url: str, name: str) -> AsyncIterator[AbstractRobustConnecti
                 url, client_properties={"connection_name": f"callback-hub {name}"}
             )
     except (AMQPError, OSError, TimeoutError) as exc:
-        raise BrokerError(f"cannot reach the broker ({_said(exc)})") from None
+        raise BrokerError(f"cannot reach the broker ({said(exc)})") from None
     finally:
         transport_log.setLevel(level)
     try:
         yield connection
     except (AMQPError, OSError) as exc:
-        raise BrokerError(f"broker error ({_said(exc)})") from None
+        raise BrokerError(f"broker error ({said(exc)})") from None
     finally:
         with contextlib.suppress(AMQPError, OSError):
             await connection.close()
 
 
-def _said(exc: BaseException) -> str:
+def said(exc: BaseException) -> str:
+    """An exception in one line: its type, and its message when it has one."""
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

@@ -1,13 +1,19 @@
 """What several commands share: the journal's path, times and patterns given on the command
-line, and the configuration's errors said in one line each."""
+line, the configuration's errors said in one line each, and whether the reader of a command
+that follows (``hub tail | head -1``) has left."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import re
+import select
 import sys
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -79,3 +85,34 @@ def configuration_errors(exc: ValidationError) -> list[str]:
         given = "" if name.startswith(_PRIVATE) else f" (got {error['input']!r})"
         lines.append(f"{name}: {message}{given}")
     return lines
+
+
+def reader_gone() -> bool:
+    """True when standard output is a pipe (or socket) whose reader has left: ``| head -1`` has
+    what it wanted, and a command waiting for more to print would otherwise wait until its next
+    line, which may never come."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # no real file behind it
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)  # POLLERR and POLLHUP are reported whatever is asked
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+READER_CHECK = 0.5
+"""Seconds between two looks at whether a following command's reader has left."""
+
+
+async def while_read(work: Coroutine[Any, Any, int]) -> int:
+    """Runs ``work`` (a command that follows: it may wait for ever) until it ends, or until
+    the reader of its output leaves (:func:`reader_gone`): then it is cancelled, and the
+    command ends quietly with exit status 0, as if the write had failed."""
+    task = asyncio.ensure_future(work)
+    while not (await asyncio.wait({task}, timeout=READER_CHECK))[0]:
+        if reader_gone():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return 0
+    return task.result()

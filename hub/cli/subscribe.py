@@ -12,7 +12,8 @@ import sys
 from aio_pika.exceptions import AMQPError
 
 from core.display import describe
-from hub.cli.common import TIME_FORMS, pattern, when
+from hub.cli.broker import said
+from hub.cli.common import TIME_FORMS, pattern, when, while_read
 from hub.settings import Settings
 from hub.subscribe import Offset, SubscribeError, Subscription, parse_from
 
@@ -81,7 +82,7 @@ def subscribe_command(args: argparse.Namespace) -> int:
         from_=args.from_,
     )
     try:
-        return asyncio.run(_print(subscription, args))
+        return asyncio.run(while_read(_print(subscription, args)))
     except KeyboardInterrupt:
         return 0
 
@@ -114,7 +115,7 @@ async def _print(subscription: Subscription, args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (AMQPError, OSError) as exc:
-        print(f"hub subscribe: broker error: {exc!r}", file=sys.stderr)
+        print(f"hub subscribe: cannot reach the broker ({said(exc)})", file=sys.stderr)
         return 1
     except asyncio.CancelledError:
         return 0
