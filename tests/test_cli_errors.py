@@ -7,9 +7,11 @@ timeout: a command that would hang fails the test instead of hanging it.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -187,3 +189,55 @@ def test_tail_following_the_journal_ends_when_its_reader_leaves(env) -> None:
     finally:
         tail.kill()
         tail.communicate()
+
+
+@pytest.fixture
+def silent_broker() -> Iterator[int]:
+    """A loopback port that takes connections and never answers (no AMQP behind it)."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        yield listening.getsockname()[1]
+
+
+def test_a_broker_that_never_answers_is_one_line_not_a_hang(env, silent_broker) -> None:
+    """The connection attempt times out (10 s): aio-pika's reconnection task would then try
+    again for ever, and the command never end."""
+    env = {**env, "HUB_RABBITMQ_URL": f"amqp://127.0.0.1:{silent_broker}/"}
+    write_journal(Path(env["HUB_DATA_DIR"]), [event(1)])
+    for command, said in (
+        (["tail", "--no-follow"], "hub tail: cannot reach the broker (TimeoutError)"),
+        (["replay"], "hub replay: cannot reach the broker (TimeoutError): nothing replayed"),
+    ):
+        proc = run_hub(*command, env=env, timeout=60)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.strip() == said
+
+
+def test_forward_where_the_hub_never_ran_says_so(env) -> None:
+    proc = run_hub("forward", env={**env, "HUB_RABBITMQ_URL": "amqp://127.0.0.1:1/"})
+    assert proc.returncode == 1
+    assert "has the hub run here?" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_forward_stops_on_sigterm_while_the_broker_is_away(env) -> None:
+    """Its connection attempt is cancelled as it stops: nothing may keep trying after it."""
+    write_journal(Path(env["HUB_DATA_DIR"]), [event(1)])
+    forward = subprocess.Popen(
+        [sys.executable, "-m", "hub", "forward"],
+        env={**env, "HUB_RABBITMQ_URL": "amqp://127.0.0.1:1/"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert forward.stderr is not None
+        for line in forward.stderr:  # trying the broker: it is running, not starting
+            if "broker not usable" in line:
+                break
+        forward.send_signal(signal.SIGTERM)
+        assert forward.wait(timeout=30) == 0
+    finally:
+        forward.kill()
+        forward.communicate()

@@ -48,7 +48,9 @@ def test_the_readme_shows_hub_urls_output_as_printed(tmp_path) -> None:
 
 
 def test_the_readme_sample_event_is_the_golden_one() -> None:
-    golden = orjson.loads((ROOT / "parsers/samples/isendpro/seed-delivery-report.json").read_bytes())
+    golden = orjson.loads(
+        (ROOT / "parsers/samples/isendpro/seed-delivery-report.json").read_bytes()
+    )
     [sample] = [json.loads(b) for b in blocks(README, "json") if '"specversion"' in b]
     assert sample == golden["events"][0]
 

@@ -18,12 +18,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
 
 from core.topics import matches
-from sinks.rabbitmq import declare_topology, stream_name
+from sinks.rabbitmq import connect, declare_topology, stream_name
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for the broker's first answer (an address that drops packets)."""
@@ -52,7 +51,7 @@ async def connected(url: str, name: str) -> AsyncIterator[AbstractRobustConnecti
     transport_log.setLevel(logging.CRITICAL)  # its error is said below, once
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
-            connection = await aio_pika.connect_robust(
+            connection = await connect(
                 url, client_properties={"connection_name": f"callback-hub {name}"}
             )
     except (AMQPError, OSError, TimeoutError) as exc:
