@@ -201,15 +201,17 @@ def silent_broker() -> Iterator[int]:
 
 
 def test_a_broker_that_never_answers_is_one_line_not_a_hang(env, silent_broker) -> None:
-    """The connection attempt times out (10 s): aio-pika's reconnection task would then try
-    again for ever, and the command never end."""
+    """The connection attempt times out (10 s; the subscription's, 30 s): aio-pika's
+    reconnection task would then try again for ever (tail, replay), the subscription wait for
+    ever, and the command never end."""
     env = {**env, "HUB_RABBITMQ_URL": f"amqp://127.0.0.1:{silent_broker}/"}
     write_journal(Path(env["HUB_DATA_DIR"]), [event(1)])
     for command, said in (
         (["tail", "--no-follow"], "hub tail: cannot reach the broker (TimeoutError)"),
         (["replay"], "hub replay: cannot reach the broker (TimeoutError): nothing replayed"),
+        (["subscribe"], "hub subscribe: cannot reach the broker (TimeoutError)"),  # after 30 s
     ):
-        proc = run_hub(*command, env=env, timeout=60)
+        proc = run_hub(*command, env=env, timeout=90)
         assert proc.returncode == 1, proc.stderr
         assert proc.stderr.strip() == said
 

@@ -105,14 +105,28 @@ READER_CHECK = 0.5
 
 
 async def while_read(work: Coroutine[Any, Any, int]) -> int:
-    """Runs ``work`` (a command that follows: it may wait for ever) until it ends, or until
+    """Awaits ``work`` (a command that follows: it may wait for ever) until it ends, or until
     the reader of its output leaves (:func:`reader_gone`): then it is cancelled, and the
-    command ends quietly with exit status 0, as if the write had failed."""
-    task = asyncio.ensure_future(work)
-    while not (await asyncio.wait({task}, timeout=READER_CHECK))[0]:
-        if reader_gone():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    command ends quietly with exit status 0, as if a write had failed. ``work`` runs in the
+    calling task, so Ctrl-C and SIGTERM reach it as before."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = asyncio.Event()
+
+    async def watch() -> None:
+        while not reader_gone():  # noqa: ASYNC110 - no event says a reader has left
+            await asyncio.sleep(READER_CHECK)
+        gone.set()
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if gone.is_set():
             return 0
-    return task.result()
+        raise
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
