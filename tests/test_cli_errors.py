@@ -243,3 +243,11 @@ def test_forward_stops_on_sigterm_while_the_broker_is_away(env) -> None:
     finally:
         forward.kill()
         forward.communicate()
+
+
+@pytest.mark.parametrize("count", ["0", "-1", "x"])
+def test_subscribe_refuses_a_count_it_would_never_reach(env, count) -> None:
+    env = {**env, "HUB_RABBITMQ_URL": "amqp://127.0.0.1:1/"}
+    proc = run_hub("subscribe", "--count", count, env=env)
+    assert proc.returncode == 2
+    assert f"argument --count: '{count}': expected a number of events, 1 or more" in proc.stderr

@@ -46,8 +46,16 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=_from,
         help=f"read the stream from WHEN, then live: first, an offset, or {TIME_FORMS}",
     )
-    cmd.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    cmd.add_argument("--count", type=_count, metavar="N", help="stop after N events (1 or more)")
     cmd.set_defaults(run=subscribe_command)
+
+
+def _count(text: str) -> int:
+    """A number of events to stop after: 0 would never be reached (the count is checked after
+    each event shown), so it is refused, as anything but a whole number."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of events, 1 or more")
+    return int(text)
 
 
 def _from(text: str) -> Offset:
