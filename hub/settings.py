@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.models import Provider
@@ -123,6 +124,22 @@ class Settings(BaseSettings):
                     s.strip() for s in value.get_secret_value().split(",") if s.strip()
                 ]
         return found
+
+    @field_validator("rabbitmq_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        """A URL the AMQP client cannot use would not fail: it would be tried again for ever."""
+        if not value:
+            return value
+        try:
+            url = urlsplit(value)
+            url.port  # noqa: B018 (raises ValueError for a port that is no number)
+            usable = url.scheme in ("amqp", "amqps") and bool(url.hostname)
+        except ValueError:  # a port that is no number
+            usable = False
+        if not usable:
+            raise ValueError("expected amqp://user:password@host:5672/vhost (or amqps://)")
+        return value
 
     @model_validator(mode="after")
     def _no_empty_secret(self) -> Settings:

@@ -62,6 +62,9 @@ log = logging.getLogger(__name__)
 RECONNECT_INTERVAL = 1.0
 """Seconds between two attempts to connect again (a subscriber wants its events soon after a
 broker restart)."""
+CONNECT_TIMEOUT = 30.0
+"""Seconds a connection to the broker may take (its handshake: an address that takes the
+connection and never answers)."""
 
 Offset: TypeAlias = Literal["first", "last", "next"] | int | datetime
 """Where to start reading the stream: its first event, its last, the next one, an offset, or
@@ -214,8 +217,10 @@ class Subscription:
 
     async def open(self) -> None:
         """Connects, declares what the subscription needs and starts consuming; from then on,
-        connects again by itself whenever the channel or the connection closes."""
-        await self._connect()
+        connects again by itself whenever the channel or the connection closes. A broker that
+        does not answer within ``CONNECT_TIMEOUT`` is a ``TimeoutError``."""
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            await self._connect()
         self._task = asyncio.get_running_loop().create_task(self._reconnecting())
 
     async def _connect(self) -> None:
@@ -249,7 +254,7 @@ class Subscription:
             said = False
             while True:
                 try:
-                    async with asyncio.timeout(30.0):
+                    async with asyncio.timeout(CONNECT_TIMEOUT):
                         await self._connect()
                     break
                 except (AMQPError, OSError, SubscribeError, TimeoutError) as exc:

@@ -38,6 +38,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -48,6 +49,7 @@ from aio_pika.abc import (
     ExchangeType,
     UnderlayConnection,
 )
+from aio_pika.connection import make_url
 from aio_pika.exceptions import (
     AMQPError,
     ChannelNotFoundEntity,
@@ -183,6 +185,24 @@ def to_message(envelope: Envelope) -> aio_pika.Message:
     )
 
 
+async def connect(url: str, **options: Any) -> AbstractRobustConnection:
+    """``aio_pika.connect_robust(url, **options)``, but a first attempt that is cancelled (a
+    timeout, a stop) leaves nothing behind. aio-pika's reconnection task takes that
+    cancellation for a lost connection and tries again, for ever, swallowing every later
+    cancellation too: the process would never end (``asyncio.run`` waits for its tasks)."""
+    client_properties = options.pop("client_properties", None)
+    connection = aio_pika.RobustConnection(
+        make_url(url, **options), client_properties=client_properties, **options
+    )
+    try:
+        await connection.connect()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await connection.close()  # and with it its reconnection task
+        raise
+    return connection
+
+
 class RabbitMQSink:
     def __init__(
         self,
@@ -226,7 +246,7 @@ class RabbitMQSink:
         while True:
             connection: AbstractRobustConnection | None = None
             try:
-                connection = await aio_pika.connect_robust(
+                connection = await connect(
                     self.url,
                     reconnect_interval=self.reconnect_interval,
                     client_properties={"connection_name": "callback-hub"},

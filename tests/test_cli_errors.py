@@ -7,9 +7,11 @@ timeout: a command that would hang fails the test instead of hanging it.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 
 from core.models import Provider
 from hub.secrets import SECRETS_FILE, resolve
-from tests.support import SECRET, clean_env, run_hub, write_journal
+from tests.support import SECRET, clean_env, event, run_hub, write_journal
 
 
 @pytest.fixture
@@ -131,3 +133,121 @@ def test_quarantine_replay_of_an_unknown_number_says_so(env) -> None:
         assert proc.returncode == 1, command
         assert "no quarantined request #999" in proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("url", ["notaurl", "http://127.0.0.1:5672/", "amqp:///", "amqp://h:x/"])
+def test_a_broker_url_the_client_cannot_use_is_one_line(env, url) -> None:
+    """The AMQP client would try such a URL again for ever (``hub tail``) or raise
+    (``hub subscribe``): the settings refuse it, naming the variable, not repeating its value
+    (it may hold a password)."""
+    env = {**env, "HUB_RABBITMQ_URL": url}
+    for command in (["tail", "--no-follow"], ["subscribe"], ["replay"], ["serve"]):
+        proc = run_hub(*command, env=env)
+        assert proc.returncode == 2, (command, proc.stderr)
+        assert proc.stderr.startswith("hub: HUB_RABBITMQ_URL: expected amqp://"), proc.stderr
+        assert url not in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_subscribe_to_an_unreachable_broker_is_one_line(env) -> None:
+    with socket.socket() as closed:  # a loopback port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    proc = run_hub("subscribe", env={**env, "HUB_RABBITMQ_URL": f"amqp://127.0.0.1:{port}/"})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("hub subscribe: cannot reach the broker (AMQPConnectionError")
+    assert "<" not in proc.stderr  # no repr of the exception
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_urls_refuses_a_base_that_is_no_url(env) -> None:
+    env = {**env, **{f"HUB_SECRET_{p.value.upper()}": SECRET for p in Provider}}
+    proc = run_hub("urls", "--base", "hooks.example.com", env=env)
+    assert proc.returncode == 2
+    assert "expected http(s)://host" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_tail_following_the_journal_ends_when_its_reader_leaves(env) -> None:
+    """``hub tail | head -1``: once head has its line, tail ends instead of waiting for an event
+    that may never come (its next write would be the first to fail)."""
+    write_journal(Path(env["HUB_DATA_DIR"]), [event(1)])
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "hub", "tail"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tail.stdout is not None
+        assert "isendpro.sms.delivery.delivered" in tail.stdout.readline()  # now following
+        tail.stdout.close()  # the reader leaves
+        assert tail.wait(timeout=30) == 0
+        assert tail.stderr is not None
+        assert "Traceback" not in tail.stderr.read()
+    finally:
+        tail.kill()
+        tail.communicate()
+
+
+@pytest.fixture
+def silent_broker() -> Iterator[int]:
+    """A loopback port that takes connections and never answers (no AMQP behind it)."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        yield listening.getsockname()[1]
+
+
+def test_a_broker_that_never_answers_is_one_line_not_a_hang(env, silent_broker) -> None:
+    """The connection attempt times out (10 s; the subscription's, 30 s): aio-pika's
+    reconnection task would then try again for ever (tail, replay), the subscription wait for
+    ever, and the command never end."""
+    env = {**env, "HUB_RABBITMQ_URL": f"amqp://127.0.0.1:{silent_broker}/"}
+    write_journal(Path(env["HUB_DATA_DIR"]), [event(1)])
+    for command, said in (
+        (["tail", "--no-follow"], "hub tail: cannot reach the broker (TimeoutError)"),
+        (["replay"], "hub replay: cannot reach the broker (TimeoutError): nothing replayed"),
+        (["subscribe"], "hub subscribe: cannot reach the broker (TimeoutError)"),  # after 30 s
+    ):
+        proc = run_hub(*command, env=env, timeout=90)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.strip() == said
+
+
+def test_forward_where_the_hub_never_ran_says_so(env) -> None:
+    proc = run_hub("forward", env={**env, "HUB_RABBITMQ_URL": "amqp://127.0.0.1:1/"})
+    assert proc.returncode == 1
+    assert "has the hub run here?" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_forward_stops_on_sigterm_while_the_broker_is_away(env) -> None:
+    """Its connection attempt is cancelled as it stops: nothing may keep trying after it."""
+    write_journal(Path(env["HUB_DATA_DIR"]), [event(1)])
+    forward = subprocess.Popen(
+        [sys.executable, "-m", "hub", "forward"],
+        env={**env, "HUB_RABBITMQ_URL": "amqp://127.0.0.1:1/"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert forward.stderr is not None
+        for line in forward.stderr:  # trying the broker: it is running, not starting
+            if "broker not usable" in line:
+                break
+        forward.send_signal(signal.SIGTERM)
+        assert forward.wait(timeout=30) == 0
+    finally:
+        forward.kill()
+        forward.communicate()
+
+
+@pytest.mark.parametrize("count", ["0", "-1", "x"])
+def test_subscribe_refuses_a_count_it_would_never_reach(env, count) -> None:
+    env = {**env, "HUB_RABBITMQ_URL": "amqp://127.0.0.1:1/"}
+    proc = run_hub("subscribe", "--count", count, env=env)
+    assert proc.returncode == 2
+    assert f"argument --count: '{count}': expected a number of events, 1 or more" in proc.stderr

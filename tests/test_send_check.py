@@ -220,6 +220,9 @@ def test_ecall_from_behind_a_trusted_proxy(tmp_path: Path) -> None:
         direct = hub("send", "ecall", "notification", env=env)
         assert direct.returncode == 1
         assert "HUB_ALLOW_ECALL" in direct.stderr and "answer  403" in direct.stdout
+        # refused before any parser read it: nothing is kept, and hub send does not say it is
+        assert "events  none: refused for its source before being read" in direct.stdout
+        assert "quarantine" not in direct.stdout
         checked = hub("check", env=env)  # refused as configured here: not a failure
         assert checked.returncode == 0, checked.stdout
         assert "127.0.0.1 refused, as HUB_ALLOW_ECALL says" in checked.stdout

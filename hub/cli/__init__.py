@@ -5,7 +5,7 @@ environment (``Settings()``). Nothing imports it but its entry points (``hub``, 
 - ``urls``: ``hub urls``;
 - ``events``: ``hub tail``, ``hub replay`` (``broker``: their side on the broker);
 - ``journal``: ``hub journal stats``;
-- ``quarantine``: ``hub quarantine list|show|replay``;
+- ``quarantine``: ``hub quarantine list|show|replay|drop|purge``;
 - ``subscribe``: ``hub subscribe``;
 - ``send``: ``hub send`` (``samples``: what it can send); ``check``: ``hub check`` (both reach a
   running hub from outside through ``remote``).

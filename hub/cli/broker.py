@@ -16,13 +16,12 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
 
 from core.topics import matches
 from sinks import stream as stream_reading
-from sinks.rabbitmq import declare_topology, stream_name
+from sinks.rabbitmq import connect, declare_topology, stream_name
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for the broker's first answer (an address that drops packets)."""
@@ -40,11 +39,11 @@ async def connected(url: str, name: str) -> AsyncIterator[AbstractRobustConnecti
     transport_log.setLevel(logging.CRITICAL)  # its error is said below, once
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
-            connection = await aio_pika.connect_robust(
+            connection = await connect(
                 url, client_properties={"connection_name": f"callback-hub {name}"}
             )
     except (AMQPError, OSError, TimeoutError) as exc:
-        raise BrokerError(f"cannot reach the broker ({_said(exc)})") from None
+        raise BrokerError(f"cannot reach the broker ({said(exc)})") from None
     finally:
         transport_log.setLevel(level)
     try:
@@ -52,13 +51,14 @@ async def connected(url: str, name: str) -> AsyncIterator[AbstractRobustConnecti
     except stream_reading.StreamStalled as exc:
         raise BrokerError(str(exc)) from None
     except (AMQPError, OSError) as exc:
-        raise BrokerError(f"broker error ({_said(exc)})") from None
+        raise BrokerError(f"broker error ({said(exc)})") from None
     finally:
         with contextlib.suppress(AMQPError, OSError):
             await connection.close()
 
 
-def _said(exc: BaseException) -> str:
+def said(exc: BaseException) -> str:
+    """An exception in one line: its type, and its message when it has one."""
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

@@ -1,13 +1,19 @@
 """What several commands share: the journal's path, times and patterns given on the command
-line, and the configuration's errors said in one line each."""
+line, the configuration's errors said in one line each, and whether the reader of a command
+that follows (``hub tail | head -1``) has left."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import re
+import select
 import sys
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -79,3 +85,48 @@ def configuration_errors(exc: ValidationError) -> list[str]:
         given = "" if name.startswith(_PRIVATE) else f" (got {error['input']!r})"
         lines.append(f"{name}: {message}{given}")
     return lines
+
+
+def reader_gone() -> bool:
+    """True when standard output is a pipe (or socket) whose reader has left: ``| head -1`` has
+    what it wanted, and a command waiting for more to print would otherwise wait until its next
+    line, which may never come."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # no real file behind it
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)  # POLLERR and POLLHUP are reported whatever is asked
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+READER_CHECK = 0.5
+"""Seconds between two looks at whether a following command's reader has left."""
+
+
+async def while_read(work: Coroutine[Any, Any, int]) -> int:
+    """Awaits ``work`` (a command that follows: it may wait for ever) until it ends, or until
+    the reader of its output leaves (:func:`reader_gone`): then it is cancelled, and the
+    command ends quietly with exit status 0, as if a write had failed. ``work`` runs in the
+    calling task, so Ctrl-C and SIGTERM reach it as before."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = asyncio.Event()
+
+    async def watch() -> None:
+        while not reader_gone():  # noqa: ASYNC110 - no event says a reader has left
+            await asyncio.sleep(READER_CHECK)
+        gone.set()
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if gone.is_set():
+            return 0
+        raise
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher

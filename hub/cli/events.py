@@ -15,7 +15,7 @@ from core.models import Event, Kind, Provider
 from core.topics import matches
 from hub import journaled
 from hub.cli import broker
-from hub.cli.common import TIME_FORMS, journal_path, moment, pattern
+from hub.cli.common import TIME_FORMS, journal_path, moment, pattern, reader_gone, while_read
 from hub.settings import Settings
 from sinks import stream as stream_reading
 from sinks.journal import Stored
@@ -68,7 +68,8 @@ def tail_command(args: argparse.Namespace) -> int:
     settings = Settings()
     if settings.rabbitmq_url:
         try:
-            return asyncio.run(_tail_broker(settings.rabbitmq_url, settings.exchange, args))
+            following = _tail_broker(settings.rabbitmq_url, settings.exchange, args)
+            return asyncio.run(while_read(following))
         except KeyboardInterrupt:
             return 0
         except broker.BrokerError as exc:
@@ -106,6 +107,8 @@ def _tail_journal(data_dir: Path, args: argparse.Namespace) -> int:
                 for stored in _matching(later.events, args.pattern):
                     _show(stored.envelope.body, args.json)
                 after = later.after
+            if reader_gone():  # | head: it has what it wanted
+                return 0
             time.sleep(0.5)  # the journal is a file: it is looked at twice a second
     except KeyboardInterrupt:
         return 0

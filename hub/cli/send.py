@@ -197,13 +197,19 @@ def _send(
             f" ({outgoing.label}, {len(data)} bytes{source})"
         )
         print(f"answer  {answer.status} {answer.body.decode('utf-8', 'replace')}")
-        _show_events(events, journal)
+        _show_events(events, journal, answer.status)
     return 0 if 200 <= answer.status < 300 else 1
 
 
-def _show_events(events: list[bytes] | None, journal: Path) -> None:
+NOT_READ = {403: "its source", 404: "its secret", 405: "its method", 413: "its size"}
+"""Answers the hub gives before a parser reads the request: nothing is kept of it."""
+
+
+def _show_events(events: list[bytes] | None, journal: Path, status: int) -> None:
     if events is None:
         print(f"events  not seen: no journal at {journal} (HUB_DATA_DIR of the hub?)")
+    elif not events and status in NOT_READ:
+        print(f"events  none: refused for {NOT_READ[status]} before being read, nothing kept")
     elif not events:
         print(
             "events  none new: a refused request is kept in the quarantine (hub quarantine list);"

@@ -9,6 +9,7 @@ import sys
 
 from hub import forward_process, logs, server
 from hub.app import create_app
+from hub.cli.common import journal_path
 from hub.handlers import RUNTIME
 from hub.settings import Settings
 
@@ -46,6 +47,8 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def forward_command(args: argparse.Namespace) -> int:
     settings = Settings()
+    if settings.rabbitmq_url and journal_path(settings) is None:  # nothing to forward, ever
+        return 1
     logs.configure(settings.log_level)
     _install_uvloop()
     _tune_gc()

@@ -12,7 +12,8 @@ import sys
 from aio_pika.exceptions import AMQPError
 
 from core.display import describe
-from hub.cli.common import TIME_FORMS, pattern, when
+from hub.cli.broker import said
+from hub.cli.common import TIME_FORMS, pattern, when, while_read
 from hub.settings import Settings
 from hub.subscribe import Offset, SubscribeError, Subscription, parse_from
 
@@ -45,8 +46,16 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=_from,
         help=f"read the stream from WHEN, then live: first, an offset, or {TIME_FORMS}",
     )
-    cmd.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    cmd.add_argument("--count", type=_count, metavar="N", help="stop after N events (1 or more)")
     cmd.set_defaults(run=subscribe_command)
+
+
+def _count(text: str) -> int:
+    """A number of events to stop after: 0 would never be reached (the count is checked after
+    each event shown), so it is refused, as anything but a whole number."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of events, 1 or more")
+    return int(text)
 
 
 def _from(text: str) -> Offset:
@@ -81,7 +90,7 @@ def subscribe_command(args: argparse.Namespace) -> int:
         from_=args.from_,
     )
     try:
-        return asyncio.run(_print(subscription, args))
+        return asyncio.run(while_read(_print(subscription, args)))
     except KeyboardInterrupt:
         return 0
 
@@ -114,7 +123,7 @@ async def _print(subscription: Subscription, args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (AMQPError, OSError) as exc:
-        print(f"hub subscribe: broker error: {exc!r}", file=sys.stderr)
+        print(f"hub subscribe: cannot reach the broker ({said(exc)})", file=sys.stderr)
         return 1
     except asyncio.CancelledError:
         return 0

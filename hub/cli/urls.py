@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from urllib.parse import urlsplit
 
 from hub.app import endpoints
 from hub.secrets import SECRETS_FILE, stored
@@ -18,9 +19,20 @@ from hub.settings import Settings
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     urls = commands.add_parser("urls", help="the callback URLs to give each provider")
     urls.add_argument(
-        "--base", required=True, help="the hub's public URL, e.g. https://hooks.example.com"
+        "--base",
+        required=True,
+        type=_base,
+        help="the hub's public URL, e.g. https://hooks.example.com",
     )
     urls.set_defaults(run=urls_command)
+
+
+def _base(text: str) -> str:
+    """An http(s) URL with a host, for ``argparse``: the URLs are pasted as printed."""
+    url = urlsplit(text)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected http(s)://host[:port][/path]")
+    return text
 
 
 def urls_command(args: argparse.Namespace) -> int:
