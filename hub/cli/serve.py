@@ -47,7 +47,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def forward_command(args: argparse.Namespace) -> int:
     settings = Settings()
-    if settings.rabbitmq_url and journal_path(settings) is None:  # nothing to forward, ever
+    if journal_path(settings) is None:  # nothing to process, ever (hub serve made it first)
         return 1
     logs.configure(settings.log_level)
     _install_uvloop()
