@@ -213,17 +213,17 @@ def journaled(data_dir: Path) -> dict[int, str]:
 
 
 def run_hub(
-    *args: str, env: dict[str, str], timeout: float = 30, **kwargs: Any
+    *args: str, env: dict[str, str], timeout: float = 30, check: bool = False, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:
     """The ``hub`` command in a process of its own, as a user runs it (its exit code is the
-    caller's to check); ``timeout`` bounds a command that would hang."""
+    caller's to check, unless ``check``); ``timeout`` bounds a command that would hang."""
     return subprocess.run(
         [sys.executable, "-m", "hub", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
-        check=False,
+        check=check,
         **kwargs,
     )
 

@@ -19,18 +19,11 @@ from sinks import journal as store
 from tests.golden import PAYLOADS
 from tests.harness.hubproc import HubProcess
 from tests.harness.ports import free_port
-from tests.support import DLR, SECRET, SEED_DLR, dlr_query, metric, wait_until
+from tests.support import DLR, SECRET, SEED_DLR, dlr_query, metric, run_hub, wait_until
 
 
 def hub(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hub", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=True,
-    )
+    return run_hub(*args, env=env, timeout=timeout, check=True)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,20 +17,13 @@ from sinks import journal as store
 from tests.golden import Case, all_cases
 from tests.harness.hubproc import HubProcess
 from tests.harness.ports import free_port
-from tests.support import LOOPBACK, SECRET, dlr_query
+from tests.support import LOOPBACK, SECRET, dlr_query, run_hub
 
 CASES = all_cases()
 
 
 def hub(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hub", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_hub(*args, env=env, timeout=timeout)
 
 
 def client_env(server: HubProcess, **overrides: str) -> dict[str, str]:
