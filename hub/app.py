@@ -24,8 +24,7 @@ from prometheus_client import CollectorRegistry
 from core.errors import SinkUnavailable
 from core.models import Provider
 from hub import backlog, handlers, logs, requestline, sse
-from hub.forward_process import ForwarderProcess, sink_of
-from hub.forwarder import Forwarder
+from hub.forward_process import ForwarderProcess, sink_of, worker
 from hub.handlers import FORWARDER, JOURNAL, RUNTIME, Runtime
 from hub.secrets import resolve as resolve_secrets
 from hub.settings import Settings
@@ -34,10 +33,10 @@ from parsers.base import Callback, ParserModule
 from sinks import index, progress
 from sinks import journal as store
 from sinks.base import Sink
-from sinks.index import IndexCollector, IndexFile
+from sinks.index import IndexCollector
 from sinks.journal import Journal
 from sinks.metrics import Metrics
-from sinks.progress import ProgressCollector, ProgressFile
+from sinks.progress import ProgressCollector
 
 log = logging.getLogger(__name__)
 
@@ -174,29 +173,13 @@ def _forwarder_inline(
         journal = app[JOURNAL]  # the journal's context runs first
         target = sink if sink is not None else _started_broker(settings)
         try:
-            progress_file = ProgressFile.open(
-                settings.data_dir, start=lambda: store.marked_prefix(journal.path)
-            )
-            index_file = IndexFile.open(settings.data_dir)
-            try:
-                forwarder = Forwarder(
-                    store.PendingReader(journal.path),
-                    target,
-                    progress_file,
-                    index_file,
-                    dedup_window=settings.dedup_window,
-                    retention=settings.retention,
-                    batch=settings.forward_batch,
-                )
+            with worker(settings, journal.path, target) as forwarder:
                 forwarder.start()
                 app[FORWARDER] = forwarder
                 try:
                     yield
                 finally:
                     await forwarder.stop(settings.drain_timeout)
-            finally:
-                index_file.close()
-                progress_file.close()
         finally:
             if target is not None:
                 await target.close()

@@ -23,11 +23,14 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 from pydantic import SecretStr
 
 from hub.forwarder import RESEND_LOOKBACK_BATCHES, Forwarder
 from hub.settings import Settings
+from sinks.base import Sink
 from sinks.index import IndexFile
 from sinks.journal import JOURNAL_FILE, PendingReader, marked_prefix
 from sinks.progress import ProgressFile
@@ -64,35 +67,45 @@ async def run(settings: Settings, *, parent: int | None = None) -> int:
     try:
         if not await _locked(lock, stop):
             return 0
-        journal = settings.data_dir / JOURNAL_FILE
-        progress = ProgressFile.open(settings.data_dir, start=lambda: marked_prefix(journal))
-        index = IndexFile.open(settings.data_dir)
         sink = sink_of(settings) if settings.rabbitmq_url is not None else None
         if sink is not None:
             sink.start()
-        pending = PendingReader(journal)
-        forwarder = Forwarder(
-            pending,
-            sink,
-            progress,
-            index,
-            dedup_window=settings.dedup_window,
-            retention=settings.retention,
-            batch=settings.forward_batch,
-        )
-        forwarder.start()
-        watch = loop.create_task(_orphaned(parent, stop)) if parent is not None else None
-        await stop.wait()
-        if watch is not None:
-            watch.cancel()
-        await forwarder.stop(settings.drain_timeout)
-        if sink is not None:
-            await sink.close()
-        index.close()
-        progress.close()
+        with worker(settings, settings.data_dir / JOURNAL_FILE, sink) as forwarder:
+            forwarder.start()
+            watch = loop.create_task(_orphaned(parent, stop)) if parent is not None else None
+            await stop.wait()
+            if watch is not None:
+                watch.cancel()
+            await forwarder.stop(settings.drain_timeout)
+            if sink is not None:
+                await sink.close()
     finally:
         os.close(lock)  # and with it the lock
     return 0
+
+
+@contextlib.contextmanager
+def worker(settings: Settings, journal: Path, sink: Sink | None) -> Iterator[Forwarder]:
+    """The pipeline worker on ``journal``, to ``sink`` (None: index only), with its cursor and
+    its index opened, and closed on the way out: what ``hub forward`` and the inline worker of
+    ``hub.app`` both run."""
+    progress = ProgressFile.open(settings.data_dir, start=lambda: marked_prefix(journal))
+    try:
+        index = IndexFile.open(settings.data_dir)
+        try:
+            yield Forwarder(
+                PendingReader(journal),
+                sink,
+                progress,
+                index,
+                dedup_window=settings.dedup_window,
+                retention=settings.retention,
+                batch=settings.forward_batch,
+            )
+        finally:
+            index.close()
+    finally:
+        progress.close()
 
 
 async def _locked(fd: int, stop: asyncio.Event) -> bool:

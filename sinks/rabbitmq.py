@@ -24,7 +24,7 @@ the events published then would be missing from the stream (measured: every mess
 before a consumer could attach was lost, none after).
 
 What reached the exchange, the stream tells (:meth:`RabbitMQSink.already_published`): before
-publishing again what it had in flight, after a (re)start or an interrupted publish, the
+publishing again what it had in flight, after a start (a crash, the broker staying up), the
 forwarder asks which of those events are there already, and the sink reads the stream's last
 ``lookback`` offsets (``sinks.stream``), once ready (the stream is up then: what it routed before
 is in it). Bounded in time (``check_timeout``): a broker too slow, or a stream an operator
