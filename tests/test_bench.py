@@ -108,9 +108,9 @@ def results() -> dict:
             "parse_get": http(20000, cpu=40),
             "parse_post": http(12000),
             "hub_get": http(16000, cpu=60),
-            "hub_post": http(6000),
+            "hub_post": http(5000),
             "hub_get_half": http(8000, p99=4.0),
-            "hub_post_half": http(3000, p99=12.0),
+            "hub_post_half": http(2500, p99=12.0, cpu=45.0),
         },
         "forwarder": {
             "eps": 9000,
@@ -171,7 +171,9 @@ def results() -> dict:
 def test_targets_are_ratios_to_the_references_of_the_same_run():
     found = {t.name: t for t in report.targets(results())}
     assert found["ingest_get"].value == pytest.approx(16000 / 30000)
-    assert found["ingest_post"].value == pytest.approx(6000 / 20000)
+    assert found["ingest_post"].value == pytest.approx(5000 / 20000)
+    assert found["cpu_half_get"].value == pytest.approx(30 / 60)
+    assert found["cpu_half_post"].value == pytest.approx(45 / 30)
     assert found["vs_naive_get"].value == pytest.approx(16000 / 3000)
     assert found["forwarder"].value == pytest.approx(0.9)
     assert found["rss_flat"].value == pytest.approx(0.12)
@@ -183,6 +185,8 @@ def test_targets_are_ratios_to_the_references_of_the_same_run():
         "vs_naive_post": "MISS",
         "p99_half_get": "PASS",
         "p99_half_post": "MISS",
+        "cpu_half_get": "PASS",
+        "cpu_half_post": "MISS",
         "forwarder": "PASS",
         "rss_flat": "MISS",
         "outage_rss": "PASS",
@@ -195,7 +199,7 @@ def test_targets_are_ratios_to_the_references_of_the_same_run():
 def test_ingest_is_compared_with_parse_and_answer():
     found = report.versus_parse(results())
     assert found["hub_get"] == {"rps": pytest.approx(0.8), "cpu": pytest.approx(40 / 60)}
-    assert found["hub_post"]["rps"] == pytest.approx(0.5)
+    assert found["hub_post"]["rps"] == pytest.approx(5000 / 12000)
     assert "journal_get" not in found  # that step did not run
 
 
