@@ -7,6 +7,8 @@ URLs (stable, documented in the README):
 - ``/metrics``: Prometheus exposition of the app's own registry
 - ``/health/live``, ``/health/ready``
 - ``/events?pattern=...``: Server-Sent Events, with a broker and ``HUB_EVENTS_TOKEN`` set
+- ``/api/v1/...``: the operator's JSON API (``hub.api``), behind the console token
+  (``hub.operator``); its OpenAPI document at ``/api/v1/openapi.json``
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from core.errors import SinkUnavailable
 from core.models import Provider
-from hub import backlog, handlers, logs, requestline, sse
+from hub import api, backlog, handlers, logs, operator, requestline, sse
 from hub.forward_process import ForwarderProcess, sink_of, worker
 from hub.handlers import FORWARDER, JOURNAL, RUNTIME, Runtime
 from hub.secrets import resolve as resolve_secrets
@@ -67,13 +69,17 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
     """The hub. ``sink`` replaces the configured broker (tests pass an in-memory sink)."""
     requestline.install()  # raw 8-bit bytes, NUL, spaces in a provider's URL: not a 400
     app = web.Application(
-        client_max_size=settings.max_body_bytes, middlewares=[handlers.observe_http]
+        client_max_size=settings.max_body_bytes,
+        middlewares=[handlers.observe_http, operator.guard],
     )
     metrics = Metrics(CollectorRegistry(auto_describe=True))
     secrets = resolve_secrets(settings.configured_secrets(), settings.data_dir)
     logs.hide(s for accepted in secrets.values() for s in accepted)
     if settings.events_token:
         logs.hide([settings.events_token.get_secret_value()])
+    console_token = settings.console_token.get_secret_value() if settings.console_token else None
+    app[operator.OPERATOR_TOKEN] = operator.resolve(console_token, settings.data_dir)
+    logs.hide([app[operator.OPERATOR_TOKEN]])
     app[RUNTIME] = Runtime(metrics=metrics, secrets=secrets, access=settings.access_policy())
     for endpoint in endpoints():
         handler = handlers.callback_handler(endpoint.module, endpoint.callback)
@@ -92,6 +98,7 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
             exchange=settings.exchange,
             token=settings.events_token.get_secret_value(),
         )
+    api.setup(app, settings)
     app.on_shutdown.append(_drain)
     # one context per resource, opened in this order and closed in the reverse one
     app.cleanup_ctx.append(_journal(settings, sink))

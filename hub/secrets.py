@@ -41,7 +41,7 @@ def resolve(configured: Mapping[Provider, Sequence[str]], data_dir: Path) -> Sec
     if missing:
         for provider in missing:
             stored[provider.value] = [new_secret()]
-        _write_private(path, orjson.dumps(stored, option=orjson.OPT_INDENT_2))
+        write_private(path, orjson.dumps(stored, option=orjson.OPT_INDENT_2))
     return {p: tuple(configured.get(p) or stored[p.value]) for p in Provider}
 
 
@@ -60,7 +60,8 @@ def stored(
     return found, [p for p in Provider if p not in found]
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
+    """Writes a file only its owner can read (mode 0600), whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
 
     events_token: SecretStr | None = None
     """Bearer token of the Server-Sent Events endpoint ``/events``; unset: no such endpoint."""
+    console_token: SecretStr | None = None
+    """Bearer token of the operator's API (``/api/v1/``) and console (``/console/``); unset: the
+    hub makes one on its first start and keeps it in the data directory (``console-token``, mode
+    0600), like the URL secrets."""
     stream: bool = True
     """Keep every event in the RabbitMQ stream ``<exchange>.stream`` for new subscribers (it is
     bound with ``#``: with it, nothing is left for the unrouted queue)."""

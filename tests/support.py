@@ -36,11 +36,17 @@ REPLY = f"/callbacks/isendpro/{SECRET}/reply"
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings on a throwaway data directory, every provider's secret being ``SECRET``; the
-    pipeline worker in the app's own loop (``forwarder="inline"``: no child process per test)."""
+    pipeline worker in the app's own loop (``forwarder="inline"``: no child process per test);
+    the console's token ``CONSOLE_TOKEN``."""
     secrets = {f"secret_{p.value}": SECRET for p in Provider}
-    defaults = {"allow_ecall": LOOPBACK, "forwarder": "inline"}
+    defaults = {"allow_ecall": LOOPBACK, "forwarder": "inline", "console_token": CONSOLE_TOKEN}
     return Settings(data_dir=data_dir, **{**secrets, **defaults, **overrides})
 
+
+CONSOLE_TOKEN = "test-console-token-0123456789"
+"""The operator's token in the tests' settings (``HUB_CONSOLE_TOKEN``)."""
+OPERATOR = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
+"""The headers of an operator's request to the API."""
 
 LOOPBACK = "127.0.0.0/8,::1"
 """eCall's callbacks are refused from anywhere but its own addresses by default: tests add
