@@ -270,6 +270,7 @@ def test_every_alert_is_proven_to_fire_by_a_unit_test() -> None:
         "HubBrokerUnreachable",
         "HubJournalBacklogGrowing",
         "HubOldestUnforwardedTooOld",
+        "HubWorkerBehind",
         "HubRejectedCallbacksSpike",
         "HubProviderSilent",
     } <= alerts

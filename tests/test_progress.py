@@ -3,17 +3,21 @@ the settings a forwarder process is given."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from core.models import Event
 from hub import backlog
 from hub.forward_process import environment
 from hub.settings import Settings
 from sinks import journal as store
+from sinks.index import IndexFile
 from sinks.progress import (
     CONFIRM_BUCKETS,
     PROGRESS_FILE,
@@ -22,7 +26,14 @@ from sinks.progress import (
     cursor,
     read,
 )
-from tests.support import dlr_query, make_settings, metric, unforwarded
+from tests.support import (
+    dlr_query,
+    event,
+    make_settings,
+    metric,
+    unforwarded,
+    write_journal,
+)
 
 
 def test_progress_is_saved_and_read_back(tmp_path: Path) -> None:
@@ -158,6 +169,43 @@ async def test_metrics_show_the_backlog_after_the_cursor(tmp_path: Path) -> None
     assert metric(text, "hub_journal_oldest_unforwarded_age_seconds") == 0
     assert metric(text, "hub_broker_connected") is None
     assert backlog.of(tmp_path, journal.path, forwarding=False) == backlog.Backlog(False, 0, None)
+
+
+@pytest.mark.parametrize("forwarding", [True, False], ids=["broker", "no-broker"])
+def test_metrics_show_what_the_worker_has_not_processed(tmp_path: Path, forwarding: bool) -> None:
+    """The worker's own backlog: the journal after its index's cursor, with a broker or without
+    (the forwarder's cursor plays no part)."""
+    events = [event(i) for i in range(5)]
+    write_journal(tmp_path, events[:2])  # journaled and processed
+    asyncio.run(append(tmp_path, events[2:]))  # journaled since, not processed
+    journal = tmp_path / store.JOURNAL_FILE
+    registry = CollectorRegistry()
+    registry.register(backlog.BacklogCollector(tmp_path, journal, forwarding=forwarding))
+    before = time.time()
+    text = generate_latest(registry).decode()
+    assert metric(text, "hub_worker_backlog_events") == 3
+    age = metric(text, "hub_worker_oldest_unprocessed_age_seconds") or 0.0
+    oldest = events[2].data.received_at.timestamp()
+    assert before - oldest <= age <= time.time() - oldest
+    assert backlog.unprocessed(tmp_path, journal).oldest == oldest
+
+    worker = IndexFile.open(tmp_path)  # the worker catches up
+    try:
+        rows = store.select(journal, after=worker.cursor)
+        worker.process([(r.seq, r.envelope.id, r.received_at, r.envelope.body) for r in rows], 1.0)
+    finally:
+        worker.close()
+    text = generate_latest(registry).decode()
+    assert metric(text, "hub_worker_backlog_events") == 0
+    assert metric(text, "hub_worker_oldest_unprocessed_age_seconds") == 0
+
+
+async def append(data_dir: Path, events: list[Event]) -> None:
+    journal = store.Journal.open(data_dir)
+    try:
+        await journal.append(events)
+    finally:
+        journal.close()
 
 
 def test_the_backlog_counts_what_follows_the_cursor_after_retention(tmp_path: Path) -> None:
