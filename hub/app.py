@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from core.errors import SinkUnavailable
 from core.models import Provider
-from hub import api, backlog, handlers, logs, operator, requestline, sse
+from hub import api, backlog, disk, handlers, logs, operator, requestline, sse
 from hub.forward_process import ForwarderProcess, sink_of, worker
 from hub.handlers import FORWARDER, JOURNAL, RUNTIME, Runtime
 from hub.secrets import resolve as resolve_secrets
@@ -130,6 +130,7 @@ def _journal(
             max_bytes=settings.journal_max_bytes,
             commit_timeout=settings.journal_commit_timeout,
             on_commit=metrics.journal_commit.observe,
+            also_counted=disk.worker_files(settings.data_dir),  # the cap counts them too
         )
         try:
             app[JOURNAL] = journal

@@ -42,8 +42,9 @@ class Settings(BaseSettings):
     replayed stay until they are, or are dropped (``hub quarantine drop``): a provider's input
     that gave no event is never deleted unasked."""
     journal_max_bytes: int | None = Field(default=None, gt=0)
-    """A cap on everything the journal puts on disk (database, WAL, WAL index): past it,
-    providers are told to retry (never a full disk)."""
+    """A cap on everything the hub keeps on disk for events (the journal's database, WAL and
+    WAL index; the pipeline worker's index and cursor files, as they stand at each commit):
+    past it, providers are told to retry (never a full disk)."""
     journal_commit_timeout: float = Field(default=10.0, gt=0)
     """Seconds a callback waits for its commit (a disk that stalls) before it is told to retry;
     a commit under way for longer makes the hub not ready."""

@@ -110,6 +110,9 @@ class ProgressFile:
         # crash of the process) only sends some events again, which at least once allows; and
         # the forwarder saves after every batch, a sync each time cost more than the batch.
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        # One row, saved after every batch: checkpointed every 100 pages, its WAL stays under
+        # half a MiB (SQLite's 1000 would leave 4 MiB on disk, which HUB_JOURNAL_MAX_BYTES counts).
+        self._conn.execute("PRAGMA wal_autocheckpoint=100")
         self._conn.executescript(SCHEMA)
 
     @classmethod

@@ -12,7 +12,9 @@ what it finds wrong on disk, checked where it is cheap, once a commit.
   system has ``HEADROOM`` free bytes, and a capped journal a few pages).
 - *The cap* (``max_bytes``) holds for everything on disk: a quarter of it (at most 8 MiB) for
   the WAL, checked before each commit against the pages the batch may write; 32 KiB for the
-  WAL's index; the rest for the database (``max_page_count``).
+  WAL's index; the rest for the database (``max_page_count``), less what the other files the
+  cap counts take (``also_counted``: the pipeline worker's, which the journal never opens; the
+  hub says what they take), looked at before each commit and each probe.
 
 The loop's side (batches, timeouts, readiness) is ``sinks.journal.writer``.
 """
@@ -23,7 +25,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,12 +68,23 @@ class Committer:
     """Commits batches on the writer's connection (in the writer thread, one batch at a time),
     and keeps :attr:`trouble`: why the journal cannot take writes now."""
 
-    def __init__(self, path: Path, files: Files, *, commit_timeout: float):
+    def __init__(
+        self,
+        path: Path,
+        files: Files,
+        *,
+        commit_timeout: float,
+        also_counted: Callable[[], int] | None = None,
+    ):
         self.path = path
         self.files = files
         self.commit_timeout = commit_timeout
         self.cap: Cap | None = None
         """With ``max_bytes``: its shares (the WAL's budget, the database's pages)."""
+        self.also_counted = also_counted
+        """Bytes other files the cap counts take now (from the writer thread)."""
+        self._pages: int | None = None
+        """The database's ``max_page_count`` as last set beside them."""
         self.trouble: str | None = None
         """Why the journal cannot take writes now (a reason), or None."""
 
@@ -111,6 +124,7 @@ class Committer:
         and a capped journal room for a few pages more."""
         if not self.files.has_headroom():
             raise SinkUnavailable("the journal's file system is still full", reason=FULL)
+        self._beside(conn)
         if self.cap is not None and Cap.pages_left(conn) < 4 * COMMIT_FRAMES:
             raise SinkUnavailable("the journal is still at its cap", reason=FULL)
         events_table.touch(conn)
@@ -146,6 +160,7 @@ class Committer:
         if it would not, a checkpoint empties it first; if it cannot, the batch is refused."""
         if self.cap is None:
             return
+        self._beside(conn)
         frames = sum(job.frames for job in batch) + COMMIT_FRAMES
         if self.cap.fits(self.files.size("-wal"), frames):
             return
@@ -157,6 +172,15 @@ class Committer:
             time.sleep(0.01)
         if not self.cap.fits(self.files.size("-wal"), frames):
             raise SinkUnavailable("the journal's WAL is at its share of the cap", reason=FULL)
+
+    def _beside(self, conn: sqlite3.Connection) -> None:
+        """The database's pages, less what the other files the cap counts take now."""
+        if self.cap is None or self.also_counted is None:
+            return
+        pages = self.cap.pages_beside(self.also_counted())
+        if pages != self._pages:
+            Cap.limit(conn, pages)
+            self._pages = pages
 
     def _gone(self, conn: sqlite3.Connection, lost: str) -> None:
         """The journal's file was deleted or replaced: no more writes, and a copy of what the

@@ -1,5 +1,6 @@
 """The journal's files on disk: that they are still the ones it opened, their sizes, how a cap
-on their total is shared out, room on the file system, and a copy of the open file.
+on their total (and on other files it counts) is shared out, room on the file system, and a
+copy of the open file.
 
 SQLite would go on writing to deleted or replaced files, and every acknowledgement after that
 would be lost at the next start: the writer asks :meth:`Files.lost` after each commit (a stat a
@@ -89,11 +90,13 @@ class Files:
 @dataclass(frozen=True, slots=True)
 class Cap:
     """``max_bytes`` shared out: a quarter (at most 8 MiB) for the WAL, checked before each
-    commit; its index; the rest for the database, SQLite's ``max_page_count``."""
+    commit; its index; the rest for the database, SQLite's ``max_page_count``, less what other
+    files the cap counts take (:meth:`pages_beside`)."""
 
     page_size: int
     wal_budget: int
     pages: int
+    """The database's pages when nothing else counts."""
 
     @classmethod
     def of(cls, max_bytes: int, page_size: int) -> Cap:
@@ -101,6 +104,16 @@ class Cap:
         wal = min(max_bytes // 4, 8 << 20)
         shm = SHM_CHUNK * (1 + wal // frame // 4096)
         return cls(page_size, wal, max((max_bytes - wal - shm) // page_size, 1))
+
+    def pages_beside(self, others: int) -> int:
+        """The database's pages when other files the cap counts take ``others`` bytes."""
+        return max(self.pages - -(-others // self.page_size), 1)
+
+    @staticmethod
+    def limit(conn: sqlite3.Connection, pages: int) -> None:
+        """The database may grow to ``pages`` (SQLite keeps its current size if that is more:
+        it takes no new page, and reuses its free ones)."""
+        conn.execute(f"PRAGMA max_page_count={pages}")
 
     @property
     def wal_frames(self) -> int:

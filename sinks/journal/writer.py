@@ -77,7 +77,11 @@ class Journal:
 
     :attr:`trouble` says why it cannot take writes (``journal_full``, ``journal_unwritable``: tried
     again every second, and clears by itself; ``journal_gone``: its file was deleted or replaced,
-    until a restart); :attr:`ready` is false then, and while a commit outlasts the timeout."""
+    until a restart); :attr:`ready` is false then, and while a commit outlasts the timeout.
+
+    ``max_bytes`` caps its files on disk together with other files it never opens:
+    ``also_counted`` says how many bytes they take (asked in the writer thread, before each
+    commit and each probe)."""
 
     def __init__(
         self,
@@ -86,6 +90,7 @@ class Journal:
         max_bytes: int | None = None,
         commit_timeout: float = COMMIT_TIMEOUT,
         on_commit: Callable[[float], None] | None = None,
+        also_counted: Callable[[], int] | None = None,
     ) -> None:
         self.path = path
         self.max_bytes = max_bytes
@@ -103,7 +108,9 @@ class Journal:
         self._poked = False
         self.files = Files(path)
         self._page_size = 4096
-        self._commits = Committer(path, self.files, commit_timeout=commit_timeout)
+        self._commits = Committer(
+            path, self.files, commit_timeout=commit_timeout, also_counted=also_counted
+        )
         """The writer thread's side: commits, the cap, the trouble it finds."""
 
     @property
