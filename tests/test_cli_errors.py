@@ -20,7 +20,7 @@ import pytest
 
 from core.models import Provider
 from hub.secrets import SECRETS_FILE, resolve
-from tests.support import SECRET, clean_env, event, run_hub, write_journal
+from tests.support import SECRET, clean_env, event, run_hub, wait_until, write_journal
 
 
 @pytest.fixture
@@ -251,3 +251,36 @@ def test_subscribe_refuses_a_count_it_would_never_reach(env, count) -> None:
     proc = run_hub("subscribe", "--count", count, env=env)
     assert proc.returncode == 2
     assert f"argument --count: '{count}': expected a number of events, 1 or more" in proc.stderr
+
+
+def _loaded(pid: int, library: str) -> bool:
+    """The process has mapped a shared library whose path contains ``library``."""
+    try:
+        return library in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("entry", ["python -m hub", "hub"])
+def test_ctrl_c_while_hub_serve_starts_is_one_line(env, entry: str) -> None:
+    """Ctrl-C while ``hub serve`` imports its command line (pydantic's core is loaded: the
+    import is under way, a second before the hub serves): one line, exit code 130."""
+    script = Path(sys.executable).parent / "hub"
+    command = [sys.executable, "-m", "hub"] if entry != "hub" else [str(script)]
+    if entry == "hub" and not script.exists():
+        pytest.fail(f"{script} missing: the package is not installed in this environment")
+    serve = subprocess.Popen(
+        [*command, "serve"],
+        env={**env, "HUB_PORT": "0"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: _loaded(serve.pid, "_pydantic_core"), 30, failure=lambda: "not loaded")
+        serve.send_signal(signal.SIGINT)
+        out, err = serve.communicate(timeout=30)
+    finally:
+        serve.kill()
+        serve.communicate()
+    assert (serve.returncode, out, err) == (130, "", "hub: interrupted\n")

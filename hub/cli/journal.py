@@ -1,4 +1,5 @@
-"""``hub journal stats``: backlog, oldest unforwarded age, duplicates, quarantine."""
+"""``hub journal stats``: size, backlogs (for the broker, for the pipeline worker) and the age of
+their oldest events, duplicates, quarantine."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from hub import backlog, journaled
+from hub import backlog, disk, journaled
 from hub.cli.common import journal_path
 from hub.settings import Settings
 
@@ -27,16 +28,20 @@ def journal_stats_command(args: argparse.Namespace) -> int:
     if path is None:
         return 1
     stats = journaled.counts(settings.data_dir)
-    # the same backlog as /metrics: without a broker nothing is to be forwarded
+    # the same backlogs as /metrics: without a broker nothing is to be forwarded
+    now = time.time()
     waiting = backlog.of(settings.data_dir, path, forwarding=backlog.forwarding(settings))
-    age = waiting.age(time.time())
+    behind = backlog.unprocessed(settings.data_dir, path)
     doc: dict[str, Any] = {
         "path": str(path),
         "bytes": sum(p.stat().st_size for p in path.parent.glob(path.name + "*")),
+        "worker_bytes": disk.worker_bytes(settings.data_dir),
         "events": stats.events,
         "forwarding": waiting.forwarding,
         "unforwarded": waiting.events,
-        "oldest_unforwarded_age_seconds": round(age, 3) if age is not None else None,
+        "oldest_unforwarded_age_seconds": _rounded(waiting.age(now)),
+        "unprocessed": behind.events,
+        "oldest_unprocessed_age_seconds": _rounded(behind.age(now)),
         "duplicates": stats.duplicates,
         "quarantined": stats.quarantined,
     }
@@ -45,5 +50,13 @@ def journal_stats_command(args: argparse.Namespace) -> int:
     else:
         doc["forwarding"] = "on" if waiting.forwarding else "off (no broker)"
         for key, value in doc.items():
-            print(f"{key:<32} {value}")
+            print(f"{key:<32} {NONE_WAITS if value is None else value}")
     return 0
+
+
+NONE_WAITS = "- (none waits)"
+"""An age, in the text output, when no event waits (``null`` in the JSON)."""
+
+
+def _rounded(age: float | None) -> float | None:
+    return round(age, 3) if age is not None else None
