@@ -233,6 +233,8 @@ class RabbitMQSink:
         self.check_timeout = check_timeout
         """Seconds :meth:`already_published` may take before it gives up (None)."""
         self._said_gone = False
+        self._said_unusable = False
+        """The broker was said not usable since the last connection."""
 
     def start(self) -> None:
         """Connects in the background, trying again until the broker answers."""
@@ -255,8 +257,19 @@ class RabbitMQSink:
                 self._exchange = await declare_topology(
                     channel, self.exchange_name, stream=self.stream
                 )
-            except (AMQPError, OSError) as exc:  # down, or the topology refused: try again
-                log.warning("broker not usable (%s: %s), trying again", type(exc).__name__, exc)
+            except Exception as exc:  # down, the topology refused, or the client tripping on a
+                # connection cut in its handshake (seen: aiormq's StopAsyncIteration under
+                # uvloop, which ended this task for good): try again
+                # said once, not at each try (a line a second while the broker is away); the
+                # connection, when it comes, is a line too
+                said = log.debug if self._said_unusable else log.warning
+                said(
+                    "broker not usable (%s: %s), trying again every %g s",
+                    type(exc).__name__,
+                    exc,
+                    self.reconnect_interval,
+                )
+                self._said_unusable = True
                 if connection is not None:
                     with contextlib.suppress(AMQPError, OSError):
                         await connection.close()
@@ -267,6 +280,7 @@ class RabbitMQSink:
                 connection.reconnect_callbacks.add(self._on_reconnect)
                 await self._wait_for_stream(connection)
             self._connected.set()
+            self._said_unusable = False
             log.info("connected to the broker, exchange %s", self.exchange_name)
             return
 

@@ -6,11 +6,13 @@ timeout: a command that would hang fails the test instead of hanging it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 
 from core.models import Provider
 from hub.secrets import SECRETS_FILE, resolve
+from tests.harness.rabbitmq import RabbitNode, broker_required
 from tests.support import SECRET, clean_env, event, run_hub, wait_until, write_journal
 
 
@@ -284,3 +287,76 @@ def test_ctrl_c_while_hub_serve_starts_is_one_line(env, entry: str) -> None:
         serve.kill()
         serve.communicate()
     assert (serve.returncode, out, err) == (130, "", "hub: interrupted\n")
+
+
+class ClosingPort:
+    """A port that takes connections and closes them at once (a broker not usable): counts the
+    client's tries, one each."""
+
+    def __init__(self, port: int) -> None:
+        self.server = socket.create_server(("127.0.0.1", port))
+        self.tries = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):  # closed: the test is done with it
+            while True:
+                conn, _ = self.server.accept()
+                conn.close()
+                self.tries += 1
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
+        self.server.close()
+        self._thread.join(timeout=10)
+
+
+@pytest.mark.broker
+def test_forward_says_once_that_the_broker_is_away_and_once_that_it_is_back(
+    env, tmp_path: Path
+) -> None:
+    """``hub forward`` tries the broker every second while it is away: one line says so, one
+    says it is connected when it is back; the client libraries say nothing at each try."""
+    node = RabbitNode(tmp_path / "rabbitmq")
+    away = ClosingPort(node.port)
+    write_journal(Path(env["HUB_DATA_DIR"]), [event(1)])
+    forward = subprocess.Popen(
+        [sys.executable, "-m", "hub", "forward"],
+        env={**env, "HUB_RABBITMQ_URL": node.url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    assert forward.stderr is not None
+    reading = threading.Thread(target=lambda: lines.extend(forward.stderr), daemon=True)
+    reading.start()
+    try:
+        wait_until(lambda: away.tries >= 3, failure=lambda: "\n".join(lines))
+        away.close()
+        try:
+            node.start()
+        except (RuntimeError, OSError) as exc:
+            if broker_required():
+                pytest.fail(f"RabbitMQ could not start: {exc}")
+            pytest.skip(f"RabbitMQ could not start: {exc}")
+        wait_until(
+            lambda: any("connected to the broker" in line for line in lines),
+            60,
+            failure=lambda: "\n".join(lines),
+        )
+        forward.send_signal(signal.SIGTERM)
+        assert forward.wait(timeout=30) == 0
+    finally:
+        forward.kill()
+        forward.wait(timeout=10)
+        reading.join(timeout=10)
+        forward.stderr.close()
+        away.close()
+        node.stop()
+    said = "".join(lines)
+    assert said.count("broker not usable") == 1, said
+    assert said.count("connected to the broker") == 1, said
+    assert not [line for line in lines if " aiormq" in line or " aio_pika" in line], said

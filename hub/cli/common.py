@@ -1,12 +1,13 @@
 """What several commands share: the journal's path, times and patterns given on the command
-line, the configuration's errors said in one line each, and whether the reader of a command
-that follows (``hub tail | head -1``) has left."""
+line, the configuration's errors said in one line each, whether the reader of a command
+that follows (``hub tail | head -1``) has left, and the broker clients' logs kept quiet."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import logging
 import re
 import select
 import sys
@@ -20,6 +21,16 @@ from pydantic import ValidationError
 from core.topics import check_pattern
 from hub.settings import Settings
 from sinks import journal as journal_store
+
+BROKER_CLIENTS = ("aiormq", "aio_pika")
+
+
+def quiet_broker_clients() -> None:
+    """The hub's own lines say when the broker is lost and when it is back, one each; the
+    client libraries would add an ERROR line (and a traceback) and an INFO line at every try,
+    a second apart, while it is away."""
+    for library in BROKER_CLIENTS:
+        logging.getLogger(library).setLevel(logging.CRITICAL)
 
 
 def journal_path(settings: Settings) -> Path | None:

@@ -9,7 +9,7 @@ import sys
 
 from hub import forward_process, logs, server
 from hub.app import create_app
-from hub.cli.common import journal_path
+from hub.cli.common import journal_path, quiet_broker_clients
 from hub.handlers import RUNTIME
 from hub.settings import Settings
 
@@ -28,6 +28,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def serve_command(args: argparse.Namespace) -> int:
     settings = Settings()
     logs.configure(settings.log_level)
+    quiet_broker_clients()  # with HUB_FORWARDER=inline, the worker's broker is in this process
     _install_uvloop()
     app = create_app(settings)
     _tune_gc()
@@ -50,6 +51,7 @@ def forward_command(args: argparse.Namespace) -> int:
     if journal_path(settings) is None:  # nothing to process, ever (hub serve made it first)
         return 1
     logs.configure(settings.log_level)
+    quiet_broker_clients()  # the worker says once that the broker is away, once that it is back
     _install_uvloop()
     _tune_gc()
     return asyncio.run(forward_process.run(settings, parent=args.parent))

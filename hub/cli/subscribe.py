@@ -13,7 +13,7 @@ from aio_pika.exceptions import AMQPError
 
 from core.display import describe
 from hub.cli.broker import said
-from hub.cli.common import TIME_FORMS, pattern, when, while_read
+from hub.cli.common import TIME_FORMS, pattern, quiet_broker_clients, when, while_read
 from hub.settings import Settings
 from hub.subscribe import Offset, SubscribeError, Subscription, parse_from
 
@@ -80,8 +80,7 @@ def subscribe_command(args: argparse.Namespace) -> int:
     # the subscription says when it loses the broker and when it reads again, in one line each;
     # the client libraries would add a traceback and a line a second while the broker is away
     logging.getLogger("hub.subscribe").setLevel(logging.INFO)
-    for library in ("aiormq", "aio_pika"):
-        logging.getLogger(library).setLevel(logging.CRITICAL)
+    quiet_broker_clients()
     subscription = Subscription(
         settings.rabbitmq_url,
         args.pattern,
