@@ -258,10 +258,7 @@ class RabbitMQSink:
                     channel, self.exchange_name, stream=self.stream
                 )
             except Exception as exc:  # down, the topology refused, or the client tripping on a
-                # connection cut in its handshake (seen: aiormq's StopAsyncIteration under
-                # uvloop, which ended this task for good): try again
-                # said once, not at each try (a line a second while the broker is away); the
-                # connection, when it comes, is a line too
+                # cut handshake (aiormq's StopAsyncIteration under uvloop): said once, tried again
                 said = log.debug if self._said_unusable else log.warning
                 said(
                     "broker not usable (%s: %s), trying again every %g s",

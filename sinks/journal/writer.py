@@ -171,7 +171,10 @@ class Journal:
         return found
 
     async def prune_quarantine(self, replayed_before: float, *, chunk: int = 100) -> int:
-        """Deletes the quarantined requests replayed before the given time, ``chunk`` a commit."""
+        """Deletes the quarantined requests replayed before the given time, ``chunk`` a commit
+        (fewer in a capped journal, whose WAL must hold a chunk's pages, as for :meth:`prune`:
+        else each pruning, at start and every hour, found the journal full for a second)."""
+        chunk = self._chunk(chunk)
 
         def write(conn: sqlite3.Connection) -> int:
             return quarantine_table.delete_replayed_before(conn, replayed_before, chunk)
@@ -191,8 +194,7 @@ class Journal:
         commit of its own between callbacks' commits, so that none waits long for it (fewer
         at a time in a capped journal, whose WAL must hold a chunk's pages: 3 a row at most)."""
         up_to = forwarded_up_to if forwarded_up_to is not None else 2**62
-        if (cap := self._commits.cap) is not None:
-            chunk = max(1, min(chunk, (cap.wal_frames - COMMIT_FRAMES) // 3))
+        chunk = self._chunk(chunk)
 
         def write(conn: sqlite3.Connection) -> int:
             return events_table.delete_received_before(conn, received_before, up_to, chunk)
@@ -203,6 +205,12 @@ class Journal:
             deleted += count
             if count < chunk:
                 return deleted
+
+    def _chunk(self, chunk: int) -> int:
+        """Rows a pruning deletes a commit: within a capped journal's WAL (3 pages a row)."""
+        if (cap := self._commits.cap) is not None:
+            return max(1, min(chunk, (cap.wal_frames - COMMIT_FRAMES) // 3))
+        return chunk
 
     def _pages(self, size: int) -> int:
         """Pages that ``size`` bytes of rows may take, twice over (B-tree pages split)."""
