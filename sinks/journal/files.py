@@ -2,8 +2,8 @@
 on their total is shared out, room on the file system, and a copy of the open file.
 
 SQLite would go on writing to deleted or replaced files, and every acknowledgement after that
-would be lost at the next start: the writer asks :meth:`Files.lost` after each commit (a stat a
-file; the commit's sync costs far more)."""
+would be lost at the next start: the journal asks :meth:`Files.lost` after each commit, on the
+loop, before answering (a stat a file; the commit's sync costs far more)."""
 
 from __future__ import annotations
 
