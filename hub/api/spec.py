@@ -8,7 +8,7 @@ and the JSON schemas of the answers are those of the structs the handlers encode
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,8 @@ import orjson
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Hook = Callable[[web.Application], Awaitable[None]]
+Context = Callable[[web.Application], AsyncIterator[None]]
 REF = "#/components/schemas/{name}"
 
 
@@ -70,6 +72,10 @@ class Api:
         self.title = title
         self.version = version
         self.operations: list[Operation] = []
+        self.contexts: list[Context] = []
+        """Cleanup contexts of the resources' background tasks (the app's ``cleanup_ctx``)."""
+        self.on_shutdown: list[Hook] = []
+        """Run at shutdown, before any cleanup context closes (the journal's among them)."""
 
     def operation(
         self,
@@ -107,6 +113,8 @@ class Api:
             return web.Response(body=document, content_type="application/json")
 
         app.router.add_get(self.prefix + "/openapi.json", openapi)
+        app.cleanup_ctx.extend(self.contexts)
+        app.on_shutdown.extend(self.on_shutdown)
 
     def document(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of every operation declared."""
