@@ -39,6 +39,8 @@ from sinks.journal import Quarantined, QuarantineSelection, QuarantineSummary
 MAX_NUMBER = 2**63 - 1
 """SQLite's largest row number: a greater one is no request's."""
 _DIGITS = re.compile(r"[0-9]{1,19}")
+Moment = Annotated[datetime, msgspec.Meta(extra_json_schema={"format": "date-time"})]
+"""A time, RFC 3339 (msgspec's schema of a datetime says no format: the document says it)."""
 State = Literal["waiting", "replayed", "all"]
 _REPLAYED: dict[str, bool | None] = {"waiting": False, "replayed": True, "all": None}
 
@@ -52,9 +54,9 @@ class QuarantineFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``waiting`` (not replayed yet), ``replayed``, or ``all``."""
     reason: str | None = None
     """A part of the reason, in any case."""
-    since: datetime | None = None
+    since: Moment | None = None
     """Received at or after (UTC when no offset is given)."""
-    until: datetime | None = None
+    until: Moment | None = None
     """Received before."""
 
     def selection(self) -> QuarantineSelection:
@@ -83,7 +85,7 @@ class QuarantinedItem(msgspec.Struct, frozen=True):
     content_type: str
     size: int
     """Bytes of its headers, query and body."""
-    replayed_at: datetime | None
+    replayed_at: Moment | None
 
 
 class QuarantinePage(msgspec.Struct, frozen=True):
@@ -109,7 +111,7 @@ class QuarantinedRequest(msgspec.Struct, frozen=True):
     reason: str
     """Why the parser refused it."""
     content_type: str
-    replayed_at: datetime | None
+    replayed_at: Moment | None
     headers: dict[str, str]
     """As received, but ``Authorization`` and cookies, which are never kept."""
     query: Payload
@@ -138,8 +140,8 @@ class JobStatus(msgspec.Struct, frozen=True):
     refused_by_reason: dict[str, int]
     error: str | None
     """Why the job failed (the journal could not take events, the hub shut down...)."""
-    started_at: datetime
-    finished_at: datetime | None
+    started_at: Moment
+    finished_at: Moment | None
     filter: QuarantineFilter
 
 

@@ -29,6 +29,12 @@ class Problem(msgspec.Struct, frozen=True):
     detail: str
 
 
+UNAUTHORIZED: dict[int, tuple[str, type | None]] = {
+    401: ("No operator's token, or a wrong one (hub.operator's guard)", Problem)
+}
+"""What every operation may answer: the guard answers it before any handler runs."""
+
+
 @dataclass(frozen=True)
 class Param:
     """A path or query parameter."""
@@ -141,7 +147,7 @@ class Api:
                             "content": {"application/json": {"schema": ref_of[kind]}},
                         }
                     )
-                    for status, (text, kind) in sorted(op.responses.items())
+                    for status, (text, kind) in sorted({**op.responses, **UNAUTHORIZED}.items())
                 },
             }
             if op.body is not None:

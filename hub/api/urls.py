@@ -12,6 +12,9 @@ from hub.endpoints import callback_urls, valid_base
 from hub.handlers import RUNTIME
 from hub.settings import Settings
 
+BASE_PATTERN = r"^https?://[^/?#\[\]]+(/.*)?$"
+"""What ``valid_base`` takes, for the document: http(s), a host (no IPv6 brackets half open)."""
+
 
 class CallbackUrl(msgspec.Struct, frozen=True):
     provider: str
@@ -41,6 +44,7 @@ def register(api: Api, settings: Settings) -> None:
                 "query",
                 "The hub's public URL, e.g. https://hooks.example.com (default: the address"
                 " this request came to, which a reverse proxy may not be)",
+                {"type": "string", "pattern": BASE_PATTERN},
             )
         ],
         responses={200: ("The URLs", CallbackUrls), 400: ("Not an http(s) URL", Problem)},
