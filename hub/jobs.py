@@ -23,6 +23,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from aiohttp import web
 
@@ -40,6 +41,9 @@ BATCH = 64
 """Requests read, and replayed side by side, at a time."""
 
 
+JobState = Literal["running", "done", "failed"]
+
+
 class Busy(Exception):
     """A job runs already."""
 
@@ -55,7 +59,7 @@ class Job:
     total: int
     """Requests matched when the job started."""
     started_at: float = field(default_factory=time.time)
-    state: str = "running"
+    state: JobState = "running"
     """``running``, ``done`` or ``failed`` (``error`` says why)."""
     done: int = 0
     """Requests replayed so far, those still refused among them."""

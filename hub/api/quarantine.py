@@ -1,14 +1,14 @@
-"""``/api/v1/quarantine`` and ``/api/v1/jobs``: the requests the parsers refused, seen, replayed
-and dropped by an operator (what ``hub quarantine`` does, in the running hub).
+"""``/api/v1/quarantine``: the requests the parsers refused, seen, replayed and dropped by an
+operator (what ``hub quarantine`` does, in the running hub).
 
 - ``GET /quarantine``: a page of them, newest first, by provider, callback, replayed or
   waiting, a part of the reason and reception time; ``next_cursor`` gives the next page;
 - ``GET /quarantine/{number}``: one, as received: method, query, headers and body (bytes as
   UTF-8 text when they decode, else base64, which ``base64`` says);
 - ``POST /quarantine/{number}/replay``: runs it through today's parser (``hub.quarantine``);
-- ``DELETE /quarantine/{number}``: drops it;
-- ``POST /quarantine/replay``: replays every one a filter matches, as a background job
-  (``hub.jobs``), whose progress ``GET /jobs/{id}`` gives.
+- ``DELETE /quarantine/{number}``: drops it.
+
+Replaying every one a filter matches is a job: ``hub.api.jobs``.
 
 Writes go through the hub's own journal (``app[JOURNAL]``), reads off the event loop.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -30,7 +30,6 @@ from core.errors import SinkUnavailable
 from core.models import Provider
 from hub.api.spec import Api, Param, Problem, json_response, problem
 from hub.handlers import FORWARDER, JOURNAL
-from hub.jobs import JOBS, Busy, Job, Jobs
 from hub.quarantine import replay_entry
 from hub.settings import Settings
 from sinks import journal as store
@@ -126,25 +125,6 @@ class Replayed(msgspec.Struct, frozen=True):
     """The parser's reason when it still refuses the request (it stays in the quarantine)."""
 
 
-class JobStatus(msgspec.Struct, frozen=True):
-    id: str
-    state: Literal["running", "done", "failed"]
-    total: int
-    """Requests the filter matched when the job started."""
-    done: int
-    """Requests replayed so far (those still refused among them)."""
-    events: int
-    """Events journaled."""
-    refused: int
-    """Requests still refused."""
-    refused_by_reason: dict[str, int]
-    error: str | None
-    """Why the job failed (the journal could not take events, the hub shut down...)."""
-    started_at: Moment
-    finished_at: Moment | None
-    filter: QuarantineFilter
-
-
 NUMBER = Param(
     "number",
     "path",
@@ -192,17 +172,6 @@ UNAVAILABLE = ("The journal cannot take writes now", Problem)
 
 def register(api: Api, settings: Settings) -> None:
     path = settings.data_dir / store.JOURNAL_FILE
-    jobs = Jobs()
-
-    async def expose(app: web.Application) -> AsyncIterator[None]:
-        app[JOBS] = jobs  # for the console's pages
-        yield
-
-    async def stop(app: web.Application) -> None:
-        await jobs.stop()  # before the journal closes
-
-    api.contexts.append(expose)
-    api.on_shutdown.append(stop)
 
     def one(number: int) -> Quarantined | None:
         found = store.quarantined(path, seq=number) if path.exists() else []
@@ -277,7 +246,7 @@ def register(api: Api, settings: Settings) -> None:
             outcome = await replay_entry(request.app[JOURNAL], item)
         except SinkUnavailable as exc:
             return problem(503, "journal_unavailable", f"nothing replayed: {exc.reason}")
-        _notify(request.app)
+        notify(request.app)
         return json_response(Replayed(outcome.number, outcome.events, outcome.refused))
 
     @api.operation(
@@ -296,47 +265,6 @@ def register(api: Api, settings: Settings) -> None:
         except SinkUnavailable as exc:
             return problem(503, "journal_unavailable", f"nothing dropped: {exc.reason}")
         return web.Response(status=204) if dropped else _unknown(number)
-
-    @api.operation(
-        "POST",
-        "/quarantine/replay",
-        "Replays every refused request a filter matches, as a background job",
-        body=QuarantineFilter,
-        responses={
-            202: ("The job, started (its progress: GET /api/v1/jobs/{id})", JobStatus),
-            400: BAD,
-            409: ("A replay job runs already (its id in the detail)", Problem),
-        },
-    )
-    async def replay_matching(request: web.Request) -> web.Response:
-        try:
-            wanted = msgspec.json.decode(await request.read(), type=QuarantineFilter)
-            selection = wanted.selection()
-        except (msgspec.ValidationError, msgspec.DecodeError, OverflowError, ValueError) as exc:
-            return problem(400, "bad_body", f"a JSON object of filters is expected: {exc}")
-        matched = await asyncio.to_thread(
-            lambda: store.quarantine_counted(path, selection) if path.exists() else (0, 0)
-        )
-        try:
-            job = jobs.start(request.app[JOURNAL], selection, matched, lambda: _notify(request.app))
-        except Busy as exc:
-            return problem(409, "job_running", f"replay job {exc.job.id} runs: wait for it")
-        response = json_response(_job(job), 202)
-        response.headers["Location"] = f"{api.prefix}/jobs/{job.id}"
-        return response
-
-    @api.operation(
-        "GET",
-        "/jobs/{id}",
-        "A replay job's progress (jobs are kept in memory: a restart forgets them)",
-        params=[Param("id", "path", "The job's id, as POST /api/v1/quarantine/replay gave it")],
-        responses={200: ("Its progress", JobStatus), 404: ("No such job (or forgotten)", Problem)},
-    )
-    async def get_job(request: web.Request) -> web.Response:
-        job = jobs.get(request.match_info["id"])
-        if job is None:
-            return problem(404, "not_found", "no such job (jobs are forgotten at a restart)")
-        return json_response(_job(job))
 
 
 def _fields(query: Mapping[str, str]) -> dict[str, Any]:
@@ -366,7 +294,7 @@ def _unknown(number: int) -> web.Response:
     return problem(404, "not_found", f"no quarantined request #{number}")
 
 
-def _notify(app: web.Application) -> None:
+def notify(app: web.Application) -> None:
     """New events journaled: the worker in the hub's loop looks at once (one in a process of its
     own finds them at its next look)."""
     forwarder = app.get(FORWARDER)
@@ -374,7 +302,7 @@ def _notify(app: web.Application) -> None:
         forwarder.notify()
 
 
-def _moment(epoch: float | None) -> datetime | None:
+def moment(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
@@ -388,7 +316,7 @@ def _item(row: QuarantineSummary) -> QuarantinedItem:
         reason=row.reason,
         content_type=row.content_type,
         size=row.size,
-        replayed_at=_moment(row.replayed_at),
+        replayed_at=moment(row.replayed_at),
     )
 
 
@@ -417,37 +345,8 @@ def _whole(item: Quarantined) -> QuarantinedRequest:
         method=e.method,
         reason=e.reason,
         content_type=e.content_type,
-        replayed_at=_moment(item.replayed_at),
+        replayed_at=moment(item.replayed_at),
         headers=_headers(e.headers),
         query=_payload(e.query),
         body=_payload(e.body),
-    )
-
-
-def _filter(selection: QuarantineSelection) -> QuarantineFilter:
-    """What a job was asked, in the API's words."""
-    state: State = {False: "waiting", True: "replayed", None: "all"}[selection.replayed]  # type: ignore[assignment]
-    return QuarantineFilter(
-        provider=Provider(selection.provider) if selection.provider is not None else None,
-        callback=selection.callback,
-        state=state,
-        reason=selection.reason,
-        since=_moment(selection.since),
-        until=_moment(selection.until),
-    )
-
-
-def _job(job: Job) -> JobStatus:
-    return JobStatus(
-        id=job.id,
-        state=job.state,  # type: ignore[arg-type]
-        total=job.total,
-        done=job.done,
-        events=job.events,
-        refused=job.refused.total(),
-        refused_by_reason=dict(job.refused),
-        error=job.error,
-        started_at=datetime.fromtimestamp(job.started_at, UTC),
-        finished_at=_moment(job.finished_at),
-        filter=_filter(job.selection),
     )
