@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.errors import SinkUnavailable
 from core.models import Provider
 from hub.app import create_app
 from hub.jobs import Busy, Jobs
@@ -318,3 +319,42 @@ async def test_unknown_job(aiohttp_client, tmp_path) -> None:
     client = await aiohttp_client(create_app(make_settings(tmp_path)))
     status, body = await api(client, "GET", "/jobs/0123456789abcdef")
     assert (status, body["error"]) == (404, "not_found")
+
+
+class Unwritable:
+    """A journal whose disk is full: it is read (its path) but takes no events."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    async def append(self, events) -> None:
+        raise SinkUnavailable("the disk is full", reason="journal_full")
+
+
+async def test_a_job_whose_journal_takes_no_events_fails_and_says_why(tmp_path) -> None:
+    journal = Journal.open(tmp_path)
+    try:
+        entry = QuarantineEntry(
+            received_at="2024-05-01T08:00:00+00:00",
+            provider="isendpro",
+            callback="delivery",
+            method="GET",
+            reason="parser_error",
+            content_type="",
+            headers="{}",
+            query=dlr_query(1).encode(),
+            body=b"",
+        )
+        number = await journal.quarantine(entry)
+    finally:
+        journal.close()
+    jobs = Jobs()
+    selection = QuarantineSelection()
+    job = jobs.start(Unwritable(journal.path), selection, (1, number))  # type: ignore[arg-type]
+
+    async def over() -> bool:
+        return job.state != "running"
+
+    await eventually(over)
+    assert (job.state, job.error, job.done) == ("failed", "journal_full", 0)
+    assert [q.seq for q in store.quarantined(journal.path)] == [number]  # still waiting

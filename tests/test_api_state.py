@@ -3,6 +3,9 @@ quarantine, rates), the callback URLs, and the token every operation wants."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from hub.api import build
 from hub.app import create_app
 from parsers import REGISTRY
@@ -109,3 +112,18 @@ async def test_every_operation_wants_the_token(aiohttp_client, tmp_path) -> None
             answer = await client.request(op.method, path, headers=headers, json={})
             assert answer.status == 401, (op.method, path)
     assert not store.select(tmp_path / store.JOURNAL_FILE)
+
+
+def test_the_readme_table_names_operations_that_exist(tmp_path) -> None:
+    """Each row of the README's operator's API table is a served operation, and the operations
+    of the quarantine, jobs, status and URLs all have one."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Operator's API", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        (m.group(1), m.group(2).split("?")[0])
+        for m in re.finditer(r"^\| `(GET|POST|PUT|PATCH|DELETE) (/api/v1/[^`]*)` \|", section, re.M)
+    }
+    served = {(op.method, "/api/v1" + op.path) for op in build(make_settings(tmp_path)).operations}
+    assert rows and rows <= served
+    mine = ("/api/v1/status", "/api/v1/urls", "/api/v1/quarantine", "/api/v1/jobs")
+    assert {s for s in served if s[1].startswith(mine)} <= rows
