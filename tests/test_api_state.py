@@ -127,3 +127,30 @@ def test_the_readme_table_names_operations_that_exist(tmp_path) -> None:
     assert rows and rows <= served
     mine = ("/api/v1/status", "/api/v1/urls", "/api/v1/quarantine", "/api/v1/jobs")
     assert {s for s in served if s[1].startswith(mine)} <= rows
+
+
+async def test_files_that_cannot_be_read_are_a_503_not_a_500(aiohttp_client, tmp_path) -> None:
+    """The journal deleted under the hub, a directory in its place: the operations that read it
+    say so in a problem, the hub goes on answering the others."""
+    client = await aiohttp_client(create_app(make_settings(tmp_path)))
+    journal = tmp_path / store.JOURNAL_FILE
+    moved = tmp_path / "moved.sqlite3"
+    journal.rename(moved)
+    journal.mkdir()
+    try:
+        for path in ("/quarantine", "/quarantine/1", "/status"):
+            status, body = await api(client, "GET", path)
+            assert (status, body["error"]) == (503, "unavailable"), path
+        status, _ = await api(client, "GET", "/urls")
+        assert status == 200
+    finally:
+        journal.rmdir()
+        moved.rename(journal)
+
+
+async def test_blank_filters_are_no_filters(aiohttp_client, tmp_path) -> None:
+    client = await aiohttp_client(create_app(make_settings(tmp_path)))
+    assert await (await get_raw(client, BAD)).read() == b"probleme"
+    query = {"provider": "", "callback": "", "state": "", "since": "", "limit": ""}
+    status, page = await api(client, "GET", "/quarantine", params=query)
+    assert status == 200 and len(page["items"]) == 1

@@ -268,8 +268,9 @@ def register(api: Api, settings: Settings) -> None:
 
 
 def _fields(query: Mapping[str, str]) -> dict[str, Any]:
-    """The query's parameters a listing reads (others are ignored)."""
-    return {k: v for k, v in query.items() if k in ListQuery.__struct_fields__}
+    """The query's parameters a listing reads (others are ignored, and so are empty ones: a
+    form's fields left blank)."""
+    return {k: v for k, v in query.items() if k in ListQuery.__struct_fields__ and v}
 
 
 def _epoch(moment: datetime | None) -> float | None:
