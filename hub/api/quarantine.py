@@ -167,7 +167,7 @@ PAGE_PARAMS = [
 ]
 BAD = ("Bad parameters", Problem)
 UNKNOWN = ("No such request in the quarantine", Problem)
-UNAVAILABLE = ("The journal cannot take writes now", Problem)
+UNAVAILABLE = ("The journal cannot take writes (or be read) now", Problem)
 
 
 def register(api: Api, settings: Settings) -> None:
