@@ -13,9 +13,9 @@ import orjson
 from core.display import describe
 from core.models import Event, Provider
 from hub import journaled
-from hub.app import Endpoint, endpoints
 from hub.cli import remote, samples
 from hub.cli.samples import Sample
+from hub.endpoints import Endpoint, endpoints
 from hub.settings import Settings
 from parsers.base import Callback
 from sinks import journal as journal_store

@@ -20,7 +20,11 @@ journal's.
 What the rest of the hub uses is here.
 """
 
+from sinks.journal.files import size_on_disk
+from sinks.journal.quarantine import counted as quarantine_counted
 from sinks.journal.quarantine import quarantined
+from sinks.journal.quarantine import selected as quarantine_selected
+from sinks.journal.quarantine import summaries as quarantine_summaries
 from sinks.journal.quarantine import waiting as quarantine_waiting
 from sinks.journal.reader import PendingReader, after, last_seq, marked_prefix, select, stats
 from sinks.journal.schema import (
@@ -29,6 +33,8 @@ from sinks.journal.schema import (
     After,
     Quarantined,
     QuarantineEntry,
+    QuarantineSelection,
+    QuarantineSummary,
     Stats,
     Stored,
 )
@@ -41,14 +47,20 @@ __all__ = [
     "Journal",
     "PendingReader",
     "QuarantineEntry",
+    "QuarantineSelection",
+    "QuarantineSummary",
     "Quarantined",
     "Stats",
     "Stored",
     "after",
     "last_seq",
     "marked_prefix",
+    "quarantine_counted",
+    "quarantine_selected",
+    "quarantine_summaries",
     "quarantine_waiting",
     "quarantined",
     "select",
+    "size_on_disk",
     "stats",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,15 @@ FRAME_HEADER = 24
 
 Identity = tuple[int, int]
 """A file's device and inode."""
+
+
+def size_on_disk(path: Path) -> int:
+    """Bytes the journal at ``path`` takes: the database, its WAL and the WAL's index."""
+    total = 0
+    for suffix in FILES:
+        with suppress(FileNotFoundError):
+            total += os.stat(f"{path}{suffix}").st_size
+    return total
 
 
 class Files:
