@@ -11,7 +11,7 @@ import argparse
 import sys
 from urllib.parse import urlsplit
 
-from hub.app import endpoints
+from hub.endpoints import endpoints
 from hub.secrets import SECRETS_FILE, stored
 from hub.settings import Settings
 
@@ -21,13 +21,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     urls.add_argument(
         "--base",
         required=True,
-        type=_base,
+        type=base_argument,
         help="the hub's public URL, e.g. https://hooks.example.com",
     )
     urls.set_defaults(run=urls_command)
 
 
-def _base(text: str) -> str:
+def base_argument(text: str) -> str:
     """An http(s) URL with a host, for ``argparse``: the URLs are pasted as printed."""
     url = urlsplit(text)
     if url.scheme not in ("http", "https") or not url.netloc:
