@@ -9,6 +9,7 @@ from hub import operator
 from hub.console.render import render
 
 HOME = "/console/"
+WRONG_ADDRESS = "The token in that address is not the console token of this hub."
 
 
 def next_page(given: str | None) -> str:
@@ -25,7 +26,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     if operator.is_operator(request):
         return operator.redirect(target)
     failed = request.query.get("failed") == "1"
-    return _form(request, target, "That address's token is not the hub's." if failed else "")
+    return _form(request, target, WRONG_ADDRESS if failed else "")
 
 
 async def log_in(request: web.Request) -> web.StreamResponse:
@@ -34,7 +35,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
     if not operator.same_origin(request):
         return _form(request, target, "This form was sent from another site.", status=403)
     if not operator.is_token(request, _text(form.get("token")).strip()):
-        return _form(request, target, "That is not the hub's console token.", status=401)
+        return _form(request, target, "That is not the console token of this hub.", status=401)
     response = operator.redirect(target)
     operator.log_in(request, response)
     return response
