@@ -9,8 +9,9 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 
 from hub import operator
+from hub.cli.console import announce
 from tests.harness.hubproc import HubProcess
-from tests.support import clean_env, run_hub
+from tests.support import CONSOLE_TOKEN, clean_env, make_settings, run_hub
 
 
 def test_hub_serve_prints_the_console_s_address_and_console_url_again(tmp_path: Path) -> None:
@@ -49,3 +50,14 @@ def test_console_url_where_no_hub_ran_says_so(tmp_path: Path) -> None:
     proc = run_hub("console-url", env=configured, check=True)
     assert proc.stdout == "http://127.0.0.1:8080/console/?token=set-by-the-operator\n"
     assert not (tmp_path / "nothing").exists(), "console-url writes nothing"
+
+
+def test_a_token_the_operator_set_is_not_printed_at_start(tmp_path: Path, capsys) -> None:
+    announce(make_settings(tmp_path, host="0.0.0.0"), CONSOLE_TOKEN, 8123)  # noqa: S104
+    out = capsys.readouterr().out
+    assert out.startswith("console: http://127.0.0.1:8123/console/ ")
+    assert CONSOLE_TOKEN not in out and "HUB_CONSOLE_TOKEN" in out
+    announce(make_settings(tmp_path, console_token=None), "made-by-the-hub-0123", 8123)
+    assert capsys.readouterr().out == (
+        "console: http://127.0.0.1:8123/console/?token=made-by-the-hub-0123\n"
+    )

@@ -5,7 +5,7 @@ first start.
 
 ``hub serve`` prints that line itself with :func:`announce`, on standard output and not
 through logging: the log's masking (``hub.logs``) would hide the token, which is the point of
-this one line on the operator's terminal, and nowhere else."""
+this one line on the operator's terminal, and of no other line."""
 
 from __future__ import annotations
 
@@ -52,6 +52,12 @@ def console_url_command(args: argparse.Namespace) -> int:
 
 
 def announce(settings: Settings, token: str, port: int) -> None:
-    """The line ``hub serve`` prints once it listens: where the console is, logged in."""
-    address = operator.console_url(remote.base_url(settings, None, port), token)
-    print(f"console: {address}", flush=True)
+    """The line ``hub serve`` prints once it listens: where the console is, logged in with the
+    token the hub made. A token the operator set (``HUB_CONSOLE_TOKEN``) is not printed, as
+    Jupyter prints no token it did not make: a deployment's standard output is often kept."""
+    base = remote.base_url(settings, None, port)
+    if settings.console_token is not None:
+        line = f"{base}/console/ (token: HUB_CONSOLE_TOKEN; hub console-url prints the address)"
+    else:
+        line = operator.console_url(base, token)
+    print(f"console: {line}", flush=True)

@@ -117,7 +117,7 @@ def _done(request: web.Request) -> dict[str, object] | None:
     return {
         "replayed": _int(request.query.get("replayed")),
         "events": _int(request.query.get("events")),
-        "refused": [(number, reason) for number, _, reason in refused],
+        "refused": [(number, reason) for number, _, reason in refused if number.isdigit()],
     }
 
 
