@@ -128,6 +128,9 @@ async def test_the_jupyter_address_logs_in_and_drops_the_token(aiohttp_client, t
     assert operator.COOKIE in session_cookie(answer)
     answer = await client.get("/console/?token=" + CONSOLE_TOKEN)
     assert answer.status == 200 and "token" not in str(answer.url)
+    typed = await aiohttp_client(create_app(make_settings(tmp_path / "typed")))
+    answer = await typed.get("/console?token=" + CONSOLE_TOKEN)  # no slash, as one types it
+    assert answer.url.path == "/console/setup" and "token" not in str(answer.url)
     # a wrong one: the login form, saying so, and no session
     stranger = await aiohttp_client(create_app(make_settings(tmp_path / "other")))
     answer = await stranger.get("/console/?token=wrong", allow_redirects=False)

@@ -34,7 +34,14 @@ async def home(request: web.Request) -> web.StreamResponse:
     return operator.redirect(next(shown[name] for name in LANDING if name in shown))
 
 
+async def without_slash(request: web.Request) -> web.StreamResponse:
+    """``/console`` (a typed address, ``?token=`` included): the console, its query kept."""
+    query = request.rel_url.raw_query_string
+    return operator.redirect("/console/" + (f"?{query}" if query else ""))
+
+
 def setup(app: web.Application, settings: Settings) -> None:
+    app.router.add_get("/console", without_slash)
     app.router.add_get("/console/", home, name="home")
     login.register(app)
     quarantine_page.register(app, settings)
