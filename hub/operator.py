@@ -232,12 +232,16 @@ def _refusal(request: web.Request, status: int, error: str, detail: str) -> web.
     return response
 
 
-def _forged(request: web.Request, who: Operator) -> str | None:
-    """Why a cookie's state-changing request may come from another site (None: it does not)."""
+async def _cross_site(request: web.Request, who: Operator) -> str | None:
+    """Why a request may have been forged by another site (None: it cannot have been): one
+    that changes state with the cookie needs the hub's origin and the session's CSRF token."""
     if who.via != "cookie" or request.method not in UNSAFE:
         return None
     if not same_origin(request):
         return "this request comes from another site (its Origin is not the hub's)"
+    expected = _mac(request.app[OPERATOR_TOKEN], "csrf", who.session or "")
+    if not hmac.compare_digest((await _csrf_given(request)).encode(), expected.encode()):
+        return "this request carries no valid CSRF token (reload the page, and try again)"
     return None
 
 
@@ -298,12 +302,7 @@ async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse
         if console and request.method in ("GET", "HEAD"):
             return redirect(login_address(str(request.rel_url)))
         return _refusal(request, 401, "unauthorized", "an operator's token is needed")
-    forged = _forged(request, who)
-    if forged is None and who.via == "cookie" and request.method in UNSAFE:
-        expected = _mac(request.app[OPERATOR_TOKEN], "csrf", who.session or "")
-        given = await _csrf_given(request)
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            forged = "this request carries no valid CSRF token (reload the page, and try again)"
+    forged = await _cross_site(request, who)
     if forged is not None:
         return _refusal(request, 403, "csrf", forged)
     request[OPERATOR] = who

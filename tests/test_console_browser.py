@@ -95,11 +95,13 @@ async def test_copy_a_callback_url_from_the_setup_page(new_context, hub: HubProc
     await log_in(page, hub)
     row = page.locator("#isendpro-delivery")
     url = f"{hub.url}/callbacks/isendpro/{SECRET}/delivery"
-    # the secret is hidden until asked for
+    # the secret is hidden until asked for (with the keyboard, as with the mouse)
     await expect(row.get_by_text(url)).to_be_hidden()
-    await row.get_by_text("Show the secret").click()
+    await row.locator("summary").focus()
+    await page.keyboard.press("Enter")
     await expect(row.get_by_text(url)).to_be_visible()
-    await row.get_by_role("button", name="Copy the isendpro delivery URL").click()
+    await row.get_by_role("button", name="Copy the isendpro delivery URL").focus()
+    await page.keyboard.press("Enter")
     await expect(page.locator("#announce")).to_have_text("Copied to the clipboard.")
     assert await page.evaluate("navigator.clipboard.readText()") == url
 
