@@ -9,6 +9,7 @@ URLs (stable, documented in the README):
 - ``/events?pattern=...``: Server-Sent Events, with a broker and ``HUB_EVENTS_TOKEN`` set
 - ``/api/v1/...``: the operator's JSON API (``hub.api``), behind the console token
   (``hub.operator``); its OpenAPI document at ``/api/v1/openapi.json``
+- ``/console/...``: the operator's console (``hub.console``), behind the same token
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from core.errors import SinkUnavailable
-from hub import api, backlog, handlers, logs, operator, requestline, sse
+from hub import api, backlog, console, handlers, logs, operator, requestline, sse
 from hub.endpoints import endpoints
 from hub.forward_process import ForwarderProcess, sink_of, worker
 from hub.handlers import FORWARDER, JOURNAL, RUNTIME, Runtime
@@ -75,6 +76,7 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
             token=settings.events_token.get_secret_value(),
         )
     api.setup(app, settings)
+    console.setup(app, settings)
     app.on_shutdown.append(_drain)
     # one context per resource, opened in this order and closed in the reverse one
     app.cleanup_ctx.append(_journal(settings, sink))

@@ -1,6 +1,7 @@
 """The provider callbacks the hub answers, and the URLs to give each provider for them.
 
-``hub.app`` routes every :func:`endpoints` entry; ``hub urls`` prints :func:`callback_urls` and
+``hub.app`` routes every :func:`endpoints` entry (the console's setup page and ``hub send`` read
+them too); ``hub urls`` prints :func:`callback_urls` and
 the operator's API serves them (``/api/v1/urls``): one list, wherever it is shown.
 """
 

@@ -20,13 +20,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     urls.add_argument(
         "--base",
         required=True,
-        type=_base,
+        type=base_argument,
         help="the hub's public URL, e.g. https://hooks.example.com",
     )
     urls.set_defaults(run=urls_command)
 
 
-def _base(text: str) -> str:
+def base_argument(text: str) -> str:
     """An http(s) URL with a host, for ``argparse``: the URLs are pasted as printed."""
     if not valid_base(text):
         raise argparse.ArgumentTypeError(f"{text!r}: expected http(s)://host[:port][/path]")
