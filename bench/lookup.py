@@ -253,11 +253,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, help="events indexed (1 000 000)")
     parser.add_argument("--quick", action="store_true", help="100 000 events, 100 lookups")
     parser.add_argument("--lookups", type=int, help="lookups of each kind (300)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="fill this directory and keep it (filled by an earlier run: only look up)",
+    )
     args = parser.parse_args(argv)
     count = args.events or (100_000 if args.quick else 1_000_000)
     with tempfile.TemporaryDirectory(prefix="hub-bench-lookup-") as tmp:
-        data_dir = Path(tmp)
-        filled = fill(data_dir, count)
+        data_dir = args.data_dir or Path(tmp)
+        filled_file = data_dir / "filled.json"
+        if filled_file.exists():
+            filled = orjson.loads(filled_file.read_bytes())
+        else:
+            filled = fill(data_dir, count)
+            filled_file.write_bytes(orjson.dumps(filled))
         times = args.lookups or (100 if args.quick else 300)
         found = lookups(data_dir, times, filled["messages"], random.Random(7))  # noqa: S311
     print(orjson.dumps({**filled, "lookups": found}).decode())

@@ -19,6 +19,14 @@ from sinks.index.schema import INDEX_FILE, VERSION, read_only, version
 
 TIMELINE_LIMIT = 1000
 """Events read of one message's timeline, and of its replies (the oldest ones)."""
+NARROW_RANGE = 20_000
+"""A range of the provider's time holding fewer events than this is read on its index, then
+sorted by ``seq``; a wider one is scanned newest first, which gives a page without sorting the
+whole range (SQLite cannot tell them apart: a capped count on the index does)."""
+RECEPTION_SLACK = 3600.0
+"""Seconds a reception time may be out of ``seq`` order (a request's body and its commit take
+seconds, bounded by their timeouts). A reception range is first made a ``seq`` range that much
+wider, by bisection on the primary key, then filtered exactly."""
 
 
 class NotReady(RuntimeError):
@@ -116,7 +124,7 @@ class Reader:
         """Events matching ``filters``, newest first (by ``seq``), ``seq`` below ``before``."""
         if self._conn is None:
             return []
-        clauses, params = _where(filters, before)
+        clauses, params = self._where(filters, before)
         where = " AND ".join(clauses)
         if not filters.parties:
             sql = f"SELECT seq, received_at FROM indexed WHERE {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
@@ -140,6 +148,70 @@ class Reader:
                 values.extend([*params, limit])
         sql = " UNION ".join(arms) + " ORDER BY seq DESC LIMIT ?"
         return [Hit(int(seq), float(at)) for seq, at in self._conn.execute(sql, (*values, limit))]
+
+    def _where(self, filters: Filters, before: int | None) -> tuple[list[str], list[Any]]:
+        """The clauses (and their values) of what every event found must be."""
+        clauses = ["duplicate = 0"]
+        params: list[Any] = []
+        time = "time" if self._narrow(filters.since, filters.until) else "+time"  # + : no index
+        pairs: Sequence[tuple[str, Any]] = (
+            ("provider = ?", filters.provider),
+            ("channel = ?", filters.channel),
+            ("kind = ?", filters.kind),
+            ("state = ?", filters.state),
+            ("failure = ?", filters.failure),
+            ("message_id = ?", filters.message_id),
+            ("reference = ?", filters.reference),
+            (f"{time} >= ?", filters.since),
+            (f"{time} < ?", filters.until),
+            ("received_at >= ?", filters.received_since),
+            ("received_at < ?", filters.received_until),
+            ("seq < ?", before),
+        )
+        for clause, value in pairs:
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        for clause, at in (
+            ("seq >= ?", _minus(filters.received_since, RECEPTION_SLACK)),
+            ("seq < ?", _minus(filters.received_until, -RECEPTION_SLACK)),
+        ):
+            if at is not None:
+                clauses.append(clause)
+                params.append(self._first_received(at))
+        return clauses, params
+
+    def _narrow(self, since: float | None, until: float | None) -> bool:
+        """Whether the provider's times in this range are few (see :data:`NARROW_RANGE`)."""
+        assert self._conn is not None
+        if since is None and until is None:
+            return False
+        (count,) = self._conn.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM indexed WHERE time >= ? AND time < ? LIMIT ?)",
+            (-1e18 if since is None else since, 1e18 if until is None else until, NARROW_RANGE),
+        ).fetchone()
+        return int(count) < NARROW_RANGE
+
+    def _first_received(self, at: float) -> int:
+        """The first ``seq`` whose reception is at or after ``at``, were receptions in ``seq``
+        order: bisection on the primary key, a few dozen lookups."""
+        assert self._conn is not None
+        (first,) = self._conn.execute("SELECT MIN(seq) FROM indexed").fetchone()  # (one each:
+        (last,) = self._conn.execute("SELECT MAX(seq) FROM indexed").fetchone()  # not a scan)
+        if first is None:
+            return 0
+        low, high = int(first), int(last) + 1
+        while low < high:
+            middle = (low + high) // 2
+            row = self._conn.execute(
+                "SELECT seq, received_at FROM indexed WHERE seq >= ? ORDER BY seq LIMIT 1",
+                (middle,),
+            ).fetchone()
+            if row is None or row[1] >= at:
+                high = middle
+            else:
+                low = int(row[0]) + 1
+        return low
 
     def message(self, provider: str, message_id: str) -> Message | None:
         """The message's timeline, its replies and what it answers (None: none of them)."""
@@ -187,25 +259,5 @@ def reading(data_dir: Path) -> Iterator[Reader]:
         yield Reader(conn)
 
 
-def _where(filters: Filters, before: int | None) -> tuple[list[str], list[Any]]:
-    clauses = ["duplicate = 0"]
-    params: list[Any] = []
-    pairs: Sequence[tuple[str, Any]] = (
-        ("provider = ?", filters.provider),
-        ("channel = ?", filters.channel),
-        ("kind = ?", filters.kind),
-        ("state = ?", filters.state),
-        ("failure = ?", filters.failure),
-        ("message_id = ?", filters.message_id),
-        ("reference = ?", filters.reference),
-        ("time >= ?", filters.since),
-        ("time < ?", filters.until),
-        ("received_at >= ?", filters.received_since),
-        ("received_at < ?", filters.received_until),
-        ("seq < ?", before),
-    )
-    for clause, value in pairs:
-        if value is not None:
-            clauses.append(clause)
-            params.append(value)
-    return clauses, params
+def _minus(at: float | None, seconds: float) -> float | None:
+    return None if at is None else at - seconds
