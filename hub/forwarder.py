@@ -22,8 +22,8 @@ The index is never behind the forwarder's cursor: an index file newer than the j
 upgrade) is first brought up to it, nothing published meanwhile. An index of an earlier format
 (no read model) keeps its rows and decisions; once caught up, the worker fills their read
 model's columns from the journal's bodies, a batch at a time between its other work (the index
-never opens the journal). Index writes run in a thread,
-so that an inline worker never holds the hub's event loop on a disk that stalls.
+never opens the journal). Index writes run in a thread, so that an inline worker never holds
+the hub's event loop on a disk that stalls.
 
 It only reads the journal, so it runs in a process of its own (``hub forward``, what
 ``hub serve`` starts; see ``hub.forward_process``) or in the hub's event loop. It is written

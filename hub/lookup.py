@@ -86,7 +86,7 @@ def seq_of(cursor: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     word, _, number = text.partition(":")
-    if word != "before" or not number.isdigit() or not number.isascii():
+    if word != "before" or not (number.isascii() and number.isdigit()) or len(number) > 18:
         raise BadQuery("cursor: not a cursor this API gave (take next_cursor as it is)")
     return int(number)
 

@@ -133,10 +133,18 @@ def test_a_number_s_pages_cut_each_arm_and_lose_nothing(indexed) -> None:
     assert search(data_dir, elsewhere) == []
 
 
-def test_the_lookups_use_their_indexes(indexed) -> None:
+@pytest.mark.parametrize("analyzed", [False, True])
+def test_the_lookups_use_their_indexes(indexed, analyzed) -> None:
     """What each lookup asks SQLite for, as planned: on an index (or the primary key), never a
-    scan of the table for a message, a number or a reception range."""
+    scan of the table for a message, a number or a reception range; before the statistics the
+    worker makes when it prunes, and after."""
     data_dir, _ = indexed
+    if analyzed:
+        idx = IndexFile.open(data_dir)
+        idx.prune(0.0)
+        idx.close()
+        with closing(sqlite3.connect(data_dir / index.INDEX_FILE)) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM sqlite_stat1").fetchone()[0] > 0
     plans: list[str] = []
 
     class Planned:
