@@ -298,7 +298,7 @@ def table(results: Results) -> str:
             f"Read model ({found['events']:,} events indexed at"
             f" {_fmt(found.get('index_events_per_second'))} events/s; index"
             f" {found['index_bytes'] / 2**20:.0f} MiB, journal {found['journal_bytes'] / 2**20:.0f}"
-            " MiB): lookup ms, p50 / p99 / max (the index's share of it)"
+            " MiB): lookup ms, p50 / p99 / max / CPU p99 (the index's share: p50 / p99)"
         )
         alone = found["lookups"].get("index_only", {})
         for name, t in found["lookups"].items():
@@ -306,8 +306,10 @@ def table(results: Results) -> str:
                 continue
             share = alone.get(name)
             own = f"  (index {share['p50_ms']:.2f} / {share['p99_ms']:.2f})" if share else ""
+            cpu = t.get("cpu_p99_ms")
             lines.append(
-                f"  {name:26} {t['p50_ms']:7.2f} {t['p99_ms']:7.2f} {t['max_ms']:7.2f}{own}"
+                f"  {name:26} {t['p50_ms']:7.2f} {t['p99_ms']:7.2f} {t['max_ms']:7.2f}"
+                f" {_fmt(cpu, '7.2f'):>7}{own}"
             )
     for key, label in (("sustained", "sustained run"), ("outage", "broker outage")):
         m = _get(results, "memory", key)
