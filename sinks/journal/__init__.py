@@ -14,8 +14,9 @@ journal's.
 - ``checkpoints``: the checkpoint thread;
 - ``events``, ``quarantine``: what the writer does to each table (and the quarantine's reads);
 - ``files``: that the files are still the ones opened, their sizes, the cap's shares;
-- ``reader``: reading events from any thread, the journal's counts, and what lies after a
-  ``seq`` (which ``seq``, the forwarder's cursor, is the caller's to say: ``hub.backlog``).
+- ``reader``: reading events from any thread (after a ``seq``, or by ``seq`` for the read
+  model's pages), the journal's counts, and what lies after a ``seq`` (which ``seq``, the
+  forwarder's cursor, is the caller's to say: ``hub.backlog``).
 
 What the rest of the hub uses is here.
 """
@@ -26,7 +27,15 @@ from sinks.journal.quarantine import quarantined
 from sinks.journal.quarantine import selected as quarantine_selected
 from sinks.journal.quarantine import summaries as quarantine_summaries
 from sinks.journal.quarantine import waiting as quarantine_waiting
-from sinks.journal.reader import PendingReader, after, last_seq, marked_prefix, select, stats
+from sinks.journal.reader import (
+    PendingReader,
+    after,
+    by_seq,
+    last_seq,
+    marked_prefix,
+    select,
+    stats,
+)
 from sinks.journal.schema import (
     DAY,
     JOURNAL_FILE,
@@ -53,6 +62,7 @@ __all__ = [
     "Stats",
     "Stored",
     "after",
+    "by_seq",
     "last_seq",
     "marked_prefix",
     "quarantine_counted",
