@@ -12,13 +12,13 @@ address, a push token) is looked for as typed.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+
+import msgspec
 
 from core.vocabulary import Channel, Failure, Kind, Provider, State
 from parsers.phones import to_e164
@@ -32,7 +32,8 @@ REGIONS: Mapping[Provider, str] = {Provider.ECALL: "CH"}
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
-_AGO = re.compile(r"(\d+)([smhd])")
+_AGO = re.compile(r"(\d{1,5})([smhd])")
+"""A duration ago: up to five digits (99999 days is within what a datetime holds)."""
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 TIME_FORMS = "an ISO 8601 time, a duration ago (30m, 2h, 7d), today or yesterday"
 """What :func:`when` reads, for help texts and errors."""
@@ -54,8 +55,25 @@ def when(text: str, now: datetime | None = None) -> datetime:
         return midnight
     if text == "yesterday":
         return midnight - timedelta(days=1)
-    moment_ = datetime.fromisoformat(text)
+    try:
+        moment_ = datetime.fromisoformat(text)
+    except ValueError:  # RFC 3339 forms Python 3.11's reader refuses (a "z", 9 digits of seconds)
+        try:
+            moment_ = msgspec.json.decode(msgspec.json.encode(text), type=datetime)
+        except msgspec.ValidationError:
+            raise ValueError(text) from None
     return moment_ if moment_.tzinfo else moment_.replace(tzinfo=UTC)
+
+
+TIME_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "format": "date"},
+        {"type": "string", "pattern": r"^[0-9]{1,5}[smhd]$"},
+        {"type": "string", "enum": ["today", "yesterday"]},
+    ]
+}
+"""The forms :func:`when` reads, as an OpenAPI schema (the API's parameters)."""
 
 
 def parties(text: str) -> tuple[Party, ...]:
@@ -74,21 +92,21 @@ def parties(text: str) -> tuple[Party, ...]:
     return tuple(Party(form, tuple(providers)) for form, providers in found.items())
 
 
-def cursor_of(seq: int) -> str:
-    """The opaque cursor of a page that goes on after (below) ``seq``."""
-    return base64.urlsafe_b64encode(f"before:{seq}".encode()).decode().rstrip("=")
+MAX_CURSOR = 2**63 - 1
+"""The largest ``seq`` SQLite holds: a cursor past it is no cursor this API gave."""
+
+
+def cursor_of(seq: int) -> int:
+    """The cursor of a page that goes on after (below) ``seq``: that ``seq`` (as the
+    quarantine's pages have it)."""
+    return seq
 
 
 def seq_of(cursor: str) -> int:
-    """The ``seq`` a cursor of :func:`cursor_of` stands for; BadQuery for anything else."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    word, _, number = text.partition(":")
-    if word != "before" or not (number.isascii() and number.isdigit()) or len(number) > 18:
+    """The ``seq`` a cursor stands for; BadQuery for anything else."""
+    if not (cursor.isascii() and cursor.isdigit()) or not 1 <= int(cursor) <= MAX_CURSOR:
         raise BadQuery("cursor: not a cursor this API gave (take next_cursor as it is)")
-    return int(number)
+    return int(cursor)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ class EventPage(msgspec.Struct, Generic[E], frozen=True):
     """Events newest first; ``next_cursor`` (None: the last page) gives the older ones."""
 
     items: list[EventItem[E]]
-    next_cursor: str | None
+    next_cursor: int | None
 
 
 class TimelineEntry(msgspec.Struct, Generic[E], frozen=True):

@@ -220,9 +220,10 @@ async def test_the_items_are_the_journaled_documents(aiohttp_client, data_dir) -
         ("limit=ten", "limit"),
         ("limit=%D9%A3", "limit"),  # an Arabic-Indic digit: isdigit(), not a limit
         ("cursor=nonsense", "cursor"),
-        ("cursor=YmVmb3JlOi0x", "cursor"),  # "before:-1"
-        ("cursor=YmVmb3JlOjk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5", "cursor"),  # past SQLite's integers
-        ("cursor=%C3%A9t%C3%A9", "cursor"),  # not even base64
+        ("cursor=-1", "cursor"),
+        ("cursor=0", "cursor"),
+        ("cursor=99999999999999999999999", "cursor"),  # past SQLite's integers
+        ("cursor=%C3%A9t%C3%A9", "cursor"),
         ("since=tomorrow", "since"),
         ("until=2026-13-01", "until"),
         ("received_since=99999999999d", "received_since"),

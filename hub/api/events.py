@@ -1,6 +1,6 @@
 """``GET /api/v1/events``: the events matching filters (provider, channel, kind, state,
-failure, message id, reference, phone number, times), newest first, a page at a time with an
-opaque cursor (keyset pagination on the journal's ``seq``: no event twice, none missing, however
+failure, message id, reference, phone number, times), newest first, a page at a time with a
+cursor (keyset pagination on the journal's ``seq``: no event twice, none missing, however
 many arrive meanwhile)."""
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
     "state": {"type": "string", "enum": [s.value for s in State]},
     "failure": {"type": "string", "enum": [f.value for f in Failure]},
     "limit": {"type": "integer", "minimum": 1, "maximum": lookup.MAX_LIMIT},
+    "cursor": {"type": "integer", "minimum": 1, "maximum": lookup.MAX_CURSOR},
+    **{name: lookup.TIME_SCHEMA for name in ("since", "until", "received_since", "received_until")},
 }
 PARAMS = [
     Param(name, "query", text, _SCHEMAS.get(name, {"type": "string"}))
