@@ -23,9 +23,10 @@ run: $(VENV)/.installed
 	$(BIN)/hub serve
 
 # Debian packages the tests and the benchmark run for real (each harness starts its own
-# throwaway instance on loopback): RabbitMQ, Prometheus (promtool too), wrk.
+# throwaway instance on loopback): RabbitMQ, Prometheus (promtool too), wrk, and Chromium for
+# the console's browser tests (Playwright drives it; it downloads no browser of its own).
 SYSTEM_PACKAGES := rabbitmq-server:/usr/lib/rabbitmq/bin/rabbitmq-server \
-	prometheus:/usr/bin/promtool wrk:/usr/bin/wrk
+	prometheus:/usr/bin/promtool wrk:/usr/bin/wrk chromium:/usr/bin/chromium
 
 system-packages:
 	@missing=""; for entry in $(SYSTEM_PACKAGES); do \

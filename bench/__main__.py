@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         raw_window=1024,
         parser_seconds=0.4 if quick else 2.0,
         workdir=workdir,
+        lookup_events=100_000 if quick else 1_000_000,
+        lookups=100 if quick else 300,
     )
     started = time.monotonic()
     run = Run(config)

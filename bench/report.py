@@ -1,5 +1,5 @@
-"""Results: the targets checked (issue 16's: ingest, half rate, worker, memory, parse path), the
-printed table, the JSON file, the machine."""
+"""Results: the targets checked (issue 16's: ingest, half rate, worker, memory, parse path;
+issue 17's: the read model's lookups), the printed table, the JSON file, the machine."""
 
 from __future__ import annotations
 
@@ -164,6 +164,20 @@ def targets(results: Results) -> list[Target]:
             at_most=True,
         ),
         *parse_targets,
+        Target(
+            "lookup_timeline",
+            "p99 (ms) of a message's timeline (the lookup step's index: 1 M events)",
+            _get(results, "lookup", "lookups", "timeline", "p99_ms"),
+            50.0,
+            at_most=True,
+        ),
+        Target(
+            "lookup_phone",
+            "p99 (ms) of a phone-number search, first page (same index)",
+            _get(results, "lookup", "lookups", "phone", "p99_ms"),
+            200.0,
+            at_most=True,
+        ),
     ]
 
 
@@ -277,6 +291,25 @@ def table(results: Results) -> str:
                 f"   before {_fmt(p.get('before_us_per_request'), '.1f'):>6}"
                 f" -> {_fmt(p.get('target_us_per_request'), '.1f'):>6}"
                 f"   ({len(p['samples'])} samples, {p['events_per_request']:g} events/request)"
+            )
+    found = results.get("lookup")
+    if found:
+        lines.append(
+            f"Read model ({found['events']:,} events indexed at"
+            f" {_fmt(found.get('index_events_per_second'))} events/s; index"
+            f" {found['index_bytes'] / 2**20:.0f} MiB, journal {found['journal_bytes'] / 2**20:.0f}"
+            " MiB): lookup ms, p50 / p99 / max / CPU p99 (the index's share: p50 / p99)"
+        )
+        alone = found["lookups"].get("index_only", {})
+        for name, t in found["lookups"].items():
+            if not isinstance(t, dict) or "p99_ms" not in t:
+                continue
+            share = alone.get(name)
+            own = f"  (index {share['p50_ms']:.2f} / {share['p99_ms']:.2f})" if share else ""
+            cpu = t.get("cpu_p99_ms")
+            lines.append(
+                f"  {name:26} {t['p50_ms']:7.2f} {t['p99_ms']:7.2f} {t['max_ms']:7.2f}"
+                f" {_fmt(cpu, '7.2f'):>7}{own}"
             )
     for key, label in (("sustained", "sustained run"), ("outage", "broker outage")):
         m = _get(results, "memory", key)

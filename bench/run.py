@@ -143,6 +143,24 @@ class Run:
         )
         self.results["parsers"] = json.loads(done.stdout)
 
+    def lookup(self) -> None:
+        cfg = self.config
+        log.info(
+            "read model: %d events indexed, then %d lookups each", cfg.lookup_events, cfg.lookups
+        )
+        done = subprocess.run(  # noqa: S603 - our own module
+            [
+                *pinned(cfg.server_cpu),
+                *[sys.executable, "-m", "bench.lookup"],
+                *["--events", str(cfg.lookup_events), "--lookups", str(cfg.lookups)],
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=3600,
+        )
+        self.results["lookup"] = json.loads(done.stdout)
+
     def disk(self, key: str) -> None:
         """fsync latency on the journal's file system: every batch of callbacks waits for one,
         so its tail is the floor under the hub's acknowledgement latency."""
@@ -354,6 +372,7 @@ class Run:
             "raw_window": cfg.raw_window,
         }
         self.parsers()
+        self.lookup()
         node = RabbitNode(cfg.workdir / "rabbitmq")
         log.info("starting a throwaway RabbitMQ node")
         try:

@@ -47,6 +47,10 @@ class Config:
     raw_window: int
     parser_seconds: float
     workdir: Path
+    lookup_events: int = 1_000_000
+    """Events indexed for the read model's lookups (``bench/lookup.py``)."""
+    lookups: int = 300
+    """Lookups of each kind."""
 
 
 @dataclass

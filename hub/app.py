@@ -9,6 +9,7 @@ URLs (stable, documented in the README):
 - ``/events?pattern=...``: Server-Sent Events, with a broker and ``HUB_EVENTS_TOKEN`` set
 - ``/api/v1/...``: the operator's JSON API (``hub.api``), behind the console token
   (``hub.operator``); its OpenAPI document at ``/api/v1/openapi.json``
+- ``/console/...``: the operator's console (``hub.console``), behind the same token
 """
 
 from __future__ import annotations
@@ -16,22 +17,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from core.errors import SinkUnavailable
-from core.models import Provider
-from hub import api, backlog, disk, handlers, logs, operator, requestline, sse
+from hub import api, backlog, console, disk, handlers, logs, operator, requestline, sse
+from hub.endpoints import endpoints
 from hub.forward_process import ForwarderProcess, sink_of, worker
 from hub.handlers import FORWARDER, JOURNAL, RUNTIME, Runtime
 from hub.secrets import resolve as resolve_secrets
 from hub.settings import Settings
 from parsers import REGISTRY
-from parsers.base import Callback, ParserModule
 from sinks import index, progress
 from sinks import journal as store
 from sinks.base import Sink
@@ -41,28 +40,6 @@ from sinks.metrics import Metrics
 from sinks.progress import ProgressCollector
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    provider: Provider
-    module: ParserModule
-    callback: Callback
-
-    @property
-    def route(self) -> str:
-        """The route pattern (also the ``route`` label of HTTP metrics: no secret in it)."""
-        return self.path("{secret}")
-
-    def path(self, secret: str) -> str:
-        return f"/callbacks/{self.provider.value}/{secret}/{self.callback.name}"
-
-
-def endpoints() -> Iterator[Endpoint]:
-    """Every provider callback the hub answers, in registry order."""
-    for provider, module in REGISTRY.items():
-        for callback in module.CALLBACKS:
-            yield Endpoint(provider, module, callback)
 
 
 def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Application:
@@ -99,6 +76,7 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
             token=settings.events_token.get_secret_value(),
         )
     api.setup(app, settings)
+    console.setup(app, settings)
     app.on_shutdown.append(_drain)
     # one context per resource, opened in this order and closed in the reverse one
     app.cleanup_ctx.append(_journal(settings, sink))

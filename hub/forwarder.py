@@ -19,8 +19,11 @@ nothing looked up). Everything else happens here, in ``seq`` order, a batch at a
    flight is sent again whole (see ``_pause``).
 
 The index is never behind the forwarder's cursor: an index file newer than the journal (an
-upgrade) is first brought up to it, nothing published meanwhile. Index writes run in a thread,
-so that an inline worker never holds the hub's event loop on a disk that stalls.
+upgrade) is first brought up to it, nothing published meanwhile. An index of an earlier format
+(no read model) keeps its rows and decisions; once caught up, the worker fills their read
+model's columns from the journal's bodies, a batch at a time between its other work (the index
+never opens the journal). Index writes run in a thread, so that an inline worker never holds
+the hub's event loop on a disk that stalls.
 
 It only reads the journal, so it runs in a process of its own (``hub forward``, what
 ``hub serve`` starts; see ``hub.forward_process``) or in the hub's event loop. It is written
@@ -73,9 +76,16 @@ class Index(Protocol):
     """What the worker decided about each journaled event (``sinks.index.IndexFile``)."""
 
     cursor: int
+    refilling: tuple[int, int] | None
+    """Rows after the first ``seq`` and up to the second that lack the read model's columns (an
+    index made by an earlier hub): filled from the journal's bodies (:meth:`refill`)."""
 
     def process(self, events: list[Journaled], window: float) -> list[bool]:
         """Indexes events after the cursor; for each, whether it is a duplicate."""
+        ...
+
+    def refill(self, events: list[Journaled], up_to: int) -> None:
+        """Fills old rows from their events; every row up to ``up_to`` is done."""
         ...
 
     def duplicates(self, after: int, up_to: int) -> set[int]: ...
@@ -134,6 +144,8 @@ class Forwarder:
         self._next: list[Stored] = []
         """The batch after the one in flight, read before its confirms (see ``forward_batch``)."""
         self._task: asyncio.Task[None] | None = None
+        self._refilled_from = index.refilling[0] if index.refilling is not None else 0
+        """Where the refill of old rows stood at start (logged once when it begins)."""
 
     def start(self) -> None:
         self.progress = self.cursor.load()
@@ -172,13 +184,17 @@ class Forwarder:
                     await asyncio.to_thread(self.index.prune, time.time() - self.retention)
                 while await self.forward_batch():
                     pass
+                more = await self.refill_batch()
             except Exception:  # a bug or a disk error must not stop forwarding for good
                 log.exception("forwarding failed")
                 self._paused = self._unsure = True
+                more = False
             if self._stopping:
                 return
             if self._paused:  # new events must not make us knock on a closed door each time
                 await asyncio.sleep(self.retry_interval)
+                continue
+            if more:
                 continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval):
@@ -243,6 +259,23 @@ class Forwarder:
         self._next = upcoming
         self._forwarded(rows, duplicates, time.perf_counter() - started)
         self._resume()
+        return True
+
+    async def refill_batch(self) -> bool:
+        """Once caught up: one batch of the old rows an earlier hub's index holds, filled with
+        the read model's columns from the journal's bodies; whether some remain."""
+        if self.index.refilling is None:
+            return False
+        after, up_to = self.index.refilling
+        if after == self._refilled_from:
+            log.info("index: filling the read model of events %d to %d", after + 1, up_to)
+        rows = [r for r in self._read(after) if r.seq <= up_to]
+        done = rows[-1].seq if len(rows) == self.batch else up_to  # (none left: all done)
+        fresh = [(r.seq, r.envelope.id, r.received_at, r.envelope.body) for r in rows]
+        await asyncio.to_thread(self.index.refill, fresh, done)
+        if self.index.refilling is None:
+            log.info("index: read model filled up to event %d", up_to)
+            return False
         return True
 
     async def _index(self, rows: list[Stored]) -> set[int]:

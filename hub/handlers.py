@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core.errors import HubError, PayloadError, SinkUnavailable
-from core.models import RawRequest, Reply, utc_now
+from core.models import Event, RawRequest, Reply, utc_now
 from hub import intake, secrets
 from hub.access import AccessPolicy
 from hub.forwarder import Forwarder
@@ -95,31 +95,64 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
                 raise
             raise ClientClosedRequest() from None
         raw = raw_request(request, module, callback, body)
-        reason = ""
-        try:
-            reply, outcome = await _accept(request.app, module, raw)
-        except PayloadError as exc:  # their input, parser bugs included (``hub.intake``)
-            outcome, reason = "rejected", exc.reason
-            reply = await _refuse(request, module, raw, exc)
-        except SinkUnavailable as exc:
-            outcome, reason = "unavailable", exc.reason
-            log.warning(
-                "%s/%s: events not safe (%s), provider told to retry",
-                provider,
-                endpoint,
-                exc.reason,
-            )
-            reply = module.retry(exc)
-        except Exception as exc:  # a bug of ours past the parser: keep the input, ask for a retry
-            log.error("%s/%s: unexpected error: %s", provider, endpoint, intake.where(exc))
-            error = SinkUnavailable("internal error", reason="internal_error")
-            outcome, reason = "unavailable", error.reason
-            reply = await _refuse(request, module, raw, error)
-        runtime.metrics.callbacks(provider, endpoint, outcome, reason).inc()
-        runtime.metrics.latency(provider, endpoint).observe(time.perf_counter() - started)
-        return _response(reply)
+        answered = await respond(request.app, module, raw, request.headers, started)
+        return _response(answered.reply)
 
     return handle
+
+
+@dataclass(slots=True)
+class Answered:
+    """What became of a request read whole (slots, not frozen: one per callback, made cheap)."""
+
+    reply: Reply
+    """What the provider hears."""
+    events: Sequence[Event]
+    """The events journaled (none when refused)."""
+    outcome: str
+    """``accepted``, ``rejected`` or ``unavailable`` (``hub_callbacks_total``)."""
+    reason: str
+    quarantined: int | None = None
+    """The quarantine number of a refused request that was kept."""
+
+
+async def respond(
+    app: web.Application,
+    module: ParserModule,
+    raw: RawRequest,
+    headers: Mapping[str, str],
+    started: float,
+) -> Answered:
+    """A request read whole to the provider's answer: parsed, journaled or quarantined (with
+    ``headers``), counted; ``started`` is its arrival (``time.perf_counter()``). The callbacks'
+    path, and the console's test callbacks' (``hub.console.setup_page``)."""
+    provider, endpoint = module.PROVIDER.value, raw.callback
+    metrics = app[RUNTIME].metrics
+    reason, number = "", None
+    events: list[Event] = []
+    try:
+        reply, events = await _accept(app, module, raw)
+        outcome = "accepted"
+    except PayloadError as exc:  # their input, parser bugs included (``hub.intake``)
+        outcome, reason = "rejected", exc.reason
+        reply, number = await _refuse(app, headers, module, raw, exc)
+    except SinkUnavailable as exc:
+        outcome, reason = "unavailable", exc.reason
+        log.warning(
+            "%s/%s: events not safe (%s), provider told to retry",
+            provider,
+            endpoint,
+            exc.reason,
+        )
+        reply = module.retry(exc)
+    except Exception as exc:  # a bug of ours past the parser: keep the input, ask for a retry
+        log.error("%s/%s: unexpected error: %s", provider, endpoint, intake.where(exc))
+        error = SinkUnavailable("internal error", reason="internal_error")
+        outcome, reason = "unavailable", error.reason
+        reply, number = await _refuse(app, headers, module, raw, error)
+    metrics.callbacks(provider, endpoint, outcome, reason).inc()
+    metrics.latency(provider, endpoint).observe(time.perf_counter() - started)
+    return Answered(reply, events, outcome, reason, number)
 
 
 def probe_handler(module: ParserModule, callback: Callback) -> Handler:
@@ -159,8 +192,10 @@ def _admit(request: web.Request, module: ParserModule, endpoint: str) -> None:
             raise web.HTTPForbidden(text=f"403: Forbidden: this source address is not in {allow}")
 
 
-async def _accept(app: web.Application, module: ParserModule, raw: RawRequest) -> tuple[Reply, str]:
-    """Parses and journals; the reply and the outcome (accepted: a provider's retry too, which
+async def _accept(
+    app: web.Application, module: ParserModule, raw: RawRequest
+) -> tuple[Reply, list[Event]]:
+    """Parses and journals; the reply and the events (accepted: a provider's retry too, which
     the pipeline worker recognizes after the answer)."""
     events = intake.parse(module, raw)  # whatever goes wrong in there is the input's fault
     if events:
@@ -168,14 +203,19 @@ async def _accept(app: web.Application, module: ParserModule, raw: RawRequest) -
         forwarder = app.get(FORWARDER)
         if forwarder is not None:
             forwarder.notify()
-    return module.ack(events), "accepted"
+    return module.ack(events), events
 
 
 async def _refuse(
-    request: web.Request, module: ParserModule, raw: RawRequest, error: HubError
-) -> Reply:
-    """Keeps the request in the quarantine, then gives the provider its negative answer."""
-    headers = {str(k): v for k, v in request.headers.items() if k.lower() not in _PRIVATE_HEADERS}
+    app: web.Application,
+    received: Mapping[str, str],
+    module: ParserModule,
+    raw: RawRequest,
+    error: HubError,
+) -> tuple[Reply, int | None]:
+    """Keeps the request in the quarantine, then gives the provider its negative answer (and
+    the request's quarantine number)."""
+    headers = {str(k): v for k, v in received.items() if k.lower() not in _PRIVATE_HEADERS}
     entry = QuarantineEntry(
         received_at=raw.received_at.isoformat(),
         provider=raw.provider.value,
@@ -188,10 +228,10 @@ async def _refuse(
         body=raw.body,
     )
     try:
-        number = await request.app[JOURNAL].quarantine(entry)
+        number = await app[JOURNAL].quarantine(entry)
     except SinkUnavailable as exc:
         log.error("%s: could not quarantine a refused request (%s)", raw.provider.value, exc.reason)
-        return module.retry(exc)
+        return module.retry(exc), None
     log.info(
         "%s/%s: refused (%s), quarantined as #%d",
         raw.provider.value,
@@ -200,8 +240,8 @@ async def _refuse(
         number,
     )
     if isinstance(error, PayloadError):
-        return module.nack(error)
-    return module.retry(error)
+        return module.nack(error), number
+    return module.retry(error), number
 
 
 def _response(reply: Reply) -> web.Response:

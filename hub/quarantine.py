@@ -6,7 +6,9 @@ A refused request is kept whole in the journal (method, query, body, headers, ti
 the running hub) like any callback's, and the request is marked replayed. ``drop`` deletes
 requests by number (input no parser will ever read, once looked at); ``purge`` deletes every
 replayed one, which the hub's retention (``HUB_QUARANTINE_RETENTION``) does too once they have
-been replayed that long. Each writes through a journal of its own, beside the running hub's.
+been replayed that long. Each writes through a journal of its own, beside the running hub's;
+inside the hub (the operator's API, ``hub.jobs``) :func:`replay_entry` writes through the hub's
+own journal.
 """
 
 from __future__ import annotations
@@ -56,25 +58,28 @@ async def replay(settings: Settings, numbers: list[int] | None = None) -> list[O
         else store.quarantined(path)
     )
     journal = Journal.open(settings.data_dir)
-    outcomes = []
     try:
-        for item in items:
-            try:
-                raw = request_of(item)
-            except ValueError:  # an unknown provider, an unreadable time: a row of another version
-                outcomes.append(Outcome(item.seq, 0, "unreadable_entry"))
-                continue
-            try:  # a parser's bug on this entry refuses it, and the next one is replayed
-                events = intake.parse(REGISTRY[raw.provider], raw)
-                await intake.append(journal, raw, events)
-            except PayloadError as exc:
-                outcomes.append(Outcome(item.seq, 0, exc.reason))
-                continue
-            await journal.mark_replayed(item.seq, time.time())
-            outcomes.append(Outcome(item.seq, len(events), None))
+        return [await replay_entry(journal, item) for item in items]
     finally:
         journal.close()  # on the loop: it commits what waits
-    return outcomes
+
+
+async def replay_entry(journal: Journal, item: Quarantined) -> Outcome:
+    """Runs one quarantined request through today's parser: its events appended to ``journal``
+    and the request marked replayed, or the reason it is still refused (a parser's bug on it
+    among them). The journal's own failure (:class:`SinkUnavailable`) is raised: no other
+    request can be replayed either."""
+    try:
+        raw = request_of(item)
+    except ValueError:  # an unknown provider, an unreadable time: a row of another version
+        return Outcome(item.seq, 0, "unreadable_entry")
+    try:
+        events = intake.parse(REGISTRY[raw.provider], raw)
+        await intake.append(journal, raw, events)
+    except PayloadError as exc:
+        return Outcome(item.seq, 0, exc.reason)
+    await journal.mark_replayed(item.seq, time.time())
+    return Outcome(item.seq, len(events), None)
 
 
 async def drop(settings: Settings, numbers: list[int]) -> list[int]:

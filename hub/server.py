@@ -30,6 +30,7 @@ import asyncio
 import logging
 import resource
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -343,10 +344,12 @@ def run(
     limits: Limits,
     *,
     registry: CollectorRegistry | None = None,
+    listening: Callable[[int], None] | None = None,
 ) -> None:
     """``hub serve``: serves until SIGTERM or SIGINT, then stops gracefully (readiness false,
-    no new connections, requests in flight finish, the app's cleanup runs)."""
-    asyncio.run(_serve(app, host, port, limits, registry))
+    no new connections, requests in flight finish, the app's cleanup runs). ``listening`` is
+    called with the port once the hub listens."""
+    asyncio.run(_serve(app, host, port, limits, registry, listening))
 
 
 async def _serve(
@@ -355,12 +358,15 @@ async def _serve(
     port: int,
     limits: Limits,
     registry: CollectorRegistry | None,
+    listening: Callable[[int], None] | None,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner, _ = await start(app, host, port, limits, registry=registry)
+    runner, bound = await start(app, host, port, limits, registry=registry)
+    if listening is not None:
+        listening(bound)
     try:
         await stop.wait()
     finally:

@@ -1,17 +1,22 @@
-"""Shared fixtures: settings on a throwaway data directory, the hub app, a real RabbitMQ node."""
+"""Shared fixtures: settings on a throwaway data directory, the hub app, a real RabbitMQ node,
+a real headless Chromium (``tests.harness.browser``)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import pytest
+import pytest_asyncio
 from aio_pika.abc import AbstractChannel
 from hypothesis import settings as hypothesis_settings
+from playwright.async_api import Browser, Playwright, async_playwright
 
 from hub.settings import Settings
+from tests.harness.browser import CHROMIUM, launch_options, required
 from tests.harness.rabbitmq import RabbitNode, broker_required
 from tests.support import make_settings
 
@@ -71,3 +76,42 @@ async def channel(rabbit: RabbitNode) -> AsyncIterator[AbstractChannel]:
     connection = await aio_pika.connect(rabbit.url)
     async with connection:
         yield await connection.channel()
+
+
+# -- the console's browser tests: pytest-playwright-asyncio's fixtures on Debian's chromium ----
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict[str, Any]:
+    return launch_options()
+
+
+@pytest.fixture(scope="session")
+def base_url() -> None:
+    """No base URL: each test has its own hub's. (The plugin's own fixture is an instance
+    method, which pytest deprecates: a warning, which this suite makes an error.)"""
+    return None
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def playwright() -> AsyncIterator[Playwright]:
+    """Playwright's driver, in the session's loop (the plugin's own takes the loop scope of the
+    suite's async fixtures, the test's: too short for a session's driver)."""
+    async with async_playwright() as driver:
+        yield driver
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser(launch_browser: Callable[[], Awaitable[Browser]]) -> AsyncIterator[Browser]:
+    """Chromium for the session. One that cannot start fails the test in CI (or with
+    HUB_REQUIRE_BROKER=1) and skips it elsewhere, saying why: never a silent skip."""
+    try:
+        started = await launch_browser()
+    except Exception as exc:  # Playwright's Error: no such file, a crash at start...
+        if required():
+            pytest.fail(f"Chromium could not start ({CHROMIUM}): {exc}")
+        pytest.skip(f"Chromium could not start (set CI=true to make this a failure): {exc}")
+    try:
+        yield started
+    finally:
+        await started.close()

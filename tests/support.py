@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from core.models import Channel, Event, EventData, Kind, Provider, State
@@ -22,7 +23,7 @@ from hub import backlog
 from hub.settings import Settings
 from sinks import index
 from sinks import journal as store
-from sinks.journal import Journal
+from sinks.journal import Journal, QuarantineEntry
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "parsers" / "samples"
 """The golden cases, which are also the samples ``hub send`` sends (see ``tests.golden``)."""
@@ -262,3 +263,25 @@ def write_journal(data_dir: Path, events: list[Event]) -> None:
         )
     finally:
         index_file.close()
+
+
+async def keep_refused(data_dir: Path, *, query: bytes, reason: str = "parser_error") -> int:
+    """An iSendPro delivery report (GET ``query``) in the quarantine of ``data_dir``, as a hub
+    whose parser refused it would have kept it; its number."""
+    journal = Journal.open(data_dir)
+    try:
+        return await journal.quarantine(
+            QuarantineEntry(
+                received_at="2024-05-01T10:00:00+00:00",
+                provider="isendpro",
+                callback="delivery",
+                method="GET",
+                reason=reason,
+                content_type="",
+                headers=orjson.dumps({"User-Agent": "iSendPro <b>bold</b>"}).decode(),
+                query=query,
+                body=b"",
+            )
+        )
+    finally:
+        journal.close()

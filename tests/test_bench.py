@@ -4,6 +4,7 @@ Lua script's requests distinct. No timing is asserted: speed is what the benchma
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from bench import lookup as lookup_bench
 from bench import report, wrk
 from bench.servers import GET, POST, paced
 from tests.harness.rabbitmq import broker_required
@@ -156,6 +158,25 @@ def results() -> dict:
                 "target_us_per_request": 75.0,
             },
         },
+        "lookup": {
+            "events": 1_000_000,
+            "index_events_per_second": 12000,
+            "index_bytes": 300 * 2**20,
+            "journal_bytes": 900 * 2**20,
+            "lookups": {
+                "timeline": {
+                    "count": 300,
+                    "p50_ms": 1.5,
+                    "p99_ms": 12.5,
+                    "max_ms": 20.0,
+                    "cpu_p99_ms": 3.0,
+                },
+                "phone": {"count": 300, "p50_ms": 30.0, "p99_ms": 250.0, "max_ms": 300.0},
+                "index_only": {
+                    "timeline": {"count": 300, "p50_ms": 0.5, "p99_ms": 2.0, "max_ms": 3.0},
+                },
+            },
+        },
         "disk": {
             "before half rate": {
                 "syncs": 9000,
@@ -192,7 +213,10 @@ def test_targets_are_ratios_to_the_references_of_the_same_run():
         "outage_rss": "PASS",
         "parse_isendpro": "PASS",
         "parse_dmc": "MISS",
+        "lookup_timeline": "PASS",
+        "lookup_phone": "MISS",
     }
+    assert found["lookup_phone"].value == 250.0
     assert found["parse_dmc"].value == pytest.approx(90 / 150)
 
 
@@ -230,6 +254,12 @@ def test_table_shows_figures_ratios_and_verdicts():
     isendpro = next(line for line in text.splitlines() if line.strip().startswith("isendpro"))
     assert isendpro.split()[:6] == ["isendpro", "25.0", "20.0", "before", "52.0", "->"]
     assert "PASS  parse_isendpro" in text and "MISS  parse_dmc" in text
+    assert "Read model (1,000,000 events indexed at 12,000 events/s; index 300 MiB" in text
+    timeline = next(line for line in text.splitlines() if line.strip().startswith("timeline"))
+    expected = "timeline 1.50 12.50 20.00 3.00 (index 0.50 / 2.00)"
+    assert timeline.split() == expected.split()
+    phone = next(line for line in text.splitlines() if line.strip().startswith("phone"))
+    assert phone.split() == ["phone", "30.00", "250.00", "300.00", "-"]
 
 
 def test_fsync_latency_is_measured_in_the_directory_given(tmp_path):
@@ -327,3 +357,16 @@ async def test_parse_and_answer_gives_the_providers_answers(aiohttp_client):
     assert (post.status, await post.text()) == (200, "OK")
     bad = await client.get(f"{GET.path}?nothing=here")
     assert (bad.status, await bad.text()) == (200, "probleme")
+
+
+def test_the_lookup_step_indexes_and_looks_up(tmp_path):
+    """``bench/lookup.py`` on a small index: every lookup it times finds what it looks for."""
+    filled = lookup_bench.fill(tmp_path, 3000)
+    assert filled["events"] == 3000 and filled["duplicates"] > 0
+    assert filled["index_bytes"] > 0 and filled["journal_bytes"] > filled["index_bytes"]
+    found = lookup_bench.lookups(tmp_path, 5, filled["messages"], random.Random(1))  # noqa: S311
+    assert {"timeline", "phone", "state_failed", "index_only"} <= set(found)
+    assert all(t["count"] == 5 for t in (found["timeline"], found["phone"]))
+    assert found["phone_page_items"] > 0
+    assert lookup_bench.national("+33612345678") == "06 12 34 56 78"
+    assert lookup_bench.national("+41791234567") == "0041791234567"

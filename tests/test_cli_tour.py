@@ -71,6 +71,7 @@ TOUR: dict[str, list[Step]] = {
         step("send", "ecall", "notification", codes=(1,)),  # this machine not in the allowlist
     ],
     "hub urls --base URL": [step("urls", "--base", "https://hooks.example.com")],
+    "hub console-url": [step("console-url"), step("console-url", "--base", "https://hub.example")],
     "hub tail": [
         step("tail", "--no-follow"),
         step("tail", "--no-follow", "-n", "1", "--pattern", "dmc.#", "--json"),

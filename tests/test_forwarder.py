@@ -47,10 +47,15 @@ class MemoryCursor:
 class MemoryIndex:
     """The worker's index, as a dict: an id seen again within the window is a duplicate."""
 
+    refilling = None  # no old rows to fill: tests/test_readmodel_upgrade.py has them
+
     def __init__(self) -> None:
         self.cursor = 0
         self.marked: dict[int, bool] = {}
         self.latest: dict[str, float] = {}
+
+    def refill(self, events, up_to: int) -> None:
+        raise AssertionError("nothing to refill")
 
     def process(self, events, window: float) -> list[bool]:
         flags = []

@@ -82,6 +82,7 @@ def test_what_the_console_looks_events_up_by(tmp_path) -> None:
             final=True,
             message_id="m-9",
             reference="ref-9",
+            related_message_id="m-1",
             sender="+33612345678",
             recipient="36034",
             text="STOP",
@@ -93,12 +94,15 @@ def test_what_the_console_looks_events_up_by(tmp_path) -> None:
     idx.process(journaled([event(7), reply]), 7 * DAY)
     with closing(sqlite3.connect(tmp_path / index.INDEX_FILE)) as conn:
         rows = conn.execute(
-            "SELECT seq, provider, message_id, reference, phone, kind, state, duplicate"
-            " FROM indexed ORDER BY seq"
+            "SELECT seq, provider, channel, message_id, related_message_id, reference, sender,"
+            " recipient, kind, state, failure, final, duplicate FROM indexed ORDER BY seq"
         ).fetchall()
-    # the other party's number: the recipient of a delivery report, the sender of a reply
-    assert rows[1] == (2, "smsmode", "m-9", "ref-9", "+33612345678", "inbound", "received", 0)
-    assert rows[0][1:5] == ("isendpro", "7", None, event(7).data.recipient)
+    assert rows[1] == (
+        *(2, "smsmode", "sms", "m-9", "m-1", "ref-9", "+33612345678", "36034"),
+        *("inbound", "received", None, 1, 0),
+    )
+    assert rows[0][1:4] == ("isendpro", "sms", "7")
+    assert rows[0][8:12] == ("delivery", "delivered", None, 1)
 
 
 def test_prune_forgets_old_events_only(tmp_path) -> None:

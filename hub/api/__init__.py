@@ -11,7 +11,7 @@ from importlib import metadata
 
 from aiohttp import web
 
-from hub.api import status
+from hub.api import events, jobs, messages, quarantine, status, urls
 from hub.api.spec import Api
 from hub.settings import Settings
 
@@ -20,6 +20,11 @@ def build(settings: Settings) -> Api:
     """Every operation of the API, declared (also what the OpenAPI test reads)."""
     api = Api("/api/v1", title="callback hub", version=metadata.version("callback-hub"))
     status.register(api, settings)
+    events.register(api, settings)
+    messages.register(api, settings)
+    quarantine.register(api, settings)
+    jobs.register(api, settings)
+    urls.register(api, settings)
     return api
 
 

@@ -4,11 +4,18 @@ Each handler is declared with :meth:`Api.operation`: its method, path, summary, 
 response types (msgspec structs). The same declaration adds the aiohttp route and the document's
 entry, so the document served at ``/api/v1/openapi.json`` lists exactly the routes there are,
 and the JSON schemas of the answers are those of the structs the handlers encode.
+
+Every operation may also answer what the hub answers before or around any handler
+(:data:`COMMON`): the guard's 401, and a 503 when the files it reads cannot be read (a disk
+fault, a journal deleted under the hub), said in one log line, never a 500 with a traceback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import functools
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +23,11 @@ import msgspec
 import orjson
 from aiohttp import web
 
+log = logging.getLogger(__name__)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Hook = Callable[[web.Application], Awaitable[None]]
+Context = Callable[[web.Application], AsyncIterator[None]]
 REF = "#/components/schemas/{name}"
 
 
@@ -25,6 +36,13 @@ class Problem(msgspec.Struct, frozen=True):
 
     error: str
     detail: str
+
+
+COMMON: dict[int, tuple[str, type | None]] = {
+    401: ("No operator's token, or a wrong one (hub.operator's guard)", Problem),
+    503: ("The hub's files cannot be read now (a disk fault): try again", Problem),
+}
+"""What every operation may answer besides what it declares (which says it better, if both)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,10 @@ class Api:
         self.title = title
         self.version = version
         self.operations: list[Operation] = []
+        self.contexts: list[Context] = []
+        """Cleanup contexts of the resources' background tasks (the app's ``cleanup_ctx``)."""
+        self.on_shutdown: list[Hook] = []
+        """Run at shutdown, before any cleanup context closes (the journal's among them)."""
 
     def operation(
         self,
@@ -100,13 +122,15 @@ class Api:
 
     def install(self, app: web.Application) -> None:
         for op in self.operations:
-            app.router.add_route(op.method, self.prefix + op.path, op.handler)
+            app.router.add_route(op.method, self.prefix + op.path, _unreadable_is_503(op.handler))
         document = orjson.dumps(self.document())
 
         async def openapi(request: web.Request) -> web.Response:
             return web.Response(body=document, content_type="application/json")
 
         app.router.add_get(self.prefix + "/openapi.json", openapi)
+        app.cleanup_ctx.extend(self.contexts)
+        app.on_shutdown.extend(self.on_shutdown)
 
     def document(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of every operation declared."""
@@ -133,7 +157,7 @@ class Api:
                             "content": {"application/json": {"schema": ref_of[kind]}},
                         }
                     )
-                    for status, (text, kind) in sorted(op.responses.items())
+                    for status, (text, kind) in sorted({**COMMON, **op.responses}.items())
                 },
             }
             if op.body is not None:
@@ -152,6 +176,23 @@ class Api:
             },
             "security": [{"bearer": []}],
         }
+
+
+def _unreadable_is_503(handler: Handler) -> Handler:
+    """The handler, answering 503 when the files it reads fail (SQLite's or the system's error)."""
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (sqlite3.Error, OSError) as exc:
+            name = type(exc).__name__
+            log.warning(
+                "%s %s: the hub's files could not be read (%s)", request.method, request.path, name
+            )
+            return problem(503, "unavailable", "the hub's files cannot be read now: try again")
+
+    return guarded
 
 
 def json_response(value: Any, status: int = 200) -> web.Response:

@@ -1,17 +1,82 @@
-"""``GET /api/v1/status``: how far the journal and the pipeline worker are."""
+"""``GET /api/v1/status``: the journal, the pipeline worker, the broker, the quarantine and the
+callbacks' rates, as an operator's overview reads them.
+
+Everything is read from where it is kept, off the event loop (a stalled disk must not hold up
+the callbacks): the journal's own files and numbers, the worker's index (``sinks.index``) and
+progress file (``sinks.progress``), the hub's journal writer for its readiness, and the rates
+sampled from the hub's callback counter (``hub.rates``). Whether the broker is connected is the
+inline worker's sink's word when the worker runs in the hub (``HUB_FORWARDER=inline``), else
+what the worker process last wrote in its progress file.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import dataclass
 
 import msgspec
 from aiohttp import web
 
-from hub import backlog
+from hub import backlog, rates
 from hub.api.spec import Api, json_response
+from hub.handlers import FORWARDER, JOURNAL
 from hub.settings import Settings
-from sinks import index
+from sinks import index, progress
 from sinks import journal as store
+
+RATE_WINDOWS = {"last_minute": 60.0, "last_15_minutes": 900.0}
+
+
+class JournalStatus(msgspec.Struct, frozen=True):
+    ready: bool
+    """The journal takes writes now (else callbacks are told to retry)."""
+    trouble: str | None
+    """Why it does not, when it does not (``journal_full``...)."""
+    size_bytes: int
+    """Its files on disk: the database, its WAL and the WAL's index."""
+    last_seq: int
+    """The number of the last event journaled: events journaled since the journal was made."""
+    events_held: int
+    """Events it holds, from the oldest kept to the last (about: exact unless some between were
+    deleted)."""
+    oldest_event_age_seconds: float | None
+    """Age of the oldest event it holds, by reception time (None: it holds none)."""
+
+
+class WorkerStatus(msgspec.Struct, frozen=True):
+    runs: str
+    """``process`` (``hub forward``, started by the hub) or ``inline`` (the hub's own loop)."""
+    indexed_up_to: int
+    """Every event up to this number is indexed (deduplicated, searchable)."""
+    lag_events: int
+    """Events journaled and not indexed yet (``last_seq`` - ``indexed_up_to``)."""
+
+
+class BrokerStatus(msgspec.Struct, frozen=True):
+    configured: bool
+    """A broker is configured (``HUB_RABBITMQ_URL``): events go on from the journal."""
+    connected: bool | None
+    """The worker's connection is up (None: no broker, or no worker ran yet)."""
+    forwarded_up_to: int
+    """Every event up to this number was confirmed by the broker."""
+
+
+class QuarantineStatus(msgspec.Struct, frozen=True):
+    waiting: int
+    """Refused requests not replayed yet."""
+
+
+class RateStatus(msgspec.Struct, frozen=True):
+    window_seconds: float
+    """The span counted: the window, or less since the hub started (rates are in memory)."""
+    callbacks: int
+    """Callbacks answered over it, every outcome."""
+    per_minute: float | None
+    """``callbacks`` a minute (None over less than a second)."""
+    by_outcome: dict[str, int]
+    """Callbacks by outcome: accepted, rejected, unavailable, unauthorized, disconnected."""
+    by_provider: dict[str, int]
 
 
 class Status(msgspec.Struct, frozen=True):
@@ -23,25 +88,100 @@ class Status(msgspec.Struct, frozen=True):
     """Events journaled and not yet forwarded (0 when forwarding is off)."""
     oldest_unforwarded_age_seconds: float | None
     """How long the oldest of them has waited (None: none waits)."""
+    journal: JournalStatus
+    worker: WorkerStatus
+    broker: BrokerStatus
+    quarantine: QuarantineStatus
+    rates: dict[str, RateStatus]
+    """Callbacks over the last minute and the last 15 minutes, from the hub's own counter."""
+
+
+@dataclass(frozen=True)
+class _Files:
+    """What the files say, read in one thread."""
+
+    after: store.After
+    last_seq: int
+    size: int
+    indexed: int
+    progress: progress.Progress | None
+    waiting: int
+    backlog: backlog.Backlog
 
 
 def register(api: Api, settings: Settings) -> None:
-    journal = settings.data_dir / store.JOURNAL_FILE
-    forwarding = backlog.forwarding(settings)
+    journal_path = settings.data_dir / store.JOURNAL_FILE
+    configured = backlog.forwarding(settings)
+    api.contexts.append(rates.sampling)
+
+    def read(forwarding: bool) -> _Files:
+        exists = journal_path.exists()
+        return _Files(
+            after=store.after(journal_path, 0),
+            last_seq=store.last_seq(journal_path) if exists else 0,
+            size=store.size_on_disk(journal_path),
+            indexed=index.read(settings.data_dir).cursor,
+            progress=progress.read(settings.data_dir),
+            waiting=store.quarantine_waiting(journal_path) if exists else 0,
+            backlog=backlog.of(settings.data_dir, journal_path, forwarding=forwarding),
+        )
 
     @api.operation(
         "GET",
         "/status",
-        "The journal and the pipeline worker: what is indexed, what waits for the broker",
+        "The journal, the pipeline worker, the broker, the quarantine and the callbacks' rates",
         responses={200: ("The status", Status)},
     )
     async def get_status(request: web.Request) -> web.Response:
-        waiting = backlog.of(settings.data_dir, journal, forwarding=forwarding)
+        journal = request.app[JOURNAL]
+        forwarder = request.app.get(FORWARDER)
+        # a broker configured, or the sink a test gave the inline worker
+        forwarding = configured or (forwarder is not None and forwarder.sink is not None)
+        files = await asyncio.to_thread(read, forwarding)
+        now = time.time()
+        connected = files.progress.broker_connected if files.progress is not None else None
+        if forwarder is not None and forwarder.sink is not None:
+            connected = forwarder.sink.ready  # the sink's own word, in this process
+        sampled = request.app[rates.RATES]
         return json_response(
             Status(
-                indexed_up_to=index.read(settings.data_dir).cursor,
+                indexed_up_to=files.indexed,
                 forwarding=forwarding,
-                backlog_events=waiting.events,
-                oldest_unforwarded_age_seconds=waiting.age(time.time()),
+                backlog_events=files.backlog.events,
+                oldest_unforwarded_age_seconds=files.backlog.age(now),
+                journal=JournalStatus(
+                    ready=journal.ready,
+                    trouble=journal.trouble,
+                    size_bytes=files.size,
+                    last_seq=files.last_seq,
+                    events_held=files.after.events,
+                    oldest_event_age_seconds=(
+                        max(now - files.after.first_received_at, 0.0)
+                        if files.after.first_received_at is not None
+                        else None
+                    ),
+                ),
+                worker=WorkerStatus(
+                    runs="inline" if forwarder is not None else "process",
+                    indexed_up_to=files.indexed,
+                    lag_events=max(files.last_seq - files.indexed, 0),
+                ),
+                broker=BrokerStatus(
+                    configured=forwarding,
+                    connected=connected if forwarding else None,
+                    forwarded_up_to=files.progress.cursor if files.progress is not None else 0,
+                ),
+                quarantine=QuarantineStatus(waiting=files.waiting),
+                rates={name: _rate(sampled.over(s)) for name, s in RATE_WINDOWS.items()},
             )
         )
+
+
+def _rate(rate: rates.Rate) -> RateStatus:
+    return RateStatus(
+        window_seconds=round(rate.window_seconds, 3),
+        callbacks=rate.callbacks,
+        per_minute=rate.per_minute,
+        by_outcome=rate.by_outcome,
+        by_provider=rate.by_provider,
+    )

@@ -7,8 +7,9 @@ environment (``Settings()``). Nothing imports it but its entry points (``hub``, 
 - ``journal``: ``hub journal stats``;
 - ``quarantine``: ``hub quarantine list|show|replay|drop|purge``;
 - ``subscribe``: ``hub subscribe``;
-- ``send``: ``hub send`` (``samples``: what it can send); ``check``: ``hub check`` (both reach a
-  running hub from outside through ``remote``).
+- ``send``: ``hub send`` (``hub.samples``: what it can send); ``check``: ``hub check`` (both
+  reach a running hub from outside through ``remote``);
+- ``console``: ``hub console-url``.
 
 
 What every command shares is here: a configuration the settings refuse is one line per
@@ -26,7 +27,7 @@ from importlib import metadata
 
 from pydantic import ValidationError
 
-from hub.cli import check, events, journal, quarantine, send, serve, subscribe, urls
+from hub.cli import check, console, events, journal, quarantine, send, serve, subscribe, urls
 from hub.cli.common import configuration_errors
 from hub.settings import Settings
 
@@ -57,6 +58,6 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="Provider callbacks in, events out.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    for family in (serve, events, journal, quarantine, urls, subscribe, send, check):
+    for family in (serve, events, journal, quarantine, urls, console, subscribe, send, check):
         family.add_commands(commands)
     return parser

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from hub.app import Endpoint, endpoints
 from hub.cli import remote
+from hub.endpoints import Endpoint, endpoints
 from hub.secrets import SECRETS_FILE, Secrets
 from hub.settings import Settings
 

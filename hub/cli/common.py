@@ -8,17 +8,16 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import re
 import select
 import sys
 from collections.abc import Coroutine
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from core.topics import check_pattern
+from hub.lookup import TIME_FORMS, when
 from hub.settings import Settings
 from sinks import journal as journal_store
 
@@ -42,30 +41,12 @@ def journal_path(settings: Settings) -> Path | None:
     return path
 
 
-_AGO = re.compile(r"(\d+)([smhd])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-TIME_FORMS = "an ISO 8601 time, a duration ago (30m, 2h, 7d), today or yesterday"
-"""What :func:`when` reads, for help texts and errors."""
-
-
-def when(text: str, now: datetime | None = None) -> datetime:
-    """A time given on the command line: an ISO 8601 time (UTC when no offset is given), a
-    duration ago (``90s``, ``30m``, ``2h``, ``7d``), ``today`` or ``yesterday`` (midnight UTC
-    starting that day). ValueError for anything else."""
-    now = now or datetime.now(UTC)
-    if ago := _AGO.fullmatch(text):
-        return now - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if text == "today":
-        return midnight
-    if text == "yesterday":
-        return midnight - timedelta(days=1)
-    moment_ = datetime.fromisoformat(text)
-    return moment_ if moment_.tzinfo else moment_.replace(tzinfo=UTC)
+__all__ = ["TIME_FORMS", "when"]  # (with the functions below) the times the API reads too
 
 
 def moment(text: str) -> float:
-    """:func:`when` as epoch seconds, for ``argparse`` (a clear error for anything else)."""
+    """:func:`when` (``hub.lookup``'s) as epoch seconds, for ``argparse`` (a clear error for
+    anything else)."""
     try:
         return when(text).timestamp()
     except ValueError:

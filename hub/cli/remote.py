@@ -32,9 +32,9 @@ class NoSecrets(Exception):
     """Some provider has no secret here: neither ``HUB_SECRET_<PROVIDER>`` nor the file."""
 
 
-def base_url(settings: Settings, given: str | None) -> str:
-    """``--url``, else the hub this environment configures (``HUB_HOST``, ``HUB_PORT``), asked
-    on loopback when it listens on every address."""
+def base_url(settings: Settings, given: str | None, port: int | None = None) -> str:
+    """``--url``, else the hub this environment configures (``HUB_HOST``, ``HUB_PORT`` or the
+    ``port`` it listens on), asked on loopback when it listens on every address."""
     if given:
         return given.rstrip("/")
     host = settings.host or "127.0.0.1"
@@ -44,7 +44,7 @@ def base_url(settings: Settings, given: str | None) -> str:
             host = "127.0.0.1" if listening.version == 4 else "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
+    return f"http://{host}:{settings.port if port is None else port}"
 
 
 def read_secrets(settings: Settings) -> Secrets:

@@ -12,10 +12,10 @@ import orjson
 
 from core.display import describe
 from core.models import Event, Provider
-from hub import journaled
-from hub.app import Endpoint, endpoints
-from hub.cli import remote, samples
-from hub.cli.samples import Sample
+from hub import journaled, samples
+from hub.cli import remote
+from hub.endpoints import Endpoint, endpoints
+from hub.samples import Sample
 from hub.settings import Settings
 from parsers.base import Callback
 from sinks import journal as journal_store

@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import gc
 import sys
+from functools import partial
 
 from hub import forward_process, logs, server
 from hub.app import create_app
 from hub.cli.common import journal_path, quiet_broker_clients
+from hub.cli.console import announce
 from hub.handlers import RUNTIME
+from hub.operator import OPERATOR_TOKEN
 from hub.settings import Settings
 
 
@@ -39,6 +42,7 @@ def serve_command(args: argparse.Namespace) -> int:
             settings.port,
             settings.limits(),
             registry=app[RUNTIME].metrics.registry,
+            listening=partial(announce, settings, app[OPERATOR_TOKEN]),
         )
     except server.CannotListen as exc:
         print(f"hub serve: {exc} (HUB_HOST, HUB_PORT)", file=sys.stderr)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from urllib.parse import urlsplit
 
-from hub.app import endpoints
+from hub.endpoints import callback_urls, valid_base
 from hub.secrets import SECRETS_FILE, stored
 from hub.settings import Settings
 
@@ -21,16 +20,15 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     urls.add_argument(
         "--base",
         required=True,
-        type=_base,
+        type=base_argument,
         help="the hub's public URL, e.g. https://hooks.example.com",
     )
     urls.set_defaults(run=urls_command)
 
 
-def _base(text: str) -> str:
+def base_argument(text: str) -> str:
     """An http(s) URL with a host, for ``argparse``: the URLs are pasted as printed."""
-    url = urlsplit(text)
-    if url.scheme not in ("http", "https") or not url.netloc:
+    if not valid_base(text):
         raise argparse.ArgumentTypeError(f"{text!r}: expected http(s)://host[:port][/path]")
     return text
 
@@ -49,12 +47,11 @@ def urls_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    base = args.base.rstrip("/")
-    for endpoint in endpoints():
-        methods = ",".join(endpoint.callback.methods)
-        url = base + endpoint.path(secrets[endpoint.provider][0])
+    for item in callback_urls(args.base, secrets):
+        endpoint = item.endpoint
+        methods = ",".join(item.methods)
         print(
-            f"{endpoint.provider.value:<10} {endpoint.callback.name:<13} {methods:<9} {url}"
+            f"{endpoint.provider.value:<10} {endpoint.callback.name:<13} {methods:<9} {item.url}"
             f"    # {endpoint.callback.summary}"
         )
     return 0

@@ -14,21 +14,36 @@ journal's.
 - ``checkpoints``: the checkpoint thread;
 - ``events``, ``quarantine``: what the writer does to each table (and the quarantine's reads);
 - ``files``: that the files are still the ones opened, their sizes, the cap's shares;
-- ``reader``: reading events from any thread, the journal's counts, and what lies after a
-  ``seq`` (which ``seq``, the forwarder's cursor, is the caller's to say: ``hub.backlog``).
+- ``reader``: reading events from any thread (after a ``seq``, or by ``seq`` for the read
+  model's pages), the journal's counts, and what lies after a ``seq`` (which ``seq``, the
+  forwarder's cursor, is the caller's to say: ``hub.backlog``).
 
 What the rest of the hub uses is here.
 """
 
+from sinks.journal.files import size_on_disk
+from sinks.journal.quarantine import counted as quarantine_counted
 from sinks.journal.quarantine import quarantined
+from sinks.journal.quarantine import selected as quarantine_selected
+from sinks.journal.quarantine import summaries as quarantine_summaries
 from sinks.journal.quarantine import waiting as quarantine_waiting
-from sinks.journal.reader import PendingReader, after, last_seq, marked_prefix, select, stats
+from sinks.journal.reader import (
+    PendingReader,
+    after,
+    by_seq,
+    last_seq,
+    marked_prefix,
+    select,
+    stats,
+)
 from sinks.journal.schema import (
     DAY,
     JOURNAL_FILE,
     After,
     Quarantined,
     QuarantineEntry,
+    QuarantineSelection,
+    QuarantineSummary,
     Stats,
     Stored,
 )
@@ -41,14 +56,21 @@ __all__ = [
     "Journal",
     "PendingReader",
     "QuarantineEntry",
+    "QuarantineSelection",
+    "QuarantineSummary",
     "Quarantined",
     "Stats",
     "Stored",
     "after",
+    "by_seq",
     "last_seq",
     "marked_prefix",
+    "quarantine_counted",
+    "quarantine_selected",
+    "quarantine_summaries",
     "quarantine_waiting",
     "quarantined",
     "select",
+    "size_on_disk",
     "stats",
 ]

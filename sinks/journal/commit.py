@@ -3,10 +3,11 @@ what it finds wrong on disk, checked where it is cheap, once a commit.
 
 - *The file deleted or replaced* (``rm journal.sqlite3*``): SQLite would go on writing to the
   open, unlinked files, and every acknowledgement would be lost at the next start. After each
-  commit the writer compares the device and inode of the database, its WAL and its index with
-  those it opened; if one differs, that commit is not acknowledged, nothing is from then on
-  (``journal_gone``, until a restart), and what the open file holds is copied beside it
-  (``journal.sqlite3.salvaged-<time>``) for the operator to put back.
+  commit, before its requests are answered, the loop compares the device and inode of the
+  database, its WAL and its index with those it opened (``Journal._checked``); if one differs,
+  that commit is not acknowledged, nothing is from then on (``journal_gone``, until a restart),
+  and the writer copies what the open file holds beside it
+  (``journal.sqlite3.salvaged-<time>``, :meth:`Committer.gone`) for the operator to put back.
 - *Full or unwritable* (``journal_full``, ``journal_unwritable``): the batch is refused; the
   journal is not ready, and tries a small commit every second until one passes (once the file
   system has ``HEADROOM`` free bytes, and a capped journal a few pages).
@@ -58,6 +59,9 @@ class Job:
     future: asyncio.Future[Any]
     frames: int = 2
     """At most how many pages the job adds to a commit (the WAL's share of a capped journal)."""
+    deadline: float = 0.0
+    """Loop time past which its request stops waiting and is told to retry (a request's job;
+    the journal's own jobs, probes and pokes, have none: 0)."""
 
 
 Outcome = tuple[Any, "SinkUnavailable | None"]
@@ -98,22 +102,19 @@ class Committer:
             reason = "journal_closed" if conn is None else GONE
             return failed(batch, "journal cannot write", reason), 0.0
         outcomes = self._commit(conn, batch)
-        lost = self.files.lost()
-        if lost is not None:
-            self._gone(conn, lost)
-            outcomes = failed(batch, f"journal file {lost} gone or replaced", GONE)
-        else:
-            error = next((error for _, error in outcomes if error is not None), None)
-            trouble = error.reason if error is not None else None
-            if trouble != self.trouble:
-                if trouble is None:
-                    log.warning("journal takes writes again")
-                else:
-                    log.error(
-                        "journal cannot take writes (%s): callbacks are told to retry, not ready",
-                        trouble,
-                    )
-            self.trouble = trouble
+        error = next((error for _, error in outcomes if error is not None), None)
+        trouble = error.reason if error is not None else None
+        if self.trouble == GONE:  # found by the loop meanwhile (``Journal._committed``)
+            return failed(batch, "journal file gone or replaced", GONE), 0.0
+        if trouble != self.trouble:
+            if trouble is None:
+                log.warning("journal takes writes again")
+            else:
+                log.error(
+                    "journal cannot take writes (%s): callbacks are told to retry, not ready",
+                    trouble,
+                )
+        self.trouble = trouble
         elapsed = time.perf_counter() - started
         if elapsed > self.commit_timeout:
             log.warning("journal commit took %.1f s (the disk stalled)", elapsed)
@@ -132,8 +133,14 @@ class Committer:
     def _commit(self, conn: sqlite3.Connection, batch: list[Job]) -> list[Outcome]:
         try:
             self._make_room(conn, batch)
-            conn.execute("BEGIN IMMEDIATE")
             appends = [job.rows for job in batch if job.write is None]
+            if len(appends) == len(batch) and events_table.one_statement(appends):
+                # The usual batch: one INSERT, its own transaction in autocommit mode, synced at
+                # its end. One call into SQLite, so one wait for the GIL where a BEGIN and a
+                # COMMIT would add two (each a wait of up to the switch interval while the
+                # loop's thread is busy: the acknowledgement's latency).
+                return [(result, None) for result in events_table.append(conn, appends)]
+            conn.execute("BEGIN IMMEDIATE")
             appended = events_table.append(conn, appends)
             results = [
                 job.write(conn) if job.write is not None else next(appended) for job in batch
@@ -182,10 +189,13 @@ class Committer:
             Cap.limit(conn, pages)
             self._pages = pages
 
-    def _gone(self, conn: sqlite3.Connection, lost: str) -> None:
-        """The journal's file was deleted or replaced: no more writes, and a copy of what the
-        open file still holds (every event acknowledged) beside it, for the operator."""
+    def gone(self, conn: sqlite3.Connection | None, lost: str) -> None:
+        """In the writer thread, once the loop found the journal's file deleted or replaced
+        (``trouble`` is ``GONE`` already): a copy of what the open file still holds (every event
+        acknowledged) beside it, for the operator."""
         self.trouble = GONE
+        if conn is None:
+            return
         try:
             salvage = self.files.salvage(conn)
         except (sqlite3.Error, OSError) as exc:

@@ -35,6 +35,11 @@ def row_of(event: Event) -> Row:
     )
 
 
+def one_statement(appends: list[list[Row]]) -> bool:
+    """The rows of these appends go in one INSERT statement (:func:`append`)."""
+    return sum(len(rows) for rows in appends) <= _CHUNK
+
+
 def append(conn: sqlite3.Connection, appends: list[list[Row]]) -> Iterator[None]:
     """Inserts the rows of every append of the batch, in order: a few statements for the whole
     batch, nothing read (retries are the pipeline worker's to recognize); one result per

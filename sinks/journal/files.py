@@ -3,14 +3,14 @@ on their total (and on other files it counts) is shared out, room on the file sy
 copy of the open file.
 
 SQLite would go on writing to deleted or replaced files, and every acknowledgement after that
-would be lost at the next start: the writer asks :meth:`Files.lost` after each commit (a stat a
-file; the commit's sync costs far more)."""
+would be lost at the next start: the journal asks :meth:`Files.lost` after each commit, on the
+loop, before answering (a stat a file; the commit's sync costs far more)."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,15 @@ FRAME_HEADER = 24
 
 Identity = tuple[int, int]
 """A file's device and inode."""
+
+
+def size_on_disk(path: Path) -> int:
+    """Bytes the journal at ``path`` takes: the database, its WAL and the WAL's index."""
+    total = 0
+    for suffix in FILES:
+        with suppress(FileNotFoundError):
+            total += os.stat(f"{path}{suffix}").st_size
+    return total
 
 
 class Files:

@@ -1,7 +1,8 @@
 """The quarantine table: requests the parsers refused, kept whole for inspection and replay.
 
 Writes (keeping, marking replayed, dropping) run on the journal writer's connection; reads
-(listing, counting what waits) on read-only connections of their own, from any process.
+(listing, selecting by a :class:`QuarantineSelection`, counting what waits) on read-only
+connections of their own, from any process.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from sinks.journal.schema import Quarantined, QuarantineEntry, read_only
+from sinks.journal.schema import (
+    Quarantined,
+    QuarantineEntry,
+    QuarantineSelection,
+    QuarantineSummary,
+    read_only,
+)
 
 
 def insert(conn: sqlite3.Connection, entry: QuarantineEntry) -> int:
@@ -86,9 +93,13 @@ def quarantined(
     if not include_replayed and seq is None:
         clauses.append("replayed_at IS NULL")
     # the clauses are fixed text; values are bound parameters
-    where = " AND ".join(clauses)
+    return _whole(path, " AND ".join(clauses), params, "ORDER BY seq")
+
+
+def _whole(path: Path, where: str, params: Sequence[Any], tail: str) -> list[Quarantined]:
+    """Whole entries ``WHERE`` the given fixed text (values bound), ``tail`` ordering them."""
     columns = "seq, received_at, provider, callback, method, reason, content_type, headers"
-    query = f"SELECT {columns}, query, body, replayed_at FROM quarantine WHERE {where} ORDER BY seq"  # noqa: S608
+    query = f"SELECT {columns}, query, body, replayed_at FROM quarantine WHERE {where} {tail}"  # noqa: S608
     with closing(read_only(path)) as conn:
         rows = conn.execute(query, params).fetchall()
     return [
@@ -109,3 +120,72 @@ def quarantined(
         )
         for row in rows
     ]
+
+
+_JULIAN_EPOCH = 2440587.5
+"""The Julian day of 1970-01-01T00:00Z: ``received_at`` is ISO 8601 text, which SQLite's
+``julianday`` reads (offset included, to the millisecond)."""
+
+
+def _where(selection: QuarantineSelection) -> tuple[list[str], list[Any]]:
+    """The clauses (fixed text) and bound values of a selection."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if selection.replayed is not None:
+        clauses.append(f"replayed_at IS {'NOT ' if selection.replayed else ''}NULL")
+    for clause, value in (
+        ("provider = ?", selection.provider),
+        ("callback = ?", selection.callback),
+        ("instr(lower(reason), lower(?)) > 0", selection.reason),
+        ("julianday(received_at) >= ?", _julian(selection.since)),
+        ("julianday(received_at) < ?", _julian(selection.until)),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    return clauses, params
+
+
+def _julian(epoch: float | None) -> float | None:
+    return None if epoch is None else epoch / 86400.0 + _JULIAN_EPOCH
+
+
+def summaries(
+    path: Path, selection: QuarantineSelection, *, before: int | None = None, limit: int = 100
+) -> list[QuarantineSummary]:
+    """The selected requests with ``seq`` below ``before`` (None: any), newest first, at most
+    ``limit``, without their bytes (the next page: ``before`` the last one's ``seq``)."""
+    clauses, params = _where(selection)
+    if before is not None:
+        clauses.append("seq < ?")
+        params.append(before)
+    where = " AND ".join(clauses) or "1"
+    columns = (
+        "seq, received_at, provider, callback, method, reason, content_type,"
+        " length(headers) + length(query) + length(body), replayed_at"
+    )
+    query = f"SELECT {columns} FROM quarantine WHERE {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
+    with closing(read_only(path)) as conn:
+        rows = conn.execute(query, (*params, limit)).fetchall()
+    return [QuarantineSummary(*row) for row in rows]
+
+
+def counted(path: Path, selection: QuarantineSelection) -> tuple[int, int]:
+    """How many requests are selected, and the greatest ``seq`` among them (0: none)."""
+    clauses, params = _where(selection)
+    where = " AND ".join(clauses) or "1"
+    query = f"SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM quarantine WHERE {where}"  # noqa: S608
+    with closing(read_only(path)) as conn:
+        count, last = conn.execute(query, params).fetchone()
+    return int(count), int(last)
+
+
+def selected(
+    path: Path, selection: QuarantineSelection, *, after: int, up_to: int, limit: int
+) -> list[Quarantined]:
+    """Whole selected requests with ``seq`` above ``after`` and up to ``up_to``, oldest first,
+    at most ``limit`` (the next batch: ``after`` the last one's ``seq``)."""
+    clauses, params = _where(selection)
+    clauses += ["seq > ?", "seq <= ?"]
+    params += [after, up_to]
+    return _whole(path, " AND ".join(clauses), [*params, limit], "ORDER BY seq LIMIT ?")

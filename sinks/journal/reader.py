@@ -5,6 +5,7 @@ given ``seq`` (the caller says which: the journal knows nothing of the forwarder
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 from core.models import Envelope
 from sinks.journal.schema import After, Stats, Stored, read_only
 
+_CHUNK = 500
+"""``seq`` per lookup statement (within SQLite's bound parameters)."""
 _STORED = "SELECT seq, provider, received_at, id, type, routing_key, time, body FROM events"
 
 
@@ -82,6 +85,22 @@ def select(
             (*params, limit),
         ).fetchall()
     return [_stored(r) for r in rows]
+
+
+def by_seq(path: Path, seqs: Sequence[int]) -> dict[int, Stored]:
+    """The events with these ``seq``, by ``seq`` (those retention deleted are not there; no
+    journal yet: none): lookups on the primary key, what a page of the read model joins."""
+    if not seqs or not path.exists():
+        return {}
+    found: dict[int, Stored] = {}
+    wanted = sorted(set(seqs))
+    with closing(read_only(path)) as conn:
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            rows = conn.execute(f"{_STORED} WHERE seq IN ({marks})", chunk)
+            found.update((row[0], _stored(row)) for row in rows)
+    return found
 
 
 def last_seq(path: Path) -> int:

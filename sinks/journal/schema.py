@@ -112,6 +112,38 @@ class Quarantined:
 
 
 @dataclass(frozen=True, slots=True)
+class QuarantineSummary:
+    """A quarantined request without its bytes (a listing's line): their size only."""
+
+    seq: int
+    received_at: str
+    provider: str
+    callback: str
+    method: str
+    reason: str
+    content_type: str
+    size: int
+    """Bytes of its headers, query and body."""
+    replayed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineSelection:
+    """Which quarantined requests: every field given must match (None: any)."""
+
+    provider: str | None = None
+    callback: str | None = None
+    replayed: bool | None = False
+    """False: those waiting (not replayed yet), True: those replayed, None: both."""
+    reason: str | None = None
+    """A part of the reason, in any case (``timestamp`` matches ``bad_timestamp``)."""
+    since: float | None = None
+    """Received at or after this time (epoch seconds, to the millisecond)."""
+    until: float | None = None
+    """Received before this time."""
+
+
+@dataclass(frozen=True, slots=True)
 class Stored:
     """An event as the journal holds it."""
 

@@ -27,6 +27,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -98,6 +99,10 @@ class Journal:
         self._on_commit = on_commit
         self._waiting: list[Job] = []
         self._compact_at = _COMPACT_AT
+        self._timed: deque[Job] = deque()
+        """Requests waiting for a commit, oldest first (their deadlines in the same order)."""
+        self._timer: asyncio.TimerHandle | None = None
+        """The one timer of the oldest deadline (one per journal, not one per request)."""
         self._committing: float | None = None
         """When the commit under way in the writer thread began (monotonic time), if one is."""
         self._conn: sqlite3.Connection | None = None
@@ -225,16 +230,38 @@ class Journal:
             raise SinkUnavailable("the journal's file is gone or replaced", reason=GONE)
         if self.stalled:  # the disk stalls: waiting would only pile requests up
             raise SinkUnavailable("a commit outlasts its timeout", reason=STALLED)
-        future = self._enqueue(
-            Job(write, rows or [], asyncio.get_running_loop().create_future(), frames)
+        loop = asyncio.get_running_loop()
+        job = Job(
+            write, rows or [], loop.create_future(), frames, loop.time() + self.commit_timeout
         )
-        try:
-            async with asyncio.timeout(self.commit_timeout):
-                return await future
-        except TimeoutError:
-            raise SinkUnavailable(
-                f"no commit within {self.commit_timeout} s", reason=STALLED
-            ) from None
+        self._timed.append(job)
+        if self._timer is None:
+            self._timer = loop.call_at(job.deadline, self._expire)
+        return await self._enqueue(job)
+
+    def _expire(self) -> None:
+        """On the loop, at the oldest deadline: the requests whose commit has not come within
+        ``commit_timeout`` are told to retry (if it lands later, the provider's retry is a
+        duplicate); then the timer moves to the next deadline."""
+        self._timer = None
+        timed = self._timed
+        now = timed[0].future.get_loop().time() if timed else 0.0
+        while timed and (timed[0].future.done() or timed[0].deadline <= now):
+            job = timed.popleft()
+            if not job.future.done():
+                job.future.set_exception(
+                    SinkUnavailable(f"no commit within {self.commit_timeout} s", reason=STALLED)
+                )
+        if timed:
+            loop = timed[0].future.get_loop()
+            self._timer = loop.call_at(timed[0].deadline, self._expire)
+
+    def _forget_settled(self) -> None:
+        """Drops the requests answered from the front of the deadlines (batches commit in
+        order, so theirs are there), so that none is kept for ``commit_timeout`` after."""
+        timed = self._timed
+        while timed and timed[0].future.done():
+            timed.popleft()
 
     def _enqueue(self, job: Job) -> asyncio.Future[Any]:
         if not self._waiting and self._committing is None:
@@ -277,11 +304,18 @@ class Journal:
         if self._probing is not None:
             self._probing.cancel()
             self._probing = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._writer.shutdown(wait=True)
         batch = [job for job in self._waiting if not job.future.done()]
         self._waiting = []
         if batch and self._conn is not None:
             outcomes, _ = self._write(batch)
+            lost = self.files.lost() if self.trouble != GONE else None
+            if lost is not None:
+                self._commits.gone(self._conn, lost)
+                outcomes = failed(batch, f"journal file {lost} gone or replaced", GONE)
             settle(batch, outcomes)
         self._checkpointer.stop()
         if self._conn is not None:
@@ -322,13 +356,29 @@ class Journal:
             settle(batch, failed(batch, repr(exc), UNWRITABLE))
         else:
             outcomes, elapsed = done.result()
-            settle(batch, outcomes)
+            settle(batch, self._checked(batch, outcomes))
             if self._on_commit is not None:
                 self._on_commit(elapsed)
+        self._forget_settled()
         if self.trouble in (FULL, UNWRITABLE) and self._probing is None:
             self._probing = done.get_loop().call_later(PROBE_INTERVAL, self._probe)
         if self._waiting:
             self._flush()
+
+    def _checked(self, batch: list[Job], outcomes: list[Outcome]) -> list[Outcome]:
+        """On the loop, after a commit, before anyone hears of it: the journal's files are still
+        the ones it wrote to (a stat a file, here rather than in the writer thread, where each
+        would wait for the GIL again). If one is not, nothing is acknowledged from then on, and
+        the writer copies what the open file holds."""
+        if self.trouble == GONE:
+            return failed(batch, "journal file gone or replaced", GONE)
+        lost = self.files.lost()
+        if lost is None:
+            return outcomes
+        self._commits.trouble = GONE
+        with suppress(RuntimeError):  # closing: the copy is the next start's to skip
+            self._writer.submit(self._commits.gone, self._conn, lost)
+        return failed(batch, f"journal file {lost} gone or replaced", GONE)
 
     def _probe(self) -> None:
         """Tries a journal that could not write: a small commit, if there is room again."""

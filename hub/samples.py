@@ -1,7 +1,8 @@
-"""The samples ``hub send`` can send: ``parsers/samples/<slug>/<case>.{query,body,json}``,
-installed with the package. They are the golden test cases (their format is described in
-``tests/golden.py``): ``seed-*`` and ``pdf-*`` are the providers' documented samples, byte for
-byte; the others are the hub's own cases, refusals included."""
+"""The samples ``hub send`` and the console's setup page send:
+``parsers/samples/<slug>/<case>.{query,body,json}``, installed with the package. They are the
+golden test cases (their format is described in ``tests/golden.py``): ``seed-*`` and ``pdf-*``
+are the providers' documented samples, byte for byte; the others are the hub's own cases,
+refusals included."""
 
 from __future__ import annotations
 

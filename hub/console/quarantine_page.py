@@ -1,0 +1,140 @@
+"""The console's quarantine pages: the requests the parsers refused (the list; one request as
+received, with its reason), and replaying one, or all those waiting, through today's parsers
+(``hub.quarantine``, as ``hub quarantine replay`` does)."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from urllib.parse import urlencode
+
+import orjson
+from aiohttp import web
+
+from core.errors import SinkUnavailable
+from hub import operator
+from hub.console.render import render
+from hub.quarantine import Outcome, replay
+from hub.settings import Settings
+from sinks import journal as store
+from sinks.journal import Quarantined
+
+SHOWN = 500
+"""Requests the list shows at most (the oldest first); the count says how many more wait."""
+SETTINGS = web.AppKey("console_settings", Settings)
+
+
+async def _read(
+    request: web.Request, *, seq: int | None = None, include_replayed: bool = False
+) -> list[Quarantined]:
+    """Quarantined requests, read in a thread (a disk that stalls must not stall the loop)."""
+    path = request.app[SETTINGS].data_dir / store.JOURNAL_FILE
+    if not path.exists():
+        return []
+    read = partial(store.quarantined, path, seq=seq, include_replayed=include_replayed)
+    return await asyncio.to_thread(read)
+
+
+async def listing(request: web.Request) -> web.Response:
+    everything = request.query.get("all") == "1"
+    found = await _read(request, include_replayed=everything)
+    return render(
+        request,
+        "quarantine.html",
+        active="quarantine",
+        title="Quarantine",
+        items=found[:SHOWN],
+        more=max(0, len(found) - SHOWN),
+        waiting=sum(1 for i in found if i.replayed_at is None),
+        everything=everything,
+        done=_done(request),
+    )
+
+
+async def entry(request: web.Request) -> web.Response:
+    number = _number(request)
+    found = await _read(request, seq=number)
+    if not found:
+        raise web.HTTPNotFound(text=f"no quarantined request #{number}\n")
+    item = found[0]
+    e = item.entry
+    try:
+        headers = sorted(orjson.loads(e.headers).items())
+    except orjson.JSONDecodeError:
+        headers = [("(unreadable)", e.headers)]
+    return render(
+        request,
+        "quarantine_entry.html",
+        active="quarantine",
+        title=f"Quarantined request #{number}",
+        item=item,
+        headers=headers,
+        query=e.query.decode("utf-8", "backslashreplace"),
+        body=e.body.decode("utf-8", "backslashreplace"),
+        done=_done(request),
+    )
+
+
+async def replay_one(request: web.Request) -> web.Response:
+    number = _number(request)
+    outcomes = await _replay(request, [number])
+    if not outcomes:
+        raise web.HTTPNotFound(text=f"no quarantined request #{number}\n")
+    return operator.redirect(f"/console/quarantine/{number}?{_summary(outcomes)}")
+
+
+async def replay_waiting(request: web.Request) -> web.Response:
+    outcomes = await _replay(request, None)
+    return operator.redirect(f"/console/quarantine?{_summary(outcomes)}")
+
+
+async def _replay(request: web.Request, numbers: list[int] | None) -> list[Outcome]:
+    try:
+        return await replay(request.app[SETTINGS], numbers)
+    except SinkUnavailable as exc:
+        raise web.HTTPServiceUnavailable(
+            text=f"the journal cannot take events ({exc.reason}): nothing replayed\n"
+        ) from exc
+
+
+def _summary(outcomes: list[Outcome]) -> str:
+    """The outcome, in the address the browser is sent to (after the POST, a GET)."""
+    refused = [o for o in outcomes if o.refused]
+    return urlencode(
+        {
+            "replayed": len(outcomes) - len(refused),
+            "events": sum(o.events for o in outcomes),
+            "refused": ",".join(f"{o.number}:{o.refused}" for o in refused),
+        }
+    )
+
+
+def _done(request: web.Request) -> dict[str, object] | None:
+    """What the last replay did, from the address (None: no replay)."""
+    if "replayed" not in request.query:
+        return None
+    refused = [r.partition(":") for r in request.query.get("refused", "").split(",") if r]
+    return {
+        "replayed": _int(request.query.get("replayed")),
+        "events": _int(request.query.get("events")),
+        "refused": [(number, reason) for number, _, reason in refused if number.isdigit()],
+    }
+
+
+def _int(text: str | None) -> int:
+    return int(text) if text and text.isdigit() else 0
+
+
+def _number(request: web.Request) -> int:
+    text = request.match_info["number"]
+    if not text.isdigit():
+        raise web.HTTPNotFound(text="a quarantined request's number is a number\n")
+    return int(text)
+
+
+def register(app: web.Application, settings: Settings) -> None:
+    app[SETTINGS] = settings
+    app.router.add_get("/console/quarantine", listing, name="quarantine")
+    app.router.add_post("/console/quarantine/replay", replay_waiting, name="quarantine-replay")
+    app.router.add_get("/console/quarantine/{number}", entry, name="quarantine-entry")
+    app.router.add_post("/console/quarantine/{number}/replay", replay_one)
