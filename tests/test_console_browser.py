@@ -80,8 +80,8 @@ async def test_the_address_hub_serve_prints_logs_in(page: Page, tmp_path: Path) 
         ]
         assert len(printed) == 1 and "?token=" in printed[0]
         await page.goto(printed[0])
-        await expect(page).to_have_url(f"{process.url}/console/setup")
-        await expect(page.get_by_role("heading", name="Setup", exact=True)).to_be_visible()
+        await expect(page).to_have_url(f"{process.url}/console/overview")
+        await expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
         # the address with the token stays in no history: one step back is the blank page
         await page.go_back()
         assert page.url == "about:blank"
