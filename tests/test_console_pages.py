@@ -171,6 +171,19 @@ async def test_the_live_view_gives_what_came_since(aiohttp_client, tmp_path) -> 
         "/console/events/live", params={"after": "0", "phone": "0698765432"}, headers=OPERATOR
     )
     assert (await answer.json())["count"] == 0
+    for bad in ("x", "-1", str(2**64)):  # not a seq: a 400, never a 500
+        answer = await client.get("/console/events/live", params={"after": bad}, headers=OPERATOR)
+        assert answer.status == 400 and (await answer.json())["error"] == "bad_parameter"
+
+
+async def test_a_message_id_of_any_characters_has_its_page(aiohttp_client, tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    await asyncio.to_thread(write_journal, data_dir, [made(1, message_id="a/b c%é")])
+    client = await aiohttp_client(hub(data_dir))
+    text = await page(client, "/console/events")
+    assert 'href="/console/messages/isendpro/a%2Fb%20c%25%C3%A9"' in text
+    text = await page(client, "/console/messages/isendpro/a%2Fb%20c%25%C3%A9")
+    assert "Message <code>a/b c%é</code>" in text
 
 
 async def test_the_csv_export_of_a_filter(aiohttp_client, data_dir) -> None:

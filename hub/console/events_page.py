@@ -94,10 +94,10 @@ async def listing(request: web.Request) -> web.Response:
 async def live(request: web.Request) -> web.Response:
     """``?<filters>&after=SEQ``: the events past ``after``, as rows to put atop the list
     (JSON: ``rows``, HTML; ``last``, the newest ``seq``; ``more``: some were left out)."""
-    after = request.query.get("after", "0").strip()
     try:
+        after = _after(request.query.get("after", "").strip())
         query = _query(request, limit=str(LIVE_ROWS))
-        page = await _events(request, replace(query, after=int(after) if after.isdigit() else 0))
+        page = await _events(request, replace(query, after=after))
     except BadQuery as exc:
         return web.json_response({"error": "bad_parameter", "detail": str(exc)}, status=400)
     except (NotReady, sqlite3.Error):
@@ -107,10 +107,20 @@ async def live(request: web.Request) -> web.Response:
         {
             "rows": fragment("_event_rows.html", rows=rows),
             "count": len(rows),
-            "last": rows[0].seq if rows else int(after) if after.isdigit() else 0,
+            "last": rows[0].seq if rows else after,
             "more": page.next_cursor is not None,
         }
     )
+
+
+def _after(text: str) -> int:
+    """The live view's ``after``: 0 (from the start), or a ``seq`` (BadQuery otherwise)."""
+    if text in ("", "0"):
+        return 0
+    try:
+        return lookup.seq_of(text)
+    except BadQuery:
+        raise BadQuery("after: the seq of the newest event shown") from None
 
 
 def safe_cell(value: object) -> str:
