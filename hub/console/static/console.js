@@ -73,6 +73,11 @@ function liveView(toggle) {
     try {
       const answer = await fetch("/console/events/live?" + query.toString(),
                                  { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (answer.redirected || answer.status === 401) {
+        note.hidden = false;  // the session is over: the login form answered
+        note.textContent = "Logged out: log in again for the live view.";
+        return;
+      }
       if (answer.ok) {
         const found = await answer.json();
         if (found.count > 0) {
@@ -84,10 +89,6 @@ function liveView(toggle) {
         }
         note.hidden = !found.more;
         note.textContent = found.more ? "More events arrived than shown: reload for all of them." : "";
-      } else if (answer.status === 401 || answer.redirected) {
-        note.hidden = false;
-        note.textContent = "Logged out: log in again for the live view.";
-        return;
       }
     } catch (error) {
       note.hidden = false;
