@@ -35,6 +35,10 @@ CHOICES: Mapping[str, list[str]] = {
     "state": [s.value for s in State],
     "failure": [f.value for f in Failure],
 }
+MORE = frozenset(
+    {"channel", "kind", "failure", "until", "received_since", "received_until", "limit"}
+)
+"""The filters the form folds away (under "More filters") unless one of them is set."""
 LIVE_ROWS = 100
 """New rows the live view takes at a look; more came: the page says so (reload to see all)."""
 CSV_ROWS = 10_000
@@ -80,6 +84,7 @@ async def listing(request: web.Request) -> web.Response:
         status=status,
         title="Events",
         filters=filters,
+        more_set=bool(set(filters) & MORE),
         choices=CHOICES,
         rows=rows,
         error=error,
