@@ -94,7 +94,8 @@ async def overview(request: web.Request) -> web.Response:
     error = ""
     providers: list[Provider] = []
     try:
-        providers = await asyncio.to_thread(per_minute, request.app[DATA_DIR], start, end)
+        data_dir = request.app[SETTINGS].data_dir
+        providers = await asyncio.to_thread(per_minute, data_dir, start, end)
     except (NotReady, sqlite3.Error):
         error = "The index is being upgraded, or cannot be read: no counts for now."
     top = max((sum(g.values()) for p in providers for g in p.minutes.values()), default=0)
@@ -104,7 +105,6 @@ async def overview(request: web.Request) -> web.Response:
         "overview.html",
         active="overview",
         title="Overview",
-        status=200,
         hub=now,
         error=error,
         providers=[(p, bars(p, top, start)) for p in providers],
@@ -129,11 +129,9 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-DATA_DIR = web.AppKey("overview_data_dir", Path)
 SETTINGS = web.AppKey("overview_settings", Settings)
 
 
 def register(app: web.Application, settings: Settings) -> None:
-    app[DATA_DIR] = settings.data_dir
     app[SETTINGS] = settings
     app.router.add_get("/console/overview", overview, name="overview")
