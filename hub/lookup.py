@@ -117,6 +117,8 @@ class Query:
     limit: int = DEFAULT_LIMIT
     before: int | None = None
     """Only events with a ``seq`` below it (the cursor's page)."""
+    after: int | None = None
+    """Only events with a ``seq`` above it (the console's live view; not an API parameter)."""
 
 
 PARAMETERS: Mapping[str, str] = {

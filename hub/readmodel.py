@@ -95,7 +95,9 @@ def events(data_dir: Path, query: Query) -> EventPage[msgspec.Raw]:
     """The page of events the query asks for (``index.NotReady`` while the index is being
     upgraded)."""
     with index.reading(data_dir) as reader:
-        hits = reader.search(query.filters, before=query.before, limit=query.limit + 1)
+        hits = reader.search(
+            query.filters, before=query.before, after=query.after, limit=query.limit + 1
+        )
     more, hits = len(hits) > query.limit, hits[: query.limit]
     found = store.by_seq(data_dir / store.JOURNAL_FILE, [h.seq for h in hits])
     items = [

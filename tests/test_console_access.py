@@ -25,7 +25,7 @@ from tests.support import (
     make_settings,
 )
 
-PAGES = ["/console/setup", "/console/quarantine"]
+PAGES = ["/console/overview", "/console/events", "/console/setup", "/console/quarantine"]
 
 
 async def client_of(aiohttp_client, data_dir: Path) -> TestClient:
@@ -130,7 +130,7 @@ async def test_the_jupyter_address_logs_in_and_drops_the_token(aiohttp_client, t
     assert answer.status == 200 and "token" not in str(answer.url)
     typed = await aiohttp_client(create_app(make_settings(tmp_path / "typed")))
     answer = await typed.get("/console?token=" + CONSOLE_TOKEN)  # no slash, as one types it
-    assert answer.url.path == "/console/setup" and "token" not in str(answer.url)
+    assert answer.url.path == "/console/overview" and "token" not in str(answer.url)
     # a wrong one: the login form, saying so, and no session
     stranger = await aiohttp_client(create_app(make_settings(tmp_path / "other")))
     answer = await stranger.get("/console/?token=wrong", allow_redirects=False)

@@ -32,7 +32,7 @@ def test_hub_serve_prints_the_console_s_address_and_console_url_again(tmp_path: 
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         with opener.open(expected, timeout=10) as answer:
             assert answer.status == 200
-            assert answer.url == f"http://127.0.0.1:{hub.port}/console/setup"
+            assert answer.url == f"http://127.0.0.1:{hub.port}/console/overview"
         assert [c.name for c in jar] == [operator.COOKIE]
     finally:
         assert hub.terminate() == 0, hub.log_tail()

@@ -170,3 +170,24 @@ def test_the_lookups_use_their_indexes(indexed, analyzed) -> None:
             plans.clear()
             reader.search(lookup)
             assert "USING INDEX" in plans[-1], plans
+        plans.clear()
+        reader.per_minute(at(100), at(160))
+        assert "SCAN indexed" not in plans[-1] and "PRIMARY KEY (rowid>?)" in plans[-1], plans
+
+
+def test_counts_per_minute_miss_none_received_out_of_order(indexed) -> None:
+    """The overview's counts: every event received in the range, in its minute, whatever the
+    order it was journaled in (``seq`` and reception orders differ)."""
+    data_dir, events = indexed
+    for since, until in [(0, 60), (95, 155), (200, 400), (-10, 5000)]:
+        expected: dict[int, int] = {}
+        for e in events.values():
+            received = e.data.received_at.timestamp()
+            if at(since) <= received < at(until):
+                minute = int(received // 60) * 60
+                expected[minute] = expected.get(minute, 0) + 1
+        with index.reading(data_dir) as reader:
+            found = reader.per_minute(at(since), at(until))
+        assert {m: n for m, p, s, n in found} == expected, (since, until)
+        assert {(p, s) for _, p, s, _ in found} <= {("isendpro", "delivered")}
+        assert [m for m, *_ in found] == sorted(m for m, *_ in found)

@@ -109,22 +109,69 @@ class _Files:
     backlog: backlog.Backlog
 
 
-def register(api: Api, settings: Settings) -> None:
+def _read(settings: Settings, forwarding: bool) -> _Files:
     journal_path = settings.data_dir / store.JOURNAL_FILE
-    configured = backlog.forwarding(settings)
-    api.contexts.append(rates.sampling)
+    exists = journal_path.exists()
+    return _Files(
+        after=store.after(journal_path, 0),
+        last_seq=store.last_seq(journal_path) if exists else 0,
+        size=store.size_on_disk(journal_path),
+        indexed=index.read(settings.data_dir).cursor,
+        progress=progress.read(settings.data_dir),
+        waiting=store.quarantine_waiting(journal_path) if exists else 0,
+        backlog=backlog.of(settings.data_dir, journal_path, forwarding=forwarding),
+    )
 
-    def read(forwarding: bool) -> _Files:
-        exists = journal_path.exists()
-        return _Files(
-            after=store.after(journal_path, 0),
-            last_seq=store.last_seq(journal_path) if exists else 0,
-            size=store.size_on_disk(journal_path),
-            indexed=index.read(settings.data_dir).cursor,
-            progress=progress.read(settings.data_dir),
-            waiting=store.quarantine_waiting(journal_path) if exists else 0,
-            backlog=backlog.of(settings.data_dir, journal_path, forwarding=forwarding),
-        )
+
+async def current(app: web.Application, settings: Settings) -> Status:
+    """The hub's status now (what ``GET /api/v1/status`` sends, and the console's overview
+    shows), its files read in a thread."""
+    journal = app[JOURNAL]
+    forwarder = app.get(FORWARDER)
+    # a broker configured, or the sink a test gave the inline worker
+    forwarding = backlog.forwarding(settings) or (
+        forwarder is not None and forwarder.sink is not None
+    )
+    files = await asyncio.to_thread(_read, settings, forwarding)
+    now = time.time()
+    connected = files.progress.broker_connected if files.progress is not None else None
+    if forwarder is not None and forwarder.sink is not None:
+        connected = forwarder.sink.ready  # the sink's own word, in this process
+    sampled = app[rates.RATES]
+    return Status(
+        indexed_up_to=files.indexed,
+        forwarding=forwarding,
+        backlog_events=files.backlog.events,
+        oldest_unforwarded_age_seconds=files.backlog.age(now),
+        journal=JournalStatus(
+            ready=journal.ready,
+            trouble=journal.trouble,
+            size_bytes=files.size,
+            last_seq=files.last_seq,
+            events_held=files.after.events,
+            oldest_event_age_seconds=(
+                max(now - files.after.first_received_at, 0.0)
+                if files.after.first_received_at is not None
+                else None
+            ),
+        ),
+        worker=WorkerStatus(
+            runs="inline" if forwarder is not None else "process",
+            indexed_up_to=files.indexed,
+            lag_events=max(files.last_seq - files.indexed, 0),
+        ),
+        broker=BrokerStatus(
+            configured=forwarding,
+            connected=connected if forwarding else None,
+            forwarded_up_to=files.progress.cursor if files.progress is not None else 0,
+        ),
+        quarantine=QuarantineStatus(waiting=files.waiting),
+        rates={name: _rate(sampled.over(s)) for name, s in RATE_WINDOWS.items()},
+    )
+
+
+def register(api: Api, settings: Settings) -> None:
+    api.contexts.append(rates.sampling)
 
     @api.operation(
         "GET",
@@ -133,48 +180,7 @@ def register(api: Api, settings: Settings) -> None:
         responses={200: ("The status", Status)},
     )
     async def get_status(request: web.Request) -> web.Response:
-        journal = request.app[JOURNAL]
-        forwarder = request.app.get(FORWARDER)
-        # a broker configured, or the sink a test gave the inline worker
-        forwarding = configured or (forwarder is not None and forwarder.sink is not None)
-        files = await asyncio.to_thread(read, forwarding)
-        now = time.time()
-        connected = files.progress.broker_connected if files.progress is not None else None
-        if forwarder is not None and forwarder.sink is not None:
-            connected = forwarder.sink.ready  # the sink's own word, in this process
-        sampled = request.app[rates.RATES]
-        return json_response(
-            Status(
-                indexed_up_to=files.indexed,
-                forwarding=forwarding,
-                backlog_events=files.backlog.events,
-                oldest_unforwarded_age_seconds=files.backlog.age(now),
-                journal=JournalStatus(
-                    ready=journal.ready,
-                    trouble=journal.trouble,
-                    size_bytes=files.size,
-                    last_seq=files.last_seq,
-                    events_held=files.after.events,
-                    oldest_event_age_seconds=(
-                        max(now - files.after.first_received_at, 0.0)
-                        if files.after.first_received_at is not None
-                        else None
-                    ),
-                ),
-                worker=WorkerStatus(
-                    runs="inline" if forwarder is not None else "process",
-                    indexed_up_to=files.indexed,
-                    lag_events=max(files.last_seq - files.indexed, 0),
-                ),
-                broker=BrokerStatus(
-                    configured=forwarding,
-                    connected=connected if forwarding else None,
-                    forwarded_up_to=files.progress.cursor if files.progress is not None else 0,
-                ),
-                quarantine=QuarantineStatus(waiting=files.waiting),
-                rates={name: _rate(sampled.over(s)) for name, s in RATE_WINDOWS.items()},
-            )
-        )
+        return json_response(await current(request.app, settings))
 
 
 def _rate(rate: rates.Rate) -> RateStatus:

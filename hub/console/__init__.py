@@ -5,8 +5,12 @@ CSRF checks and the security headers are there.
 
 - ``render``: the layout, its navigation, the templates;
 - ``login``: the login form, the logout;
+- ``overview_page``: events per minute, backlog, quarantine, broker;
+- ``events_page``: the events a filter finds, the live view, the CSV export;
+- ``message_page``: one message's timeline, replies and documents;
+- ``rows``: events read into what the pages show;
 - ``setup_page``: the callback URLs, test callbacks;
-- ``quarantine_page``: the refused requests, their replay.
+- ``quarantine_page``: the refused requests, their replay (a background job for all).
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from pathlib import Path
 from aiohttp import web
 
 from hub import operator
-from hub.console import login, quarantine_page, setup_page
+from hub.console import (
+    events_page,
+    login,
+    message_page,
+    overview_page,
+    quarantine_page,
+    setup_page,
+)
 from hub.console.render import pages
 from hub.settings import Settings
 
@@ -44,6 +55,9 @@ def setup(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/console", without_slash)
     app.router.add_get("/console/", home, name="home")
     login.register(app)
+    overview_page.register(app, settings)
+    events_page.register(app, settings)
+    message_page.register(app)
     quarantine_page.register(app, settings)
     setup_page.register(app)
     app.router.add_static(operator.STATIC, STATIC, name="static", append_version=True)

@@ -1,6 +1,8 @@
 """The console's quarantine pages: the requests the parsers refused (the list; one request as
 received, with its reason), and replaying one, or all those waiting, through today's parsers
-(``hub.quarantine``, as ``hub quarantine replay`` does)."""
+(``hub.quarantine``, as ``hub quarantine replay`` does). All those waiting are replayed by a
+background job of the hub (``hub.jobs``, as ``POST /api/v1/quarantine/replay`` starts one): the
+list shows its progress, which the page's script reads from ``/api/v1/jobs/{id}``."""
 
 from __future__ import annotations
 
@@ -13,7 +15,10 @@ from aiohttp import web
 
 from core.errors import SinkUnavailable
 from hub import operator
+from hub.api.quarantine import QuarantineFilter, notify
 from hub.console.render import render
+from hub.handlers import JOURNAL
+from hub.jobs import JOBS, Busy, Job
 from hub.quarantine import Outcome, replay
 from hub.settings import Settings
 from sinks import journal as store
@@ -48,7 +53,15 @@ async def listing(request: web.Request) -> web.Response:
         waiting=sum(1 for i in found if i.replayed_at is None),
         everything=everything,
         done=_done(request),
+        job=_job(request),
     )
+
+
+def _job(request: web.Request) -> Job | None:
+    """The replay job the address names (``?job=``), if the hub still knows it."""
+    job_id = request.query.get("job", "")
+    jobs = request.app.get(JOBS)
+    return jobs.get(job_id) if job_id and jobs is not None else None
 
 
 async def entry(request: web.Request) -> web.Response:
@@ -84,8 +97,19 @@ async def replay_one(request: web.Request) -> web.Response:
 
 
 async def replay_waiting(request: web.Request) -> web.Response:
-    outcomes = await _replay(request, None)
-    return operator.redirect(f"/console/quarantine?{_summary(outcomes)}")
+    """Starts the job replaying every request waiting (or finds the one running): the list,
+    showing its progress."""
+    selection = QuarantineFilter().selection()  # every request waiting
+    path = request.app[SETTINGS].data_dir / store.JOURNAL_FILE
+    matched = await asyncio.to_thread(
+        lambda: store.quarantine_counted(path, selection) if path.exists() else (0, 0)
+    )
+    app = request.app
+    try:
+        job = app[JOBS].start(app[JOURNAL], selection, matched, lambda: notify(app))
+    except Busy as exc:
+        job = exc.job
+    return operator.redirect(f"/console/quarantine?{urlencode({'job': job.id})}")
 
 
 async def _replay(request: web.Request, numbers: list[int] | None) -> list[Outcome]:

@@ -61,3 +61,8 @@ def render(
         **context,
     )
     return web.Response(text=html, status=status, content_type="text/html")
+
+
+def fragment(template: str, **context: Any) -> str:
+    """A part of a page (rows a page's script adds to it), escaped as a page is."""
+    return _TEMPLATES.get_template(template).render(**context)

@@ -120,11 +120,19 @@ class Reader:
     def __init__(self, conn: sqlite3.Connection | None) -> None:
         self._conn = conn
 
-    def search(self, filters: Filters, *, before: int | None = None, limit: int = 50) -> list[Hit]:
-        """Events matching ``filters``, newest first (by ``seq``), ``seq`` below ``before``."""
+    def search(
+        self,
+        filters: Filters,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> list[Hit]:
+        """Events matching ``filters``, newest first (by ``seq``), ``seq`` below ``before`` and
+        above ``after`` (the console's live view: what came since)."""
         if self._conn is None:
             return []
-        clauses, params = self._where(filters, before)
+        clauses, params = self._where(filters, before, after)
         where = " AND ".join(clauses)
         if not filters.parties:
             sql = f"SELECT seq, received_at FROM indexed WHERE {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
@@ -149,7 +157,9 @@ class Reader:
         sql = " UNION ".join(arms) + " ORDER BY seq DESC LIMIT ?"
         return [Hit(int(seq), float(at)) for seq, at in self._conn.execute(sql, (*values, limit))]
 
-    def _where(self, filters: Filters, before: int | None) -> tuple[list[str], list[Any]]:
+    def _where(
+        self, filters: Filters, before: int | None, after: int | None = None
+    ) -> tuple[list[str], list[Any]]:
         """The clauses (and their values) of what every event found must be."""
         clauses = ["duplicate = 0"]
         params: list[Any] = []
@@ -167,6 +177,7 @@ class Reader:
             ("received_at >= ?", filters.received_since),
             ("received_at < ?", filters.received_until),
             ("seq < ?", before),
+            ("seq > ?", after),
         )
         for clause, value in pairs:
             if value is not None:
@@ -212,6 +223,24 @@ class Reader:
             else:
                 low = int(row[0]) + 1
         return low
+
+    def per_minute(self, since: float, until: float) -> list[tuple[int, str, str, int]]:
+        """Events received in [``since``, ``until``) counted by minute (its start, epoch
+        seconds), provider and state: ``(minute, provider, state, count)``, oldest first.
+
+        Reception time has no index of its own: the range is made a ``seq`` range first (by
+        bisection, :data:`RECEPTION_SLACK` wider), then the rows in it are read on the primary
+        key and filtered exactly: the cost is the range's events, not the file's."""
+        if self._conn is None:
+            return []
+        first = self._first_received(since - RECEPTION_SLACK)
+        rows = self._conn.execute(
+            "SELECT CAST(received_at / 60 AS INTEGER) * 60 AS minute, provider, state, COUNT(*)"
+            " FROM indexed WHERE seq >= ? AND received_at >= ? AND received_at < ?"
+            " AND duplicate = 0 GROUP BY minute, provider, state ORDER BY minute",
+            (first, since, until),
+        )
+        return [(int(m), str(p), str(s), int(n)) for m, p, s, n in rows]
 
     def message(self, provider: str, message_id: str) -> Message | None:
         """The message's timeline, its replies and what it answers (None: none of them)."""
