@@ -10,6 +10,7 @@ skips them.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import urllib.parse
 import urllib.request
@@ -37,7 +38,9 @@ from tests.support import (
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "console.png"
-"""The README's picture of the console: a message's page, as the browser test sees it."""
+"""The README's picture of the console: a message's page, as the browser test sees it. Written
+there when ``HUB_UPDATE_SCREENSHOT=1`` (so that a test run leaves the tree as it was), in the
+test's own directory otherwise."""
 TIMEOUT_MS = 20_000
 """How long an expectation waits for the page, in milliseconds (Playwright's default, 5 s, is
 short for a loaded 2-core machine); actions wait 30 s by default."""
@@ -186,7 +189,7 @@ async def indexed(hub: HubProcess, phone: str, count: int) -> None:
 
 
 async def test_find_a_message_by_a_national_number_its_timeline_and_a_live_event(
-    new_context, hub: HubProcess
+    new_context, hub: HubProcess, tmp_path: Path
 ) -> None:
     context = await new_context(viewport={"width": 1200, "height": 860})
     page = await context.new_page()
@@ -223,7 +226,11 @@ async def test_find_a_message_by_a_national_number_its_timeline_and_a_live_event
     await expect(step.locator("pre").nth(0)).to_contain_text('"tracker": "compte12_5874"')
     await expect(step.locator("pre").nth(2)).to_contain_text('"specversion": "1.0"')
     await page.evaluate("document.activeElement.blur()")  # no focus ring in the picture
-    await page.screenshot(path=SCREENSHOT, full_page=True)
+    shot = (
+        SCREENSHOT if os.environ.get("HUB_UPDATE_SCREENSHOT") == "1" else tmp_path / "console.png"
+    )
+    await page.screenshot(path=shot, full_page=True)
+    assert shot.stat().st_size > 10_000  # a page, not an empty picture
 
 
 async def test_replay_all_waiting_follows_the_job(page: Page, tmp_path: Path) -> None:
