@@ -1,8 +1,8 @@
 """The console in a real headless Chromium (Debian's, driven by Playwright: see
 ``tests.harness.browser``) against a real ``hub serve`` on loopback: logging in (and being
 refused), the address ``hub serve`` prints, copying a callback URL, a test callback, replaying a
-quarantined request (one, and all as a job), finding a message by a national phone number,
-its timeline, a new event appearing live (the screenshot ``docs/console.png`` is taken there),
+quarantined request (one, and all that a filter matches as a job), finding a message by a
+national phone number, its timeline, a new event appearing live (the screenshot ``docs/console.png`` is taken there),
 the pages on a phone's width. In CI a browser that cannot start fails these tests; it never
 skips them.
 """
@@ -233,20 +233,27 @@ async def test_find_a_message_by_a_national_number_its_timeline_and_a_live_event
     assert shot.stat().st_size > 10_000  # a page, not an empty picture
 
 
-async def test_replay_all_waiting_follows_the_job(page: Page, tmp_path: Path) -> None:
+async def test_replay_all_that_match_follows_the_job(page: Page, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     await keep_refused(data_dir, query=SEED_DLR)
     await keep_refused(data_dir, query=dlr_query(8001).encode())
+    await keep_refused(data_dir, query=dlr_query(8002).encode(), reason="bad_timestamp")
     process = HubProcess(data_dir, {"HUB_CONSOLE_TOKEN": CONSOLE_TOKEN})
     await asyncio.to_thread(process.start)
     try:
         await log_in(page, process)
         await expect(page).to_have_url(f"{process.url}/console/setup")
         await page.goto(f"{process.url}/console/quarantine")
-        await expect(page.get_by_text("2 waiting")).to_be_visible()
+        await expect(page.locator("#matched")).to_have_text("3 waiting requests match.")
+        await page.get_by_label("Reason (a part)").fill("parser")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page).to_have_url(re.compile(r"/console/quarantine\?.*\breason=parser\b"))
+        await expect(page.locator("#matched")).to_have_text("2 waiting requests match.")
         page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-        await page.get_by_role("button", name="Replay all waiting").click()
-        await expect(page).to_have_url(re.compile(r"/console/quarantine\?job=[0-9a-f]+$"))
+        await page.get_by_role("button", name="Replay all 2 that match").click()
+        await expect(page).to_have_url(  # the filter kept in the address
+            re.compile(r"/console/quarantine\?.*\breason=parser&job=[0-9a-f]+$")
+        )
         await expect(page.locator(".job-text")).to_have_text(
             "Done: 2 of 2 requests replayed, 2 events journaled, 0 still refused."
         )

@@ -2,8 +2,8 @@
 an operator by the bearer token): the filters in the address (a phone number as typed), the
 pages of events and their links to each message, the live view's rows, the CSV export (the
 filter applied, the bound, cells a spreadsheet would read as formulas made text), one message's
-timeline, replies and documents, the overview's plot and status, and replaying all of the
-quarantine as a background job."""
+timeline, replies and documents, the overview's plot and status, and the quarantine's list
+filtered and replaying all that a filter matches as a background job."""
 
 from __future__ import annotations
 
@@ -301,6 +301,68 @@ async def test_replay_all_runs_as_a_job_the_page_follows(aiohttp_client, tmp_pat
     assert "Done: 2 of 2 requests replayed, 2 events journaled, 0 still refused." in text
     [item] = store.quarantined(data_dir / store.JOURNAL_FILE, seq=first)
     assert item.replayed_at is not None
+
+
+def listed(text: str) -> list[int]:
+    """The quarantine's numbers a list shows."""
+    return [int(n) for n in re.findall(r'<td><a href="/console/quarantine/(\d+)">', text)]
+
+
+async def test_the_quarantine_filter_narrows_the_list_and_the_replay(
+    aiohttp_client, tmp_path
+) -> None:
+    data_dir = tmp_path / "data"
+    stamp = await keep_refused(data_dir, query=SEED_DLR, reason="bad_timestamp")
+    first = await keep_refused(data_dir, query=dlr_query(8001).encode())
+    second = await keep_refused(data_dir, query=dlr_query(8002).encode())
+    client = await aiohttp_client(hub(data_dir))
+    text = await page(client, "/console/quarantine")
+    assert listed(text) == [second, first, stamp] and "3 waiting requests match." in text
+    text = await page(client, "/console/quarantine", reason="TIMESTAMP")
+    assert listed(text) == [stamp] and "1 waiting request matches." in text
+    assert 'name="reason" value="TIMESTAMP"' in text  # the form shows the filter of the address
+    assert 'data-confirm="Replay all 1 requests that match the filter?"' in text
+    text = await page(client, "/console/quarantine", provider="dmc")
+    assert listed(text) == [] and "0 waiting requests match." in text and "Replay all" not in text
+    text = await page(client, "/console/quarantine", since="2024-05-01T10:00:01Z")
+    assert listed(text) == []
+    text = await page(client, "/console/quarantine", until="2024-05-01T10:00:01Z", state="all")
+    assert listed(text) == [second, first, stamp]
+    text = await page(client, "/console/quarantine", 400, since="yesterday")
+    assert 'class="error"' in text and listed(text) == []
+
+    # replay all that match: the job replays the matching ones only, the filter kept
+    answer = await client.post(
+        "/console/quarantine/replay",
+        data={"reason": "parser", "callback": "delivery", "since": ""},
+        headers=OPERATOR,
+        allow_redirects=False,
+    )
+    assert answer.status == 303
+    location = answer.headers["Location"]
+    job = re.fullmatch(
+        r"/console/quarantine\?callback=delivery&reason=parser&job=([0-9a-f]+)", location
+    )
+    assert job, location
+
+    async def done() -> bool:
+        answer = await client.get(f"/api/v1/jobs/{job.group(1)}", headers=OPERATOR)
+        return (await answer.json())["state"] == "done"
+
+    await eventually(done)
+    text = await page(client, location)
+    assert "Done: 2 of 2 requests replayed, 2 events journaled, 0 still refused." in text
+    assert 'href="/console/quarantine?callback=delivery&amp;reason=parser">Reload the list' in text
+    assert listed(text) == []  # those waiting that match: none left
+    path = data_dir / store.JOURNAL_FILE
+    replayed = {q.seq for q in store.quarantined(path, include_replayed=True) if q.replayed_at}
+    assert replayed == {first, second}
+    text = await page(client, "/console/quarantine", state="replayed")
+    assert listed(text) == [second, first] and "2 replayed requests match." in text
+    text = await page(client, "/console/quarantine", all="1")  # the page's address before filters
+    assert listed(text) == [second, first, stamp] and "(1 waiting)" in text
+    bad = await client.post("/console/quarantine/replay", data={"state": "some"}, headers=OPERATOR)
+    assert bad.status == 400
 
 
 async def test_the_pages_and_the_export_are_for_an_operator_only(aiohttp_client, data_dir) -> None:

@@ -20,7 +20,7 @@ import base64
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 import orjson
@@ -186,9 +186,8 @@ def register(api: Api, settings: Settings) -> None:
     )
     async def list_quarantine(request: web.Request) -> web.Response:
         try:
-            query = msgspec.convert(_fields(request.query), ListQuery, strict=False)
-            selection = query.selection()
-        except (msgspec.ValidationError, OverflowError, ValueError) as exc:
+            query, selection = read_filter(request.query, ListQuery)
+        except BadFilter as exc:
             return problem(400, "bad_parameter", str(exc))
 
         def read() -> list[QuarantineSummary]:
@@ -267,10 +266,23 @@ def register(api: Api, settings: Settings) -> None:
         return web.Response(status=204) if dropped else _unknown(number)
 
 
-def _fields(query: Mapping[str, str]) -> dict[str, Any]:
-    """The query's parameters a listing reads (others are ignored, and so are empty ones: a
-    form's fields left blank)."""
-    return {k: v for k, v in query.items() if k in ListQuery.__struct_fields__ and v}
+class BadFilter(ValueError):
+    """A filter's parameter is not one the listing reads (the message says which, and why)."""
+
+
+F = TypeVar("F", bound=QuarantineFilter)
+
+
+def read_filter(query: Mapping[str, str], into: type[F]) -> tuple[F, QuarantineSelection]:
+    """The filter an address's query gives (``GET /quarantine``'s, the console's page) and the
+    journal's selection of it. Parameters the filter has not are ignored, and so are empty
+    ones (a form's fields left blank). Raises :class:`BadFilter`."""
+    fields: dict[str, Any] = {k: v for k, v in query.items() if k in into.__struct_fields__ and v}
+    try:
+        wanted = msgspec.convert(fields, into, strict=False)
+        return wanted, wanted.selection()
+    except (msgspec.ValidationError, OverflowError, ValueError) as exc:
+        raise BadFilter(str(exc)) from exc
 
 
 def _epoch(moment: datetime | None) -> float | None:

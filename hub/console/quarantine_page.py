@@ -1,60 +1,107 @@
-"""The console's quarantine pages: the requests the parsers refused (the list; one request as
-received, with its reason), and replaying one, or all those waiting, through today's parsers
-(``hub.quarantine``, as ``hub quarantine replay`` does). All those waiting are replayed by a
+"""The console's quarantine pages: the requests the parsers refused (the list, filtered as
+``GET /api/v1/quarantine`` filters, the filter in the address; one request as received, with its
+reason), and replaying one, or all those the filter matches, through today's parsers
+(``hub.quarantine``, as ``hub quarantine replay`` does). All those matching are replayed by a
 background job of the hub (``hub.jobs``, as ``POST /api/v1/quarantine/replay`` starts one): the
 list shows its progress, which the page's script reads from ``/api/v1/jobs/{id}``."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import replace
 from functools import partial
+from pathlib import Path
+from typing import get_args
 from urllib.parse import urlencode
 
 import orjson
 from aiohttp import web
 
 from core.errors import SinkUnavailable
+from core.models import Provider
 from hub import operator
-from hub.api.quarantine import QuarantineFilter, notify
+from hub.api.quarantine import BadFilter, QuarantineFilter, State, notify, read_filter
 from hub.console.render import render
 from hub.handlers import JOURNAL
 from hub.jobs import JOBS, Busy, Job
 from hub.quarantine import Outcome, replay
 from hub.settings import Settings
 from sinks import journal as store
-from sinks.journal import Quarantined
+from sinks.journal import Quarantined, QuarantineSelection, QuarantineSummary
 
 SHOWN = 500
-"""Requests the list shows at most (the oldest first); the count says how many more wait."""
+"""Requests the list shows at most (the newest first); the count says how many more match."""
+FILTER = QuarantineFilter.__struct_fields__
+"""The filter's fields: provider, callback, state, a part of the reason, since, until."""
 SETTINGS = web.AppKey("console_settings", Settings)
 
 
-async def _read(
-    request: web.Request, *, seq: int | None = None, include_replayed: bool = False
-) -> list[Quarantined]:
-    """Quarantined requests, read in a thread (a disk that stalls must not stall the loop)."""
-    path = request.app[SETTINGS].data_dir / store.JOURNAL_FILE
+async def _read(request: web.Request, seq: int) -> list[Quarantined]:
+    """One quarantined request, read in a thread (a disk that stalls must not stall the loop)."""
+    path = _path(request)
     if not path.exists():
         return []
-    read = partial(store.quarantined, path, seq=seq, include_replayed=include_replayed)
-    return await asyncio.to_thread(read)
+    return await asyncio.to_thread(partial(store.quarantined, path, seq=seq))
 
 
 async def listing(request: web.Request) -> web.Response:
-    everything = request.query.get("all") == "1"
-    found = await _read(request, include_replayed=everything)
+    filters = _given(request.query)
+    error, status = "", 200
+    found: list[QuarantineSummary] = []
+    matched = waiting = 0
+    try:
+        _, selection = read_filter(filters, QuarantineFilter)
+        found, matched, waiting = await asyncio.to_thread(_matching, _path(request), selection)
+    except BadFilter as exc:
+        error, status = str(exc), 400
     return render(
         request,
         "quarantine.html",
         active="quarantine",
         title="Quarantine",
+        status=status,
+        error=error,
+        filters=filters,
+        here=urlencode(filters),
+        providers=[p.value for p in Provider],
+        states=list(get_args(State)),
+        state=filters.get("state", "waiting"),
         items=found[:SHOWN],
-        more=max(0, len(found) - SHOWN),
-        waiting=sum(1 for i in found if i.replayed_at is None),
-        everything=everything,
+        more=max(0, matched - SHOWN),
+        matched=matched,
+        waiting=waiting,
         done=_done(request),
         job=_job(request),
     )
+
+
+def _given(query: Mapping[str, str]) -> dict[str, str]:
+    """The filter's fields set in the address (or a form), in the order of the form; ``all=1``
+    (the page's address before it had filters) is ``state=all``."""
+    given = {n: query[n].strip() for n in FILTER if query.get(n, "").strip()}
+    if query.get("all") == "1" and "state" not in given:
+        given["state"] = "all"
+    return given
+
+
+def _path(request: web.Request) -> Path:
+    return request.app[SETTINGS].data_dir / store.JOURNAL_FILE
+
+
+def _matching(
+    path: Path, selection: QuarantineSelection
+) -> tuple[list[QuarantineSummary], int, int]:
+    """The newest requests the selection matches (at most one more than shown), how many it
+    matches, and how many of those wait."""
+    if not path.exists():
+        return [], 0, 0
+    found = store.quarantine_summaries(path, selection, limit=SHOWN)
+    matched, _ = store.quarantine_counted(path, selection)
+    if selection.replayed is False:
+        return found, matched, matched
+    waiting, _ = store.quarantine_counted(path, replace(selection, replayed=False))
+    return found, matched, waiting
 
 
 def _job(request: web.Request) -> Job | None:
@@ -66,7 +113,7 @@ def _job(request: web.Request) -> Job | None:
 
 async def entry(request: web.Request) -> web.Response:
     number = _number(request)
-    found = await _read(request, seq=number)
+    found = await _read(request, number)
     if not found:
         raise web.HTTPNotFound(text=f"no quarantined request #{number}\n")
     item = found[0]
@@ -96,11 +143,16 @@ async def replay_one(request: web.Request) -> web.Response:
     return operator.redirect(f"/console/quarantine/{number}?{_summary(outcomes)}")
 
 
-async def replay_waiting(request: web.Request) -> web.Response:
-    """Starts the job replaying every request waiting (or finds the one running): the list,
-    showing its progress."""
-    selection = QuarantineFilter().selection()  # every request waiting
-    path = request.app[SETTINGS].data_dir / store.JOURNAL_FILE
+async def replay_matching(request: web.Request) -> web.Response:
+    """Starts the job replaying every request the form's filter matches (or finds the one
+    running): the list, the filter kept, showing its progress."""
+    form = await request.post()
+    filters = _given({k: v for k, v in form.items() if isinstance(v, str)})
+    try:
+        _, selection = read_filter(filters, QuarantineFilter)
+    except BadFilter as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from exc
+    path = _path(request)
     matched = await asyncio.to_thread(
         lambda: store.quarantine_counted(path, selection) if path.exists() else (0, 0)
     )
@@ -109,7 +161,7 @@ async def replay_waiting(request: web.Request) -> web.Response:
         job = app[JOBS].start(app[JOURNAL], selection, matched, lambda: notify(app))
     except Busy as exc:
         job = exc.job
-    return operator.redirect(f"/console/quarantine?{urlencode({'job': job.id})}")
+    return operator.redirect(f"/console/quarantine?{urlencode({**filters, 'job': job.id})}")
 
 
 async def _replay(request: web.Request, numbers: list[int] | None) -> list[Outcome]:
@@ -159,6 +211,6 @@ def _number(request: web.Request) -> int:
 def register(app: web.Application, settings: Settings) -> None:
     app[SETTINGS] = settings
     app.router.add_get("/console/quarantine", listing, name="quarantine")
-    app.router.add_post("/console/quarantine/replay", replay_waiting, name="quarantine-replay")
+    app.router.add_post("/console/quarantine/replay", replay_matching, name="quarantine-replay")
     app.router.add_get("/console/quarantine/{number}", entry, name="quarantine-entry")
     app.router.add_post("/console/quarantine/{number}/replay", replay_one)
