@@ -13,8 +13,10 @@ opened, the index's lookup, the journal's documents joined by ``seq``): a messag
 (``hub.readmodel.message``, random messages) and a phone-number search (the first page of
 ``hub.readmodel.events``, the number typed in its national form, one lookup in 20 the busy
 number); for information, other filters and the index's share of each lookup (the join's cost:
-why the index keeps no documents). Prints one JSON object: p50/p99/max per lookup, the index's
-write rate, the files' sizes.
+why the index keeps no documents). Then the console's pages on that data, the hub answering
+them (``bench.pages``: the events page unfiltered and by a national phone number, a message's
+page, the overview; ``--pages`` loads of each). Prints one JSON object: p50/p99/max per lookup
+and per page, the index's write rate, the files' sizes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from bench import pages
 from core.models import Channel, Code, Event, EventData, Failure, Kind, Provider, State
 from hub import lookup, readmodel
 from sinks import index
@@ -206,19 +209,26 @@ def timed(calls: list[Callable[[], Any]]) -> dict[str, float]:
     }
 
 
-def _ms(seconds: list[float], rank: float) -> float:
-    ordered = sorted(seconds)
-    return round(ordered[round(rank * (len(ordered) - 1))] * 1000, 3)
+_ms = pages.ms
 
 
-def lookups(data_dir: Path, count: int, messages: int, rng: random.Random) -> dict[str, Any]:
-    """Each kind of lookup ``count`` times: the API's whole path, and the index's part."""
+def picks(
+    count: int, messages: int, rng: random.Random
+) -> tuple[list[int], list[tuple[str, str]], list[str]]:
+    """``count`` random messages: their numbers, (provider, id), and their recipients as typed
+    (one in 20 the busy number)."""
     picked = [rng.randrange(messages) for _ in range(count)]
     ids = [(PROVIDERS[m % len(PROVIDERS)].value, f"m{m}") for m in picked]
     numbers = [
         national(BUSY if i % 20 == 0 else recipient(m, PROVIDERS[m % len(PROVIDERS)]))
         for i, m in enumerate(picked)
     ]
+    return picked, ids, numbers
+
+
+def lookups(data_dir: Path, count: int, messages: int, rng: random.Random) -> dict[str, Any]:
+    """Each kind of lookup ``count`` times: the API's whole path, and the index's part."""
+    picked, ids, numbers = picks(count, messages, rng)
     now = datetime.now(UTC)
     week_ago = (now - timedelta(days=7)).isoformat()
     hour_later = (now - timedelta(days=7) + timedelta(hours=1)).isoformat()
@@ -260,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, help="events indexed (1 000 000)")
     parser.add_argument("--quick", action="store_true", help="100 000 events, 100 lookups")
     parser.add_argument("--lookups", type=int, help="lookups of each kind (300)")
+    parser.add_argument("--pages", type=int, help="loads of each console page (100)")
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -277,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
             filled_file.write_bytes(orjson.dumps(filled))
         times = args.lookups or (100 if args.quick else 300)
         found = lookups(data_dir, times, filled["messages"], random.Random(7))  # noqa: S311
-    print(orjson.dumps({**filled, "lookups": found}).decode())
+        loads = args.pages or 100
+        _, ids, numbers = picks(loads, filled["messages"], random.Random(11))  # noqa: S311
+        shown = pages.timed_pages(data_dir, pages.paths(ids, numbers, loads))
+    print(orjson.dumps({**filled, "lookups": found, "pages": shown}).decode())
     return 0
 
 

@@ -1,16 +1,13 @@
 """Results: the targets checked (issue 16's: ingest, half rate, worker, memory, parse path;
-issue 17's: the read model's lookups), the printed table, the JSON file, the machine."""
+issue 17's: the read model's lookups, the console's pages), the printed table, the JSON file
+(the machine's description: ``bench.machine``)."""
 
 from __future__ import annotations
 
-import os
-import platform
 import re
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +175,13 @@ def targets(results: Results) -> list[Target]:
             200.0,
             at_most=True,
         ),
+        Target(
+            "console_pages",
+            "p99 (ms) of the slowest console page, whole HTML (events, phone, message, overview)",
+            _get(results, "lookup", "pages", "slowest_p99_ms"),
+            1000.0,
+            at_most=True,
+        ),
     ]
 
 
@@ -311,6 +315,14 @@ def table(results: Results) -> str:
                 f"  {name:26} {t['p50_ms']:7.2f} {t['p99_ms']:7.2f} {t['max_ms']:7.2f}"
                 f" {_fmt(cpu, '7.2f'):>7}{own}"
             )
+        shown = found.get("pages", {})
+        if shown:
+            lines.append("  console pages, ms p50 / p99 / max (the hub's whole answer)")
+        for name, t in shown.items():
+            if isinstance(t, dict):
+                lines.append(
+                    f"  {name:26} {t['p50_ms']:7.2f} {t['p99_ms']:7.2f} {t['max_ms']:7.2f}"
+                )
     for key, label in (("sustained", "sustained run"), ("outage", "broker outage")):
         m = _get(results, "memory", key)
         if m:
@@ -328,55 +340,7 @@ def table(results: Results) -> str:
     return "\n".join(lines)
 
 
-# -- the machine and the files ---------------------------------------------------------------
-
-
-def _first(path: str, pattern: str) -> str | None:
-    try:
-        match = re.search(pattern, Path(path).read_text(), re.M)
-    except OSError:
-        return None
-    return match.group(1).strip() if match else None
-
-
-def _command(argv: list[str]) -> str | None:
-    try:
-        done = subprocess.run(  # noqa: S603 - fixed read-only commands
-            argv, capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None
-
-
-def machine() -> dict[str, Any]:
-    """What the run ran on: CPU, cores, memory, kernel, Python and the versions that matter."""
-    packages = {}
-    for name in ("aiohttp", "uvloop", "aio-pika", "aiormq", "orjson", "pydantic"):
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            packages[name] = None
-    debian = {
-        name: _command(["dpkg-query", "-W", "-f", "${Version}", name])
-        for name in ("wrk", "rabbitmq-server", "erlang-base", "libsqlite3-0")
-    }
-    import sqlite3
-
-    return {
-        "cpu_model": _first("/proc/cpuinfo", r"^model name\s*:\s*(.+)$"),
-        "cores": os.cpu_count(),
-        "memory_kib": int(_first("/proc/meminfo", r"^MemTotal:\s*(\d+)") or 0),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "packages": packages,
-        "debian": debian,
-        "hub_commit": _command(["git", "rev-parse", "--short", "HEAD"]),
-        "hub_tree_dirty": bool(
-            _command(["git", "status", "--porcelain", "--", "hub", "sinks", "parsers"])
-        ),
-    }
+# -- the files --------------------------------------------------------------------------------
 
 
 def write(results: Results, directory: Path, now: Callable[[], datetime] | None = None) -> Path:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import forward, procs, report, wrk
+from bench import forward, machine, procs, report, wrk
 from bench.servers import (
     FORWARD,
     STYLES,
@@ -359,7 +359,7 @@ class Run:
 
     def execute(self) -> dict[str, Any]:
         cfg = self.config
-        self.results["machine"] = report.machine()
+        self.results["machine"] = machine.machine()
         self.results["setup"] = {
             "step_seconds": cfg.seconds,
             "rounds": cfg.rounds,

@@ -7,12 +7,14 @@ import asyncio
 import random
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import orjson
 import pytest
 from aiohttp import web
 
 from bench import lookup as lookup_bench
+from bench import pages as pages_bench
 from bench import report, wrk
 from bench.servers import GET, POST, paced
 from tests.harness.rabbitmq import broker_required
@@ -176,6 +178,11 @@ def results() -> dict:
                     "timeline": {"count": 300, "p50_ms": 0.5, "p99_ms": 2.0, "max_ms": 3.0},
                 },
             },
+            "pages": {
+                "events": {"count": 100, "p50_ms": 40.0, "p99_ms": 90.0, "max_ms": 95.0},
+                "overview": {"count": 100, "p50_ms": 300.0, "p99_ms": 1200.0, "max_ms": 1500.0},
+                "slowest_p99_ms": 1200.0,
+            },
         },
         "disk": {
             "before half rate": {
@@ -215,8 +222,10 @@ def test_targets_are_ratios_to_the_references_of_the_same_run():
         "parse_dmc": "MISS",
         "lookup_timeline": "PASS",
         "lookup_phone": "MISS",
+        "console_pages": "MISS",
     }
     assert found["lookup_phone"].value == 250.0
+    assert found["console_pages"].value == 1200.0 and found["console_pages"].limit == 1000.0
     assert found["parse_dmc"].value == pytest.approx(90 / 150)
 
 
@@ -258,6 +267,9 @@ def test_table_shows_figures_ratios_and_verdicts():
     timeline = next(line for line in text.splitlines() if line.strip().startswith("timeline"))
     expected = "timeline 1.50 12.50 20.00 3.00 (index 0.50 / 2.00)"
     assert timeline.split() == expected.split()
+    overview = next(line for line in text.splitlines() if line.strip().startswith("overview"))
+    assert overview.split() == ["overview", "300.00", "1200.00", "1500.00"]
+    assert "MISS  console_pages" in text
     phone = next(line for line in text.splitlines() if line.strip().startswith("phone"))
     assert phone.split() == ["phone", "30.00", "250.00", "300.00", "-"]
 
@@ -370,3 +382,18 @@ def test_the_lookup_step_indexes_and_looks_up(tmp_path):
     assert found["phone_page_items"] > 0
     assert lookup_bench.national("+33612345678") == "06 12 34 56 78"
     assert lookup_bench.national("+41791234567") == "0041791234567"
+
+
+def test_the_lookup_step_loads_the_console_s_pages(tmp_path):
+    """The pages the lookup step times are the hub's own, answered whole on its index (an events
+    page showing no event is an error of the step, not a fast page)."""
+    filled = lookup_bench.fill(tmp_path, 3000)
+    _, ids, numbers = lookup_bench.picks(4, filled["messages"], random.Random(2))  # noqa: S311
+    addresses = pages_bench.paths(ids, numbers, 4)
+    assert addresses["events_phone"][1] == f"/console/events?phone={quote_plus(numbers[1])}"
+    found = pages_bench.timed_pages(tmp_path, addresses)
+    assert set(found) == {"events", "events_phone", "message", "overview", "slowest_p99_ms"}
+    assert all(found[name]["count"] == 4 for name in addresses)
+    assert found["slowest_p99_ms"] == max(found[name]["p99_ms"] for name in addresses) > 0
+    with pytest.raises(RuntimeError, match="HTTP 404"):
+        pages_bench.timed_pages(tmp_path, {"message": ["/console/messages/dmc/nothing"]})
