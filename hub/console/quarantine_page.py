@@ -67,7 +67,7 @@ async def listing(request: web.Request) -> web.Response:
         providers=[p.value for p in Provider],
         states=list(get_args(State)),
         state=filters.get("state", "waiting"),
-        items=found[:SHOWN],
+        items=found,
         more=max(0, matched - SHOWN),
         matched=matched,
         waiting=waiting,
@@ -92,7 +92,7 @@ def _path(request: web.Request) -> Path:
 def _matching(
     path: Path, selection: QuarantineSelection
 ) -> tuple[list[QuarantineSummary], int, int]:
-    """The newest requests the selection matches (at most one more than shown), how many it
+    """The newest requests the selection matches (the :data:`SHOWN` newest), how many it
     matches, and how many of those wait."""
     if not path.exists():
         return [], 0, 0
