@@ -58,7 +58,9 @@ _ASCII_PIECES = [
     st.sampled_from(
         [b"%", b"+", b"&", b"=", b" ", b"\t", b"\x0b", b"\x1c", b"a", b"F", b"0", b"9", b"g"]
     ),
-    st.sampled_from([b"%20", b"%41", b"%e9", b"%C3%A9", b"%26", b"%3D", b"%a", b"%%", b"%0"]),
+    st.sampled_from([b"\r", b"\n", b"_", b"=3D", b"=\r\n", b"=\n", b"=="]),  # quoted-printable's
+    st.sampled_from([b"%20", b"%41", b"%e9", b"%C3%A9", b"%26", b"%3D", b"%a", b"%%", b"%0"])
+    | st.sampled_from([b"%3d", b"%0D%0A", b"%5F", b"%3d%3D", b"%ff", b"%Ff"]),
     st.binary(max_size=3).map(lambda b: bytes(c & 0x7F for c in b)),
 ]
 _OTHER_PIECES = [
