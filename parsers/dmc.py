@@ -47,8 +47,9 @@ from core.models import (
 from core.vocabulary import JsonValue
 from parsers.base import Callback, bad_request, ok, unavailable
 from parsers.dmc_details import details_of
-from parsers.dmc_dialects import Medium, json_report, xml_report
-from parsers.dmc_times import read_time
+from parsers.dmc_dialects import Medium, json_report
+from parsers.dmc_times import ReportTimes
+from parsers.dmc_xml import xml_report
 from parsers.phones import to_e164
 from parsers.tables import FAILURES, UNKNOWN, TableEntry, code_of, load_tables
 from parsers.text import optional, without_bom
@@ -73,7 +74,8 @@ _DETAIL_CODE = re.compile(r"(?P<name>[A-Z0-9_]+)\{(?P<detail>.*)\}", re.DOTALL)
 def parse(request: RawRequest) -> list[Event]:
     body = without_bom(request.body).lstrip()
     report = json_report(body) if body.startswith(b"{") else xml_report(request.body)
-    return [_event(report.username, medium, request) for medium in report.media]
+    times = ReportTimes()
+    return [_event(report.username, medium, request, times) for medium in report.media]
 
 
 # The acknowledgement contract: 200 once safe, 400 for input we cannot read, 503 to be retried.
@@ -83,7 +85,7 @@ ack, nack, retry = ok, bad_request, unavailable
 # -- events -----------------------------------------------------------------------------------
 
 
-def _event(username: str | None, medium: Medium, request: RawRequest) -> Event:
+def _event(username: str | None, medium: Medium, request: RawRequest, times: ReportTimes) -> Event:
     status = optional(medium.fields, "status") or _last_type(medium.history)
     if status is None:
         raise PayloadError(f"{medium.tag}: no status", reason="missing_field")
@@ -96,7 +98,7 @@ def _event(username: str | None, medium: Medium, request: RawRequest) -> Event:
     state = known.state
     kind = known.kind or Kind.DELIVERY
     inbound = kind is Kind.INBOUND
-    details = details_of(username, medium, current, inbound=inbound)
+    details = details_of(username, medium, current, times, inbound=inbound)
     error = _error(code, code_entry, state, details)
     address = _address(medium.tag, medium.fields.get("to"))
     call_id = optional(medium.fields, "call_id")
@@ -119,7 +121,7 @@ def _event(username: str | None, medium: Medium, request: RawRequest) -> Event:
         raw=medium.raw,
         received_at=request.received_at,
     )
-    return Event.of(data, _when(medium.fields, current))
+    return Event.of(data, _when(medium.fields, current, times))
 
 
 def _last_type(history: Sequence[Mapping[str, str]]) -> str | None:
@@ -201,6 +203,8 @@ def _address(tag: str, value: str | None) -> str | None:
     return (value or "").strip() or None  # an e-mail address or a push token, as given
 
 
-def _when(fields: Mapping[str, str], current: Mapping[str, str]) -> datetime | None:
+def _when(
+    fields: Mapping[str, str], current: Mapping[str, str], times: ReportTimes
+) -> datetime | None:
     value = optional(fields, "date") or optional(current, "date")
-    return None if value is None else read_time(value)
+    return None if value is None else times[value]

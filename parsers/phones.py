@@ -19,12 +19,16 @@ def to_e164(value: str | None, region: str = "FR") -> str | None:
     Accepts national (``0612345678``), ``00``-international (``0041791234567``), ``+``-international
     and bare international (``33612345678``) forms. ``region`` is the country of national numbers.
     """
-    if value is None or not value.strip():
+    given = "" if value is None else value.strip()
+    if not given:
         return None
-    given = value.strip()
-    digits = _PHONE_CHARS.sub("", given)
     # The forms most callbacks carry, French and Swiss (nine significant digits), read without
-    # phonenumbers' full parse: it gives the same answer (a test holds them together).
+    # phonenumbers' full parse: it gives the same answer (a test holds them together). First
+    # as given, with no separator to take out (the international forms are longer than the
+    # national one, so the order of the two tests below does not matter to them).
+    if international := _INTERNATIONAL.fullmatch(given):
+        return f"+{international.group(1)}{international.group(2)}"
+    digits = _PHONE_CHARS.sub("", given)
     if (national := _NATIONAL.fullmatch(digits)) and region in _COUNTRY_CODES:
         return f"+{_COUNTRY_CODES[region]}{national.group(1)}"
     if international := _INTERNATIONAL.fullmatch(digits):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import codecs
 import re
+from binascii import a2b_qp
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from urllib.parse import unquote_to_bytes
 
 from core.errors import PayloadError
 
@@ -41,7 +41,10 @@ def unquote_lenient(value: bytes) -> bytes:
         return value.replace(b"+", b" ") if b"+" in value else value
     if _INVALID_PERCENT.search(value):
         return value
-    return unquote_to_bytes(value.replace(b"+", b" "))
+    # ``unquote_to_bytes(value.replace(b"+", b" "))``, in C: with every ``%`` an escape, the
+    # escapes are quoted-printable's ``=XX`` written with ``%``, so binascii decodes them once
+    # each ``=`` is one such escape itself (``=3D``); unquote_to_bytes loops in Python.
+    return a2b_qp(value.replace(b"+", b" ").replace(b"=", b"=3D").replace(b"%", b"="))
 
 
 def decode_query(

@@ -1,12 +1,20 @@
-"""XML as providers send it, parsed with DTDs and entities refused (defusedxml)."""
+"""XML as providers send it, with DTDs and entities refused (defusedxml's rules): as a tree
+(:func:`parse_xml`), or through expat's callbacks in one pass (:func:`expat_parser`,
+:func:`feed`) for a parser that reads a document straight into its own values."""
 
 from __future__ import annotations
 
 import re
 from xml.etree.ElementTree import Element, ParseError
 from xml.etree.ElementTree import fromstring as xml_fromstring
+from xml.parsers.expat import ExpatError, ParserCreate, XMLParserType
 
-from defusedxml import DefusedXmlException
+from defusedxml import (
+    DefusedXmlException,
+    DTDForbidden,
+    EntitiesForbidden,
+    ExternalReferenceForbidden,
+)
 from defusedxml.ElementTree import fromstring
 
 from core.errors import PayloadError
@@ -25,12 +33,75 @@ def parse_xml(document: bytes | str) -> Element:
             return xml_fromstring(document)  # noqa: S314
         root: Element = fromstring(document, forbid_dtd=True)
     except DefusedXmlException as exc:
-        raise PayloadError(
-            f"refused XML construct: {type(exc).__name__}", reason="forbidden_xml"
-        ) from exc
+        raise _refused(exc) from exc
     except (ParseError, ValueError) as exc:
         raise PayloadError(f"invalid XML: {exc}", reason="invalid_xml") from exc
     return root
+
+
+def expat_parser() -> XMLParserType:
+    """An expat parser set up as :func:`parse_xml`'s: names as ElementTree gives them once
+    ``"{"`` is put before a namespaced one (``uri}local``: see :func:`universal`), and a DTD,
+    an entity declaration or an external entity refused the moment expat meets it, by the
+    handlers defusedxml sets (``forbid_dtd=True``). Text comes in one call per run
+    (``buffer_text``). Set the handlers of the reading, then :func:`feed` it the document."""
+    parser = ParserCreate(None, "}")
+    parser.buffer_text = True
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.EntityDeclHandler = _refuse_entity
+    parser.UnparsedEntityDeclHandler = _refuse_unparsed_entity
+    parser.ExternalEntityRefHandler = _refuse_external_entity
+    return parser
+
+
+def feed(parser: XMLParserType, document: bytes | str) -> None:
+    """The whole ``document`` through ``parser``; what :func:`parse_xml` refuses is refused
+    with the same reasons (``forbidden_xml``, ``invalid_xml``). An exception of the reading's
+    own handlers goes through as it is."""
+    try:
+        parser.Parse(document, True)
+    except DefusedXmlException as exc:
+        raise _refused(exc) from exc
+    except (ExpatError, ValueError) as exc:
+        raise PayloadError(f"invalid XML: {exc}", reason="invalid_xml") from exc
+
+
+def universal(name: str) -> str:
+    """An expat name as ElementTree writes it: ``{uri}local`` for a namespaced one (expat gives
+    ``uri}local``; a name itself cannot hold ``}``)."""
+    return "{" + name if "}" in name else name
+
+
+def _refused(exc: DefusedXmlException) -> PayloadError:
+    return PayloadError(f"refused XML construct: {type(exc).__name__}", reason="forbidden_xml")
+
+
+def _refuse_dtd(name: str, sysid: str | None, pubid: str | None, internal: bool) -> None:
+    raise DTDForbidden(name, sysid, pubid)
+
+
+def _refuse_entity(
+    name: str,
+    is_parameter: bool,
+    value: str | None,
+    base: str | None,
+    sysid: str | None,
+    pubid: str | None,
+    notation: str | None,
+) -> None:
+    raise EntitiesForbidden(name, value, base, sysid, pubid, notation)
+
+
+def _refuse_unparsed_entity(
+    name: str, base: str | None, sysid: str, pubid: str | None, notation: str
+) -> None:
+    raise EntitiesForbidden(name, None, base, sysid, pubid, notation)
+
+
+def _refuse_external_entity(
+    context: str, base: str | None, sysid: str | None, pubid: str | None
+) -> int:
+    raise ExternalReferenceForbidden(context, base, sysid, pubid)
 
 
 _PLAIN_XML_DECLARATION = re.compile(

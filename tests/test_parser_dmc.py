@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from core.errors import PayloadError, SinkUnavailable
 from core.models import Channel, Kind, Provider, RawRequest, State
-from parsers import dmc, dmc_dialects
+from parsers import dmc
 from parsers.tables import load_tables
 from tests.golden import PAYLOADS
 from tests.provider_docs import facts
@@ -368,23 +368,3 @@ def test_any_body_gives_events_or_a_payload_error(body: bytes) -> None:
     except PayloadError:
         return
     assert isinstance(events, list)
-
-
-@pytest.mark.parametrize(
-    "document",
-    [
-        "<call><status/><vxml_info a='1'/><transfer to='1'/></call>",
-        "<call><status><vxml_info a='2'><vxml_info a='3'/></vxml_info></status>"
-        "<vxml_info a='4'/></call>",
-        "<vxml_info a='0'><x><vxml_info a='1'/></x><transfer/></vxml_info>",
-        "<transfer><transfer to='inner'/></transfer>",
-        "<call><a><b><c><transfer to='deep'/></c></b></a><transfer to='late'/></call>",
-        "<call/>",
-    ],
-)
-def test_descendant_is_find_anywhere_below(document: str) -> None:
-    from xml.etree.ElementTree import fromstring
-
-    element = fromstring(document)  # noqa: S314 (our own documents)
-    for tag in ("vxml_info", "transfer", "status", "call"):
-        assert dmc_dialects.descendant(element, tag) is element.find(f".//{tag}")

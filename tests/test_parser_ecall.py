@@ -14,6 +14,7 @@ from core.errors import PayloadError, SinkUnavailable
 from core.models import Failure, Kind, Provider, RawRequest, State
 from parsers import ecall
 from parsers.tables import load_tables
+from parsers.text import decode_query
 from tests.provider_docs import facts
 
 FACTS = facts(Provider.ECALL)
@@ -302,3 +303,24 @@ def test_arbitrary_values_give_events_or_payload_error(
         ecall.parse(request(query + b"&Message=x"))
     except PayloadError:
         return
+
+
+_QUERY_PIECES = (
+    st.sampled_from([b"&", b"=", b"Message", b"message", b"MESSAGE", b"%4D", b"%6d", b"essage"])
+    | st.sampled_from([b" ", b"+", b"x", b"%E9", b"%", b"%C3%A9", b"\xe9", b"\t", b"%20", b"%26"])
+    | st.sampled_from([b"%3D", b"Me%73sage", b"\x1c"])
+    | st.binary(max_size=3)
+)
+
+
+@settings(max_examples=1000)
+@given(st.lists(_QUERY_PIECES, max_size=30).map(b"".join))
+def test_the_message_is_read_again_from_its_own_parts(source: bytes) -> None:
+    """Reading again only the parts ``message_parts`` keeps gives the Message fields that
+    reading the whole query again gives."""
+
+    def messages(query: bytes) -> dict[str, str]:
+        fields = decode_query(query, ("cp1252", "iso-8859-1"))
+        return {k: v for k, v in fields.items() if k.lower() == "message"}
+
+    assert messages(ecall.message_parts(source)) == messages(source)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from core.errors import PayloadError
 from core.models import Provider
+from parsers.dmc_times import iso
 from parsers.text import DEFAULT_CHARSETS, decode_query, decode_text, unquote_lenient
 from parsers.times import _FAST_FORMATS, local_time, to_utc
 from parsers.xml import _without_dtd, parse_xml
@@ -57,7 +58,9 @@ _ASCII_PIECES = [
     st.sampled_from(
         [b"%", b"+", b"&", b"=", b" ", b"\t", b"\x0b", b"\x1c", b"a", b"F", b"0", b"9", b"g"]
     ),
-    st.sampled_from([b"%20", b"%41", b"%e9", b"%C3%A9", b"%26", b"%3D", b"%a", b"%%", b"%0"]),
+    st.sampled_from([b"\r", b"\n", b"_", b"=3D", b"=\r\n", b"=\n", b"=="]),  # quoted-printable's
+    st.sampled_from([b"%20", b"%41", b"%e9", b"%C3%A9", b"%26", b"%3D", b"%a", b"%%", b"%0"])
+    | st.sampled_from([b"%3d", b"%0D%0A", b"%5F", b"%3d%3D", b"%ff", b"%Ff"]),
     st.binary(max_size=3).map(lambda b: bytes(c & 0x7F for c in b)),
 ]
 _OTHER_PIECES = [
@@ -255,3 +258,35 @@ def test_every_fast_format_is_its_definition(moment: datetime, zone: ZoneInfo, f
         except PayloadError as exc:
             fast = exc.reason
         assert fast == _slow_local_time(wrong, zone, fmt), wrong
+
+
+_OTHER_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")  # Arabic-Indic: \d, int() read them
+
+
+@pytest.mark.parametrize("fmt", sorted(_FAST_FORMATS))
+def test_fast_formats_read_other_digits_as_int_does(fmt: str) -> None:
+    """fromisoformat reads ASCII digits only: a text in other digits takes the int() way, and
+    means what the same text in ASCII digits means."""
+    for zone in _ZONES:
+        for moment in (datetime(2026, 2, 28, 23, 59, 59), datetime(2026, 10, 25, 2, 30)):
+            text = moment.strftime(fmt)
+            assert local_time(text.translate(_OTHER_DIGITS), (fmt,), zone) == local_time(
+                text, (fmt,), zone
+            )
+
+
+@settings(max_examples=500)
+@given(st.datetimes(timezones=st.sampled_from([UTC, *_ZONES])))
+@example(datetime(1, 1, 1, tzinfo=UTC))
+@example(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))
+@example(datetime(2014, 7, 11, 8, 35, 12, 822000, tzinfo=UTC))
+def test_dmc_iso_text_is_isoformat(moment: datetime) -> None:
+    """DMC's UTC texts in ``details``, written by orjson: what ``isoformat`` writes, ``Z`` for
+    ``+00:00``."""
+    try:
+        expected = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    except OverflowError:
+        with pytest.raises(OverflowError):
+            iso(moment)
+        return
+    assert iso(moment) == expected
