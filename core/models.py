@@ -182,15 +182,25 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
             force_setattr(self, "time", aware(self.time))
 
     @classmethod
-    def of(cls, data: EventData, time: datetime | None = None) -> Event:
+    def of(
+        cls, data: EventData, time: datetime | None = None, *, identity: str | None = None
+    ) -> Event:
         """The event for ``data``, with an id that depends only on what the provider sent.
 
         The same callback therefore always gives the same ids, which is how a provider's retry
         is recognized (here and by consumers).
+
+        ``identity`` is the provider's own id of the one item the event stands for, for items
+        that a push and a poll can both describe with different fields (a reply's id, read
+        from its callback or from the provider's list of replies): the id then depends on the
+        provider, channel, kind, state and that identity only, so both give the same event.
         """
-        key = _canonical(
-            [data.provider, data.channel, data.kind, data.state, data.message_id, data.raw]
-        )
+        if identity is None:
+            key = _canonical(
+                [data.provider, data.channel, data.kind, data.state, data.message_id, data.raw]
+            )
+        else:
+            key = _canonical([data.provider, data.channel, data.kind, data.state, identity])
         return cls(
             id=_event_id(key),
             source=_SOURCES[data.provider],
