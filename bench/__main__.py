@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pin", action="store_true", help="no CPU pinning (taskset)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="results dir")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument(
+        "--read-model",
+        action="store_true",
+        help="only the read model's steps: lookups, console pages, callbacks under lookups",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if shutil.which("wrk") is None:
@@ -54,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         workdir=workdir,
         lookup_events=100_000 if quick else 1_000_000,
         lookups=100 if quick else 300,
+        under_load_seconds=3.0 if quick else 10.0,
+        under_load_rounds=1 if quick else 3,
+        read_model_only=args.read_model,
     )
     started = time.monotonic()
     run = Run(config)
