@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import report
+from bench import report, table
 from bench.run import Run
 from bench.servers import Config
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     results["setup"]["wall_seconds"] = round(time.monotonic() - started, 1)
     results["setup"]["quick"] = quick
     path = report.write(results, args.out)
-    print(report.table(results))
+    print(table.table(results))
     print(f"results: {path}")
     return 0
 

@@ -81,13 +81,13 @@ def plan(messages: int, count: int, rng: random.Random) -> list[tuple[str, str]]
     and a console page, the four in turn (events, events by phone, a message, the overview)."""
     _, ids, numbers = lookup.picks(count, messages, rng)
     console = pages.paths(ids, numbers, count)
-    in_turn = [path for group in zip(*console.values(), strict=True) for path in group]
+    names = list(console)
     made: list[tuple[str, str]] = []
     for i, ((provider, message), number) in enumerate(zip(ids, numbers, strict=True)):
         made += [
             ("timeline", f"/api/v1/messages/{provider}/{quote(message)}"),
             ("phone", f"/api/v1/events?{urlencode({'phone': number})}"),
-            ("page", in_turn[i]),
+            ("page", console[names[i % len(names)]][i]),
         ]
     return made
 
@@ -104,10 +104,15 @@ def check(path: str, status: int, body: bytes) -> None:
 
 
 def operate(
-    base: str, token: str, requests: list[tuple[str, str]], rate: float, stop: threading.Event
+    base: str,
+    token: str,
+    requests: list[tuple[str, str]],
+    rate: float,
+    stop: threading.Event,
+    limit: int | None = None,
 ) -> list[tuple[str, float]]:
-    """The requests in turn (cycling), ``rate`` a second, until ``stop``: each (kind, wall ms of
-    the request, its answer read whole)."""
+    """The requests in turn (cycling), ``rate`` a second, until ``stop`` (or ``limit``
+    requests): each (kind, wall ms of the request, its answer read whole)."""
     where = urlsplit(base)
     connection = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=60)
     headers = {"Authorization": f"Bearer {token}"}
@@ -122,6 +127,8 @@ def operate(
             body = answer.read()
             took.append((kind, round((time.perf_counter() - began) * 1000, 3)))
             check(path, answer.status, body)
+            if len(took) == limit:
+                break
             due = max(due + 1 / rate, time.monotonic())
             stop.wait(due - time.monotonic())  # the operator's pace (ends early on stop)
     finally:
@@ -143,12 +150,9 @@ def client(argv: list[str] | None = None) -> int:
         parser.error(f"no {operator.TOKEN_FILE} in {args.data_dir}: has a hub run on it?")
     messages = orjson.loads((args.data_dir / "filled.json").read_bytes())["messages"]
     requests = plan(messages, 500, random.Random(args.seed))  # noqa: S311 - synthetic picks
-    warm = threading.Event()
-    warm.set()  # one request each, no pacing
-    for i in range(len(KINDS)):
-        operate(args.url, token, requests[i : i + 1], args.rate, warm)
-    print("ready", flush=True)
     stop = threading.Event()
+    operate(args.url, token, requests, args.rate, stop, limit=len(KINDS))
+    print("ready", flush=True)
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
     began = time.monotonic()
     took = operate(args.url, token, requests[len(KINDS) :], args.rate, stop)
