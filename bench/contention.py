@@ -38,7 +38,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 
-from bench import lookup, pages, report
+from bench import lookup, pages, procs, report
 from bench.servers import Config, Server, hub_argv, pinned
 from hub import operator
 
@@ -225,7 +225,16 @@ def measure(
                     figures["rps"], figures["p99_ms"], figures["server_cpu_us_per_req"],
                     figures["foreign_cores"],
                 )  # fmt: skip
-    return summary(alone, loaded, took, seconds=seconds, rate=rate)
+        bench.settle([hub])
+        idle, asked = operated(hub.url, data_dir, rate, cpu, lambda: quiet(hub.pid, seconds))
+    return summary(alone, loaded, took, seconds=seconds, rate=rate, quiet=(idle, asked))
+
+
+def quiet(pid: int, seconds: float) -> dict[str, float]:
+    """The hub's CPU time over ``seconds`` with no callback (the operator alone asking)."""
+    used = procs.cpu_seconds(pid)
+    time.sleep(seconds)  # the measurement's window, while the operator client asks
+    return {"seconds": seconds, "hub_cpu_seconds": procs.cpu_seconds(pid) - used}
 
 
 def summary(
@@ -235,23 +244,25 @@ def summary(
     *,
     seconds: float,
     rate: float,
+    quiet: tuple[dict[str, float], list[tuple[str, float]]] | None = None,
 ) -> dict[str, Any]:
     """The median round of each run, the ratio of their rates (with ÷ alone), each round's
     ratio (alone and with of the same round), the ratio in CPU time (the hub's µs per callback
     alone ÷ with, the lookups' CPU included: what the rates' ratio would be if the hub had its
     core to itself, the steadier figure on a shared machine), and the lookups' p50 / p99 / max
-    per kind over every run with lookups (a p99 of a few dozen is close to their max)."""
+    per kind over every run with lookups (a p99 of a few dozen is close to their max). With
+    ``quiet`` (a run of the operator alone: the hub's CPU time, the timings), the lookups
+    without callbacks: their timings, the hub's CPU per request, and the share of a core the
+    operator's pace takes (what the callbacks would lose if the lookups cost only their CPU)."""
     kept_alone, kept_loaded = report.median_run(alone), report.median_run(loaded)
-    lookups: dict[str, Any] = {}
-    for kind in KINDS:
-        wall = [ms / 1000 for k, ms in took if k == kind]
-        if wall:
-            lookups[kind] = {
-                "count": len(wall),
-                "p50_ms": pages.ms(wall, 0.5),
-                "p99_ms": pages.ms(wall, 0.99),
-                "max_ms": pages.ms(wall, 1.0),
-            }
+    found: dict[str, Any] = {}
+    if quiet is not None and quiet[1]:
+        cpu_ms = quiet[0]["hub_cpu_seconds"] * 1000 / len(quiet[1])
+        found["without_callbacks"] = {
+            "lookups": _kinds(quiet[1]),
+            "hub_cpu_ms_per_request": round(cpu_ms, 2),
+            "core_share": round(rate * cpu_ms / 1000, 3),
+        }
     return {
         "style": STYLE,
         "seconds": seconds,
@@ -266,8 +277,24 @@ def summary(
         "round_ratios": [
             report.ratio(w["rps"], a["rps"]) for a, w in zip(alone, loaded, strict=True)
         ],
-        "lookups": lookups,
+        "lookups": _kinds(took),
+        **found,
     }
+
+
+def _kinds(took: list[tuple[str, float]]) -> dict[str, Any]:
+    """Per kind of request: count, p50, p99, max (ms)."""
+    found: dict[str, Any] = {}
+    for kind in KINDS:
+        wall = [ms / 1000 for k, ms in took if k == kind]
+        if wall:
+            found[kind] = {
+                "count": len(wall),
+                "p50_ms": pages.ms(wall, 0.5),
+                "p99_ms": pages.ms(wall, 0.99),
+                "max_ms": pages.ms(wall, 1.0),
+            }
+    return found
 
 
 if __name__ == "__main__":

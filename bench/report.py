@@ -190,11 +190,12 @@ def targets(results: Results) -> list[Target]:
 UNDER_LOAD_RATIO = 0.9
 """The callbacks' rate while an operator looks things up, at least this share of their rate
 alone (``bench/contention.py``). At the operator's pace (5 requests a second: a third each
-timelines, phone searches and console pages), the lookup step's CPU figures (2 to 5 ms a lookup,
-10 to 30 ms a page) add up to about 50 ms of CPU a second: 5 % of the hub's core. 0.9 allows
-that and as much again for the noise between two runs of the same hub on a shared machine (the
-median of alternated rounds). A lower ratio means the lookups cost the callbacks more than
-their own CPU time: they hold the event loop (work on the loop, or the GIL held in a thread)."""
+timelines, phone searches and console pages), the lookup step's figures (2 to 5 ms a lookup,
+5 to 15 ms a page) add up to 30 to 50 ms of CPU a second: 3 to 5 % of the hub's core (the step
+measures it too: ``without_callbacks.core_share``). 0.9 allows that and as much again for the
+noise between two runs of the same hub on a shared machine (the median of alternated rounds).
+A lower ratio means the lookups cost the callbacks more than their own CPU time: they hold the
+event loop (work on the loop, or the GIL held in a thread)."""
 
 
 def under_load(results: Results) -> list[Target]:

@@ -160,4 +160,14 @@ def _under_load_lines(found: dict[str, Any] | None) -> list[str]:
             f"  lookups, {kind:8} ms p50 {t['p50_ms']:.1f}, p99 {t['p99_ms']:.1f},"
             f" max {t['max_ms']:.1f} ({t['count']} under load)"
         )
+    quiet = found.get("without_callbacks")
+    if quiet:
+        each = ", ".join(
+            f"{kind} {t['p50_ms']:.1f} / {t['p99_ms']:.1f}" for kind, t in quiet["lookups"].items()
+        )
+        lines.append(
+            f"  without callbacks: ms p50 / p99 {each}; the hub's CPU"
+            f" {quiet['hub_cpu_ms_per_request']:.1f} ms a request, {quiet['core_share']:.0%}"
+            " of its core at this pace"
+        )
     return lines

@@ -34,7 +34,8 @@ def under_load() -> dict:
     loaded = [run(2300, 390), run(2200, 395), run(2100, 400)]
     took = [("timeline", 10.0)] * 98 + [("timeline", 60.0)] * 2
     took += [("phone", 20.0)] * 50 + [("page", 80.0)] * 10
-    return contention.summary(alone, loaded, took, seconds=10, rate=5)
+    quiet = ({"seconds": 10, "hub_cpu_seconds": 0.5}, [("timeline", 4.0), ("phone", 6.0)] * 25)
+    return contention.summary(alone, loaded, took, seconds=10, rate=5, quiet=quiet)
 
 
 def test_under_load_keeps_the_median_rounds_and_their_ratio():
@@ -50,6 +51,10 @@ def test_under_load_keeps_the_median_rounds_and_their_ratio():
         "max_ms": 60.0,
     }
     assert found["lookups"]["page"]["count"] == 10
+    alone = found["without_callbacks"]
+    assert alone["hub_cpu_ms_per_request"] == 10.0  # 0.5 s of CPU for 50 requests
+    assert alone["core_share"] == 0.05  # 5 requests/s at 10 ms each
+    assert alone["lookups"]["phone"] == {"count": 25, "p50_ms": 6.0, "p99_ms": 6.0, "max_ms": 6.0}
     verdicts = {t.name: t.verdict for t in report.under_load({"under_load": found})}
     assert verdicts == {
         "lookup_under_load": "PASS",  # 0.92 >= 0.9
@@ -67,6 +72,9 @@ def test_the_table_shows_both_runs_their_ratio_and_the_lookups():
     assert "with ÷ alone  0.92 (CPU 0.97); each round 0.92 / 1.10 / 0.88" in text
     assert "lookups, timeline ms p50 10.0, p99 60.0, max 60.0 (100 under load)" in text
     assert "PASS  lookup_under_load" in text and "MISS  timeline_under_load" in text
+    quiet = next(line for line in text.splitlines() if "without callbacks" in line)
+    assert "timeline 4.0 / 4.0, phone 6.0 / 6.0" in quiet
+    assert "the hub's CPU 10.0 ms a request, 5% of its core" in quiet
 
 
 def test_callbacks_slowed_by_lookups_miss_their_target():
@@ -175,3 +183,4 @@ def test_the_under_load_step_runs_against_a_real_hub(tmp_path):
     assert found["with_lookups"]["lookups"] == sum(t["count"] for t in found["lookups"].values())
     assert set(found["lookups"]) <= set(contention.KINDS) and found["lookups"]["timeline"]
     assert run.results["hub_outcomes"]["under-load_get"]["accepted"] > 0
+    assert found["without_callbacks"]["lookups"]["timeline"]["count"] > 0
