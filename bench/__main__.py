@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="results dir")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument(
+        "--under-load", type=float, help="seconds of one callbacks-under-lookups run (default 10)"
+    )
+    parser.add_argument("--under-load-rounds", type=int, help="its rounds (3; --quick: 1)")
+    parser.add_argument(
         "--read-model",
         action="store_true",
         help="only the read model's steps: lookups, console pages, callbacks under lookups",
@@ -59,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir=workdir,
         lookup_events=100_000 if quick else 1_000_000,
         lookups=100 if quick else 300,
-        under_load_seconds=3.0 if quick else 10.0,
-        under_load_rounds=1 if quick else 3,
+        under_load_seconds=args.under_load or (3.0 if quick else 10.0),
+        under_load_rounds=args.under_load_rounds or (1 if quick else 3),
         read_model_only=args.read_model,
     )
     started = time.monotonic()

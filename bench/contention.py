@@ -11,7 +11,8 @@ pinned with wrk) asks the same hub over HTTP, as a browser does: a message's tim
 (``/api/v1/events?phone=...``) and a console page (``/console/events``, filtered by a phone
 number, a message's page, the overview, in turn), each with the console token (a bearer), on one
 kept-alive connection. The two runs alternate in order from round to round, so that a noisy
-round shows in both; the figure kept for each is the median round.
+round shows in both; the figure kept for each is the median round. Last, the operator alone
+(no callbacks) for as long: the lookups' latency then, and the hub's CPU time per request.
 
 The operator's pace: ``RATE`` requests a second (5: one every 200 ms, in the order timeline,
 phone search, page). One person reads a page for seconds before the next click, so this is a
