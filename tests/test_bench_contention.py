@@ -164,6 +164,12 @@ async def test_the_operator_s_requests_are_answered_by_the_hub(aiohttp_server, t
     )
     assert [kind for kind, _ in took] == [kind for kind, _ in made]
     assert all(ms > 0 for _, ms in took)
+    nobody = [("phone", "/api/v1/events?phone=06+99+99+99+99")]  # no event has this number
+    with pytest.raises(RuntimeError, match="no event found"):
+        await asyncio.to_thread(
+            contention.operate, f"http://127.0.0.1:{server.port}", token, nobody, 1000.0,
+            threading.Event(), limit=1,
+        )  # fmt: skip
 
 
 @pytest.mark.usefixtures("wrk_installed")
