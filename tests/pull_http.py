@@ -22,9 +22,11 @@ async def send(
     callback: str,
     *,
     timeout: float = 10.0,
+    query: bytes | None = None,
 ) -> tuple[int, RawRequest]:
     """``call`` sent to ``base``; the HTTP status and the answer as a reader's ``RawRequest``
-    (its ``query`` the request's without the secret fields)."""
+    (its ``query`` the request's without the secret fields, or ``query`` when given: a SOAP
+    call's parameters are in its body)."""
     headers = dict(call.headers)
     data: bytes | None = None
     if call.form:
@@ -49,7 +51,7 @@ async def send(
         provider=provider,
         callback=callback,
         method=call.method,
-        query=urlencode(public).encode(),
+        query=urlencode(public).encode() if query is None else query,
         body=body,
         content_type=content_type,
         received_at=datetime.now(UTC),
