@@ -253,6 +253,7 @@ async def test_a_second_call_within_the_minute_is_rate_limited() -> None:
         clock.now += 60
         assert (await _ask(session, fake)).outcome is Outcome.ITEMS
         assert [c.answered for c in fake.calls] == ["list", "too_many_calls", "list"]
+        assert fake.shortest_interval() == 59.5
 
 
 async def test_refused_credentials() -> None:

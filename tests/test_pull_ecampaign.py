@@ -197,3 +197,14 @@ def test_the_password_is_only_in_fields_named_secret() -> None:
             any(PASSWORD in v for _, v in (*call.query, *call.form))
             or PASSWORD.encode() in call.body
         )
+
+
+async def test_a_channel_without_feedback_is_an_invalid_request() -> None:
+    async with FakeEcampaign() as fake, aiohttp.ClientSession() as session:
+        call = ecampaign.get_responses_call(Channel.SMS, USER, PASSWORD)
+        async with session.post(
+            f"{fake.url}/manageFeedback/voice/getResponses", data=dict(call.form)
+        ) as r:
+            body = await r.read()
+        page = ecampaign.read_get_responses(_response(body, "sms/getResponses"))
+        assert (page.outcome, page.reason) == (Outcome.REQUEST_REFUSED, "code_1")

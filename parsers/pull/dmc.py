@@ -14,7 +14,8 @@ The answer: ``getResponsesSMSResponse/return`` holding one ``list`` per CRA with
 (``broadcastId``, ``callAdress``, ``callDate``, ``callResponse``, ``contactId``, ``spaceId``,
 and contact fields such as ``firstName``/``lastName``) and ``total``. Each one is an item whose
 event is the push's ``ANSWERED`` one (``parsers.dmc``): kind ``inbound``, state ``received``,
-the sender in E.164, the text, and the same event id (``parsers.dmc.reply_identity``: broadcast,
+the sender in E.164, the text, the time ``callDate`` (unreadable: the reception time and
+``details.timestamp_invalid``), and the same event id (``parsers.dmc.reply_identity``: broadcast,
 contact, text), so that a reply both pushed and polled is one event; ``details`` hold the ids,
 ``via`` = ``poll`` and ``stop`` = true when DMC listed it as a STOP (asked with
 ``stopOnly=true``). The item's key is that event's id (no text in it); its time ``callDate``.
@@ -173,9 +174,8 @@ def _item(element: Element, stop: bool | None, response: RawRequest) -> Item:
     text = fields.get("callResponse")
     if text is None:
         raise PayloadError("a list without callResponse", reason="missing_field")
-    date = fields.get("callDate", "").strip()
-    when = read_time(date) if date else None
     details: dict[str, JsonValue] = {"via": "poll"}
+    when = _when(fields.get("callDate", ""), details)
     for name, key in (("broadcastId", "broadcast_id"), ("contactId", "contact_id")):
         if fields.get(name, "").strip():
             details[key] = fields[name].strip()
@@ -199,6 +199,18 @@ def _item(element: Element, stop: bool | None, response: RawRequest) -> Item:
     identity = reply_identity(fields.get("broadcastId"), fields.get("contactId"), text)
     event = Event.of(data, when, identity=identity)
     return Item(event.id, when, (event,))
+
+
+def _when(date: str, details: dict[str, JsonValue]) -> datetime | None:
+    """``callDate`` in UTC; unreadable, it costs the item its time only (it is not part of the
+    reply's identity): ``details.timestamp_invalid``."""
+    if not date.strip():
+        return None
+    try:
+        return read_time(date)
+    except PayloadError:
+        details["timestamp_invalid"] = True
+        return None
 
 
 def _stop_only(query: bytes) -> bool | None:

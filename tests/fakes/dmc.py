@@ -27,6 +27,7 @@ a minute.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,6 +95,12 @@ class FakeDmc:
     def queue(self, reply: Reply) -> Reply:
         self.replies.append(reply)
         return reply
+
+    def shortest_interval(self) -> float | None:
+        """The shortest time between two calls received (``None`` before the second): what a
+        source that respects 2.4's limit keeps at 60 s or more."""
+        times = [c.at for c in self.calls]
+        return min((b - a for a, b in itertools.pairwise(times)), default=None)
 
     def app(self) -> web.Application:
         app = web.Application()
