@@ -249,13 +249,15 @@ def _canonical(value: object) -> bytes:
 
 
 def _event_id(key: bytes) -> str:
-    """``str(uuid.uuid5(_ID_NAMESPACE, key.decode()))``, without building the ``UUID``: sha1 of
-    the namespace and the name, with the version (5) and variant bits set (RFC 4122, 4.3)."""
-    digest = bytearray(hashlib.sha1(_ID_NAMESPACE_BYTES + key, usedforsecurity=False).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """``str(uuid.uuid5(_ID_NAMESPACE, key.decode()))``, without building the ``UUID``: the sha1
+    of the namespace and the name, in hex, the version (5) and variant (``10``) bits written in
+    (RFC 4122, 4.3): the version is the 13th digit, the variant the two top bits of the 17th."""
+    h = hashlib.sha1(_ID_NAMESPACE_BYTES + key, usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+_VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+"""A hex digit with its two top bits set to the variant's ``10``."""
 
 
 class RawRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

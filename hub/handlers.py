@@ -78,12 +78,27 @@ def raw_request(
 
 
 def callback_handler(module: ParserModule, callback: Callback) -> Handler:
-    provider, endpoint = module.PROVIDER.value, callback.name
+    """The routed handler of a callback (what the router and its middlewares call)."""
+    direct = direct_handler(module, callback)
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        return await direct(request.app, request, request.match_info["secret"])
+
+    return handle
+
+
+DirectHandler = Callable[[web.Application, web.Request, str], Awaitable[web.StreamResponse]]
+
+
+def direct_handler(module: ParserModule, callback: Callback) -> DirectHandler:
+    """A callback's handler given the app and the URL's secret: what :mod:`hub.fastpath` calls
+    without the router, and the routed handler calls with the route's."""
+    provider, endpoint = module.PROVIDER.value, callback.name
+
+    async def handle(app: web.Application, request: web.Request, secret: str) -> web.StreamResponse:
         started = time.perf_counter()
-        runtime = request.app[RUNTIME]
-        _admit(request, module, endpoint)
+        runtime = app[RUNTIME]
+        _admit(runtime, request, module, endpoint, secret)
         try:
             body = await request.read()
         except (ConnectionError, asyncio.CancelledError) as exc:
@@ -95,7 +110,7 @@ def callback_handler(module: ParserModule, callback: Callback) -> Handler:
                 raise
             raise ClientClosedRequest() from None
         raw = raw_request(request, module, callback, body)
-        answered = await respond(request.app, module, raw, request.headers, started)
+        answered = await respond(app, module, raw, request.headers, started)
         return _response(answered.reply)
 
     return handle
@@ -161,17 +176,19 @@ def probe_handler(module: ParserModule, callback: Callback) -> Handler:
     how ``hub check`` sees from outside that a URL answers and its secret is the right one."""
 
     async def probe(request: web.Request) -> web.StreamResponse:
-        _admit(request, module, callback.name)
+        runtime = request.app[RUNTIME]
+        _admit(runtime, request, module, callback.name, request.match_info["secret"])
         return web.Response()
 
     return probe
 
 
-def _admit(request: web.Request, module: ParserModule, endpoint: str) -> None:
+def _admit(
+    runtime: Runtime, request: web.Request, module: ParserModule, endpoint: str, secret: str
+) -> None:
     """The secret (a stranger gets a 404), then the source address (403 if not allowed)."""
-    runtime = request.app[RUNTIME]
     provider = module.PROVIDER.value
-    if not secrets.matches(request.match_info["secret"], runtime.secrets[module.PROVIDER]):
+    if not secrets.matches(secret, runtime.secrets[module.PROVIDER]):
         runtime.metrics.callbacks(provider, endpoint, "unauthorized", "secret").inc()
         raise web.HTTPNotFound()
     if runtime.access.restricts(module.PROVIDER):

@@ -30,7 +30,7 @@ import asyncio
 import logging
 import resource
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,10 @@ from aiohttp.web_server import Server
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 log = logging.getLogger(__name__)
+
+RequestHandlerFn = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+Front = Callable[[RequestHandlerFn], RequestHandlerFn]
+"""Makes the server's request handler from the app's (``hub.fastpath.Front``)."""
 
 BACKLOG = 128
 """Connections the kernel queues before the hub accepts them. The loop accepts all of them at
@@ -265,9 +269,11 @@ class Connection(RequestHandler):
 class _Site(web.BaseSite):
     """A TCP site whose connections are :class:`Connection` objects."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, guard: Guard) -> None:
+    def __init__(
+        self, runner: web.AppRunner, host: str, port: int, guard: Guard, front: Front | None
+    ) -> None:
         super().__init__(runner, backlog=BACKLOG)
-        self._host, self._port, self._guard = host, port, guard
+        self._host, self._port, self._guard, self._front = host, port, guard, front
 
     @property
     def name(self) -> str:
@@ -283,6 +289,8 @@ class _Site(web.BaseSite):
         server = self._runner.server
         assert server is not None
         kwargs = server._kwargs
+        if self._front is not None:  # read by each connection as it is made
+            server.request_handler = self._front(server.request_handler)
         loop = asyncio.get_running_loop()
 
         def connection() -> Connection:
@@ -307,8 +315,11 @@ async def start(
     limits: Limits,
     *,
     registry: CollectorRegistry | None = None,
+    front: Front | None = None,
 ) -> tuple[web.AppRunner, int]:
-    """Starts serving ``app``; returns its runner (``cleanup()`` stops it) and the port."""
+    """Starts serving ``app``; returns its runner (``cleanup()`` stops it) and the port.
+
+    ``front`` makes the request handler from the app's (``hub.fastpath``)."""
     fd_limit = raise_fd_limit()
     guard = Guard(limits, limits.connection_cap(fd_limit), registry)
     runner = web.AppRunner(
@@ -318,7 +329,7 @@ async def start(
         shutdown_timeout=60.0,
     )
     await runner.setup()
-    site = _Site(runner, host, port, guard)
+    site = _Site(runner, host, port, guard, front)
     try:
         await site.start()
     except OSError as exc:  # the port is taken, the address not ours: the app is stopped again
@@ -345,11 +356,12 @@ def run(
     *,
     registry: CollectorRegistry | None = None,
     listening: Callable[[int], None] | None = None,
+    front: Front | None = None,
 ) -> None:
     """``hub serve``: serves until SIGTERM or SIGINT, then stops gracefully (readiness false,
     no new connections, requests in flight finish, the app's cleanup runs). ``listening`` is
     called with the port once the hub listens."""
-    asyncio.run(_serve(app, host, port, limits, registry, listening))
+    asyncio.run(_serve(app, host, port, limits, registry, listening, front))
 
 
 async def _serve(
@@ -359,12 +371,13 @@ async def _serve(
     limits: Limits,
     registry: CollectorRegistry | None,
     listening: Callable[[int], None] | None,
+    front: Front | None,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner, bound = await start(app, host, port, limits, registry=registry)
+    runner, bound = await start(app, host, port, limits, registry=registry, front=front)
     if listening is not None:
         listening(bound)
     try:

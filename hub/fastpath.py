@@ -1,0 +1,84 @@
+"""The callbacks' way in past aiohttp's router and middlewares: a split and one lookup.
+
+aiohttp hands every request to the app, which resolves its route among every resource (the
+callbacks, the console's pages, the API's operations) and runs it through the app's middlewares
+(the HTTP metrics, the operator's guard), one coroutine each. A callback's URL is
+``/callbacks/<provider>/<secret>/<callback>``, so :class:`Front` finds its handler by splitting
+the path and one dictionary lookup, counts the HTTP metrics itself as the middleware counts them
+(same ``route`` label, method, status, duration), and calls the same handler the route calls
+(``hub.handlers.direct_handler``).
+
+Anything it does not recognize exactly goes to the app, as before: another path, a
+percent-escape or an empty segment in the path (which the router decodes or refuses), an
+``Expect`` header (the app's continue handling), an unknown provider, callback or method (the
+app's 404 and 405), ``HEAD`` (the app's probe). The same request therefore gets the same answer
+either way (``tests/test_fastpath.py`` sends each through both).
+
+It is installed by ``hub.server`` for ``hub serve`` (``front=``); the aiohttp test client,
+which makes its own server, goes through the router: both ways are tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import hdrs, web
+
+from hub.endpoints import endpoints
+from hub.handlers import RUNTIME, ClientClosedRequest, DirectHandler, direct_handler
+
+RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+PREFIX = "/callbacks/"
+_NOT_A_SECRET = frozenset({"", ".", ".."})
+"""Segments the router would not take as a secret (``.`` and ``..`` are dot segments)."""
+
+
+class Front:
+    """The server's request handler: callbacks straight to their handler, the rest to ``app``."""
+
+    def __init__(self, app: web.Application, fallback: RequestHandler) -> None:
+        self._app = app
+        self._fallback = fallback
+        self._metrics = app[RUNTIME].metrics
+        self._table: dict[tuple[str, str, str], tuple[str, DirectHandler]] = {}
+        for endpoint in endpoints():
+            handler = direct_handler(endpoint.module, endpoint.callback)
+            for method in endpoint.callback.methods:
+                key = (endpoint.provider.value, endpoint.callback.name, method)
+                self._table[key] = (endpoint.route, handler)
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        target = request.raw_path
+        if target.startswith(PREFIX):
+            path = target.partition("?")[0]
+            parts = path.split("/")
+            if len(parts) == 5 and parts[3] not in _NOT_A_SECRET and "%" not in path:
+                found = self._table.get((parts[2], parts[4], request.method))
+                if found is not None and hdrs.EXPECT not in request.headers:
+                    assert isinstance(request, web.Request)  # the app's request factory's
+                    return await self._direct(request, parts[3], *found)
+        return await self._fallback(request)
+
+    async def _direct(
+        self, request: web.Request, secret: str, route: str, handler: DirectHandler
+    ) -> web.StreamResponse:
+        """``handler``, counted as ``hub.handlers.observe_http`` counts a routed request."""
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(self._app, request, secret)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except asyncio.CancelledError:  # the client went away (handler cancellation) or shutdown
+            status = ClientClosedRequest.status_code
+            raise
+        finally:
+            metrics = self._metrics
+            metrics.http_requests(route, request.method, str(status)).inc()
+            metrics.http_latency(route).observe(time.perf_counter() - started)
