@@ -1,0 +1,1 @@
+"""Fakes of the providers' APIs: aiohttp servers speaking exactly what each provider's document shows."""
