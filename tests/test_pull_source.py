@@ -17,17 +17,19 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from hub import journaled
 from hub.app import create_app
+from hub.quarantine import replay_entry
 from hub.pull import state
 from hub.pull.poller import MAX_BACKOFF, REFUSED_FACTOR, Poller
 from hub.pull.smsmode import OVERLAP, SmsmodeSource
 from hub.settings import Settings
 from sinks import journal as store
-from sinks.journal import Journal
+from sinks.journal import Journal, QuarantineEntry
 from sinks.metrics import Metrics
 from tests.fakes.smsmode import BASE_PATH, TOKEN, FakeSmsmode, Reply
 from tests.support import eventually, make_settings, metric
 
 INTERVAL = 0.1
+SAMPLES = Path(__file__).resolve().parent.parent / "parsers" / "samples" / "pull" / "smsmode"
 
 
 def _recent(n: int, minutes: int = 2, **fields: str) -> Reply:
@@ -224,3 +226,27 @@ async def test_an_unconfigured_source_is_off_and_counted_as_such(fake, tmp_path)
     assert metric(exposition, "hub_pull_polls_total", provider="smsmode", outcome="items") == 0
     assert metric(exposition, "hub_pull_lag_seconds", provider="smsmode") is None
     assert server.requests == []
+
+
+async def test_a_quarantined_answer_is_replayed_through_its_reader(journal):
+    """Once the reader understands an answer it once refused, ``hub quarantine replay`` makes
+    its events (the quarantine keeps the method's name as the callback)."""
+    body = (SAMPLES / "example-list.body").read_bytes()
+    entry = QuarantineEntry(
+        received_at="2026-01-01T00:00:00+00:00",
+        provider="smsmode",
+        callback="responseList",
+        method="GET",
+        reason="bad_line",
+        content_type="",
+        headers="{}",
+        query=b"startDate=01012013-12:00&endDate=01012013-13:00",
+        body=body,
+    )
+    number = await journal.quarantine(entry)
+    [item] = store.quarantined(journal.path, seq=number)
+    replayed = await replay_entry(journal, item)
+    assert (replayed.events, replayed.refused) == (2, None)
+    ids = _journaled_ids(journal.path.parent)
+    expected = orjson.loads((SAMPLES / "example-list.json").read_bytes())["page"]["items"]
+    assert ids == [i["events"][0]["id"] for i in expected]
