@@ -17,10 +17,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from hub import journaled
 from hub.app import create_app
-from hub.quarantine import replay_entry
 from hub.pull import state
 from hub.pull.poller import MAX_BACKOFF, REFUSED_FACTOR, Poller
 from hub.pull.smsmode import OVERLAP, SmsmodeSource
+from hub.quarantine import replay_entry
 from hub.settings import Settings
 from sinks import journal as store
 from sinks.journal import Journal, QuarantineEntry
