@@ -5,6 +5,7 @@ restart."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from sinks import journal as store
 from sinks.journal import Journal, QuarantineEntry
 from sinks.metrics import Metrics
 from tests.fakes.smsmode import BASE_PATH, TOKEN, FakeSmsmode, Reply
-from tests.support import eventually, make_settings, metric
+from tests.support import OPERATOR, eventually, make_settings, metric
 
 INTERVAL = 0.1
 SAMPLES = Path(__file__).resolve().parent.parent / "parsers" / "samples" / "pull" / "smsmode"
@@ -200,6 +201,12 @@ async def test_the_hub_polls_and_a_restart_neither_misses_nor_repeats(fake, tmp_
         assert metric(exposition, "hub_pull_configured", provider="smsmode") == 1
         lag = metric(exposition, "hub_pull_lag_seconds", provider="smsmode")
         assert lag is not None and 0 <= lag < 60
+        status = await (await client.get("/api/v1/status", headers=OPERATOR)).json()
+        [pulled] = status["pull"]
+        assert (pulled["provider"], pulled["configured"], pulled["items"]) == ("smsmode", True, 2)
+        assert pulled["outcome"] == "items" and pulled["last_poll"].endswith("Z")
+        page = await (await client.get("/console/overview", headers=OPERATOR)).text()
+        assert 'id="pull-smsmode"' in page and "2 items journaled" in page
     before = state.load(data_dir, "smsmode")
     # a crash between the journal and the cursor: the cursor on disk forgets the last poll
     state.save(data_dir, "smsmode", state.State())
@@ -222,6 +229,12 @@ async def test_an_unconfigured_source_is_off_and_counted_as_such(fake, tmp_path)
     server, _ = fake
     async with TestClient(TestServer(create_app(make_settings(tmp_path / "data")))) as client:
         exposition = await (await client.get("/metrics")).text()
+        status = await (await client.get("/api/v1/status", headers=OPERATOR)).json()
+        page = await (await client.get("/console/overview", headers=OPERATOR)).text()
+    assert [(p["provider"], p["configured"], p["last_poll"]) for p in status["pull"]] == [
+        ("smsmode", False, None)
+    ]
+    assert re.search(r'<li id="pull-smsmode"><strong>smsmode</strong>:\s+off</li>', page)
     assert metric(exposition, "hub_pull_configured", provider="smsmode") == 0
     assert metric(exposition, "hub_pull_polls_total", provider="smsmode", outcome="items") == 0
     assert metric(exposition, "hub_pull_lag_seconds", provider="smsmode") is None
