@@ -155,6 +155,15 @@ class Settings(BaseSettings):
             raise ValueError("expected amqp://user:password@host:5672/vhost (or amqps://)")
         return value
 
+    @field_validator("smsmode_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        """A base address the HTTP client cannot use would fail at every poll."""
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname or url.query:
+            raise ValueError("expected an http:// or https:// base address, without a query")
+        return value
+
     @model_validator(mode="after")
     def _no_empty_secret(self) -> Settings:
         """An empty secret would silently mean 'generate one' on each replica."""

@@ -1,10 +1,10 @@
 """sMsmode's ``responseList.do`` reader (``parsers.pull.smsmode``): its golden cases
 (``parsers/samples/pull/smsmode/``), the request it builds, and the one event a reply gives
-whether it is pushed or polled."""
+whether it is pushed or polled; and the source's windows (``hub.pull.smsmode``)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,11 @@ import pytest
 
 from core.errors import PayloadError
 from core.models import Provider, RawRequest
+from hub.pull.smsmode import MAX_WINDOW, OVERLAP, SmsmodeSource
+from hub.pull.source import Ask
 from parsers import smsmode
 from parsers.pull import smsmode as pull
-from parsers.pull.base import Page
+from parsers.pull.base import Item, Outcome, Page
 from tests.golden import load_case
 
 SAMPLES = Path(__file__).resolve().parent.parent / "parsers" / "samples"
@@ -112,3 +114,61 @@ def test_two_error_lines_or_a_code_among_replies_are_not_understood() -> None:
         with pytest.raises(PayloadError) as refused:
             pull.read_response_list(_request(spec, body))
         assert refused.value.reason == "bad_line"
+
+
+# -- the source's cursor policy (hub.pull.smsmode), pure ---------------------------------------
+
+
+def _source() -> SmsmodeSource:
+    return SmsmodeSource(token="t", base_url="https://api.smsmode.com/http/1.6", interval=60)
+
+
+def _window(ask: Ask) -> tuple[str, str]:
+    query = dict(ask.call.query)
+    return query["startDate"], query["endDate"]
+
+
+def test_the_first_window_starts_an_overlap_before_now_and_ends_a_minute_after() -> None:
+    now = datetime(2026, 1, 15, 9, 30, 20, tzinfo=UTC)
+    ask = _source().ask({}, now)
+    assert _window(ask) == ("15012026-10:20", "15012026-10:31")
+    assert ask.until == now and ask.method == "responseList"
+
+
+def test_the_autumn_hour_read_twice_still_gives_a_window_that_moves_forward() -> None:
+    """02:55 summer time to 02:02 winter time: the start goes back an hour (the overlap's
+    replies are read again, and remembered)."""
+    since = datetime(2024, 10, 27, 0, 55, tzinfo=UTC)
+    now = datetime(2024, 10, 27, 1, 2, tzinfo=UTC)
+    start, end = _window(_source().ask({"since": since.isoformat()}, now))
+    assert (start, end) == ("27102024-01:45", "27102024-02:03")
+
+
+def test_after_a_long_stop_windows_of_a_day_catch_up_at_once() -> None:
+    source = _source()
+    now = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+    cursor = {"since": (now - timedelta(days=3)).isoformat()}
+    ask = source.ask(cursor, now)
+    assert ask.until == now - timedelta(days=3) - OVERLAP + MAX_WINDOW
+    page = Page(Outcome.NOTHING_NEW)
+    moved = source.advance(cursor, ask, page, now)
+    assert moved.again and moved.cursor["since"] == ask.until.isoformat()
+    last = source.ask({"since": (now - timedelta(minutes=1)).isoformat()}, now)
+    assert not source.advance({}, last, page, now).again
+
+
+def test_replies_of_the_overlap_are_remembered_then_forgotten() -> None:
+    source = _source()
+    now = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+    items = [Item("a", now - timedelta(minutes=5), []), Item("b", now - timedelta(days=1), [])]
+    ask = source.ask({}, now)
+    cursor = source.advance({}, ask, Page(Outcome.ITEMS, items), now).cursor
+    assert set(cursor["seen"]) == {"a"}  # "b" is older than any window to come
+    again = Page(Outcome.ITEMS, [Item("a", items[0].time, []), Item("c", now, [])])
+    assert [i.key for i in source.fresh(cursor, again)] == ["c"]
+    later = now + timedelta(hours=2)
+    moved = source.advance(cursor, source.ask(cursor, later), Page(Outcome.NOTHING_NEW), later)
+    cursor = moved.cursor
+    assert cursor["seen"] == {}
+    refused = Page(Outcome.CREDENTIALS_REFUSED, reason="authentication_error")
+    assert source.advance(cursor, ask, refused, later).cursor == cursor

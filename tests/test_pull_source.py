@@ -125,6 +125,19 @@ async def test_failures_back_off_doubling_and_lose_nothing(fake, journal):
     assert metric(exposition, "hub_pull_items_total", provider="smsmode") == 1
 
 
+async def test_asked_to_wait_the_source_waits_at_least_that_long(fake, journal):
+    """An HTTP 429 with ``Retry-After`` (sMsmode documents none: a proxy's, a future limit's)."""
+    server, url = fake
+    server.add(_recent(1))
+    server.fail((429, b"", {"Retry-After": "30"}), (401, b"Unauthorized"))
+    async with aiohttp.ClientSession() as session:
+        poller = _poller(journal, url, session)
+        limited, refused, polled = [await poller.poll() for _ in range(3)]
+    assert (limited.outcome, limited.reason, limited.delay) == ("rate_limited", "http_429", 30)
+    assert (refused.outcome, refused.reason) == ("credentials_refused", "http_401")
+    assert polled.outcome == "items" and len(polled.events) == 1
+
+
 def _exposition(poller: Poller) -> str:
     return generate_latest(poller.metrics.registry).decode()
 

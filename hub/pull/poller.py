@@ -176,7 +176,7 @@ class Poller:
 
     async def _read(self, ask: Ask) -> _Read:
         """The answer to ``ask`` as its reader reads it; for an answer that is no HTTP success
-        and no answer the reader knows, what its status says."""
+        and no error answer the reader knows, what its status says."""
         try:
             answer = await http.send(self.session, self.source.base_url, ask.call)
         except http.Unreachable as exc:
@@ -190,13 +190,19 @@ class Poller:
             content_type=answer.content_type,
             received_at=utc_now(),
         )
+        success = 200 <= answer.status < 300
         try:
             page = _parse(ask, raw)
         except PayloadError as exc:
-            if 200 <= answer.status < 300:
+            if success:
                 return _Read(UNREADABLE, exc.reason, None, raw, answer)
+            page = None
+        if not success and (page is None or page.outcome.value in _SUCCESS):
+            # an error page, or nothing: what the status says (the reader's own error answer,
+            # a SOAP fault on a 500, is taken as it reads it)
             outcome, reason = _by_status(answer)
             return _Read(outcome, reason, retry_after=_retry_after(answer))
+        assert page is not None
         return _Read(page.outcome.value, page.reason, page, raw, answer)
 
     async def _settle(self, asks: Sequence[Ask]) -> _Read | None:

@@ -63,8 +63,8 @@ class Reply:
 class FakeSmsmode:
     token: str = TOKEN
     replies: list[Reply] = field(default_factory=list)
-    answers: list[tuple[int, bytes]] = field(default_factory=list)
-    """(status, body) given instead of the next answers, first first."""
+    answers: list[tuple[int, bytes, dict[str, str]]] = field(default_factory=list)
+    """(status, body, headers) given instead of the next answers, first first."""
     requests: list[dict[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,9 +72,11 @@ class FakeSmsmode:
         with self._lock:
             self.replies.extend(replies)
 
-    def fail(self, *answers: tuple[int, bytes]) -> None:
+    def fail(self, *answers: tuple[int, bytes] | tuple[int, bytes, dict[str, str]]) -> None:
+        """Answers to give instead of the next ones: (status, body) or (status, body,
+        headers)."""
         with self._lock:
-            self.answers.extend(answers)
+            self.answers.extend((a[0], a[1], a[2] if len(a) > 2 else {}) for a in answers)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -86,8 +88,8 @@ class FakeSmsmode:
         with self._lock:
             self.requests.append(query)
             if self.answers:
-                status, body = self.answers.pop(0)
-                return web.Response(status=status, body=body, content_type="text/plain")
+                status, body, headers = self.answers.pop(0)
+                return web.Response(status=status, body=body, headers=headers)
             replies = list(self.replies)
         return _text(self._answer(query, replies))
 
