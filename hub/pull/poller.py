@@ -65,6 +65,8 @@ class Polled:
     reason: str = ""
     events: list[Event] = field(default_factory=list)
     """The events journaled by this poll (new items only)."""
+    items: int = 0
+    """The new items journaled."""
     quarantined: int | None = None
     delay: float = 0.0
     """Seconds to the next poll."""
@@ -124,7 +126,8 @@ class Poller:
         """One poll (see the module's docstring)."""
         name = self.source.name
         async with state.locked(self.data_dir, name):
-            current = state.load(self.data_dir, name)
+            current = await asyncio.to_thread(state.load, self.data_dir, name)
+            self.last_success = _epoch(current.last_success)  # ``hub pull once``'s counts too
             wait = current.last_call + self.source.minimum - time.time()
             if wait > 0:
                 await asyncio.sleep(wait)  # the provider's minimum spacing between calls
@@ -134,7 +137,9 @@ class Poller:
             polled = await self._exchange(ask, current, now)
             polled.delay = self._delay(polled, current)
             current.next_poll = (utc_now() + timedelta(seconds=polled.delay)).isoformat()
-            state.save(self.data_dir, name, current)
+            await asyncio.to_thread(
+                state.save, self.data_dir, name, current
+            )  # synced: off the loop
             polled.state = current
         self._count(polled)
         return polled
@@ -172,7 +177,7 @@ class Poller:
         self.last_success = time.time()
         current.items += len(items)
         current.newest_item = _newest(current.newest_item, items)
-        return Polled(page.outcome.value, page.reason, events, again=advance.again)
+        return Polled(page.outcome.value, page.reason, events, len(items), again=advance.again)
 
     async def _read(self, ask: Ask) -> _Read:
         """The answer to ``ask`` as its reader reads it; for an answer that is no HTTP success
@@ -274,9 +279,8 @@ class Poller:
         metrics.pull_polls(name, polled.outcome).inc()
         if not polled.succeeded:
             metrics.pull_errors(name, polled.outcome, polled.reason).inc()
-        items = len({e.id for e in polled.events})
-        if items:
-            metrics.pull_items(name).inc(items)
+        if polled.items:
+            metrics.pull_items(name).inc(polled.items)
         newest = _epoch(polled.state.newest_item)
         if newest is not None:
             metrics.pull_newest_item(name).set(newest)
