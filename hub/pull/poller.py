@@ -137,9 +137,8 @@ class Poller:
             polled = await self._exchange(ask, current, now)
             polled.delay = self._delay(polled, current)
             current.next_poll = (utc_now() + timedelta(seconds=polled.delay)).isoformat()
-            await asyncio.to_thread(
-                state.save, self.data_dir, name, current
-            )  # synced: off the loop
+            # written and synced off the loop: a stalled disk must not hold the callbacks
+            await asyncio.to_thread(state.save, self.data_dir, name, current)
             polled.state = current
         self._count(polled)
         return polled
