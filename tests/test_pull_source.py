@@ -16,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry, generate_latest
 
+from core.models import Provider, RawRequest
 from hub import journaled
 from hub.app import create_app
 from hub.pull import state
@@ -23,6 +24,7 @@ from hub.pull.poller import MAX_BACKOFF, REFUSED_FACTOR, Poller
 from hub.pull.smsmode import OVERLAP, SmsmodeSource
 from hub.quarantine import replay_entry
 from hub.settings import Settings
+from parsers.pull.smsmode import read_response_list
 from sinks import journal as store
 from sinks.journal import Journal, QuarantineEntry
 from sinks.metrics import Metrics
@@ -75,9 +77,11 @@ def _journaled_ids(data_dir: Path) -> list[str]:
 
 async def test_a_poll_journals_each_reply_once_and_the_next_window_overlaps(fake, journal):
     server, url = fake
-    server.add(_recent(1), _recent(2, text="Très bien €"))
     async with aiohttp.ClientSession() as session:
         poller = _poller(journal, url, session)
+        empty = await poller.poll()  # the empty list
+        assert (empty.outcome, empty.events, empty.delay) == ("nothing_new", [], INTERVAL)
+        server.add(_recent(1), _recent(2, text="Très bien €"))
         first = await poller.poll()
         assert (first.outcome, len(first.events)) == ("items", 2)
         assert {e.data.details["via"] for e in first.events} == {"poll"}
@@ -89,7 +93,7 @@ async def test_a_poll_journals_each_reply_once_and_the_next_window_overlaps(fake
         assert (third.outcome, third.events) == ("items", [])  # the overlap: read, not kept
     data_dir = journal.path.parent
     assert sorted(_journaled_ids(data_dir)) == sorted(e.id for e in first.events + second.events)
-    windows = [(q["startDate"], q["endDate"]) for q in server.requests]
+    windows = [(q["startDate"], q["endDate"]) for q in server.requests[1:]]
     parse = lambda t: datetime.strptime(t, "%d%m%Y-%H:%M")  # noqa: E731
     assert all(parse(start) <= parse(end) for start, end in windows)
     assert parse(windows[1][0]) <= parse(windows[0][1]) - OVERLAP + timedelta(minutes=1)
@@ -276,3 +280,43 @@ async def test_a_quarantined_answer_is_replayed_through_its_reader(journal):
     ids = _journaled_ids(journal.path.parent)
     expected = orjson.loads((SAMPLES / "example-list.json").read_bytes())["page"]["items"]
     assert ids == [i["events"][0]["id"] for i in expected]
+
+
+async def test_the_fake_answers_as_the_document_shows_and_the_reader_maps_it(fake):
+    """The fake's answers to requests the hub does not make (no token, one date, dates with
+    pagination, pagination alone) read as the seed says: 35, 32, the newest replies first."""
+    server, url = fake
+    server.add(_recent(1, minutes=3), _recent(2, minutes=1))
+    asked = {
+        "": ("request_refused", "bad_parameter"),
+        "accessToken=nope": ("credentials_refused", "authentication_error"),
+        f"accessToken={TOKEN}&startDate=01012014-00:00": ("request_refused", "bad_parameter"),
+        f"accessToken={TOKEN}&startDate=01012014-00:00&endDate=01022014-00:00&start=0": (
+            "request_refused",
+            "bad_parameter",
+        ),
+        f"accessToken={TOKEN}&startDate=01012014-00:00&endDate=01022014-00:00": (
+            "nothing_new",
+            "",
+        ),
+    }
+    async with aiohttp.ClientSession() as session:
+        for query, expected in asked.items():
+            async with session.get(f"{url}/responseList.do?{query}") as answer:
+                raw = _answer(await answer.read(), answer.headers["Content-Type"])
+            page = read_response_list(raw)
+            assert (page.outcome.value, page.reason) == expected, query
+        async with session.get(f"{url}/responseList.do?accessToken={TOKEN}&offset=1") as answer:
+            raw = _answer(await answer.read(), answer.headers["Content-Type"])
+    assert [i.key for i in read_response_list(raw).items] == ["resp-2"]
+
+
+def _answer(body: bytes, content_type: str) -> RawRequest:
+    return RawRequest(
+        provider=Provider.SMSMODE,
+        callback="responseList",
+        method="GET",
+        body=body,
+        content_type=content_type,
+        received_at=datetime.now(UTC),
+    )
