@@ -34,7 +34,7 @@ _MINUTE = timedelta(minutes=1)
 
 class SmsmodeSource(Source):
     provider = Provider.SMSMODE
-    methods = {api.RESPONSE_LIST: api.read_response_list}  # noqa: RUF012 (read only)
+    methods = dict(api.READERS)  # noqa: RUF012 (read only)
 
     def __init__(self, *, token: str, base_url: str, interval: float) -> None:
         super().__init__(base_url=base_url, interval=interval)

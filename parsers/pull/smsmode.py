@@ -154,3 +154,7 @@ def _charsets(content_type: str) -> tuple[str, ...]:
     except LookupError:
         return DEFAULT_CHARSETS
     return (declared, *(c for c in DEFAULT_CHARSETS if codecs.lookup(c).name != declared))
+
+
+READERS: Final = {RESPONSE_LIST: read_response_list}
+"""The readers by method name (``RawRequest.callback`` of their answers)."""
