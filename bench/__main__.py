@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import report
+from bench import report, table
 from bench.run import Run
 from bench.servers import Config
 
@@ -32,6 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pin", action="store_true", help="no CPU pinning (taskset)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="results dir")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument(
+        "--under-load", type=float, help="seconds of one callbacks-under-lookups run (default 10)"
+    )
+    parser.add_argument("--under-load-rounds", type=int, help="its rounds (3; --quick: 1)")
+    parser.add_argument(
+        "--read-model",
+        action="store_true",
+        help="only the read model's steps: lookups, console pages, callbacks under lookups",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if shutil.which("wrk") is None:
@@ -54,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         workdir=workdir,
         lookup_events=100_000 if quick else 1_000_000,
         lookups=100 if quick else 300,
+        under_load_seconds=args.under_load or (3.0 if quick else 10.0),
+        under_load_rounds=args.under_load_rounds or (1 if quick else 3),
+        read_model_only=args.read_model,
     )
     started = time.monotonic()
     run = Run(config)
@@ -67,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     results["setup"]["wall_seconds"] = round(time.monotonic() - started, 1)
     results["setup"]["quick"] = quick
     path = report.write(results, args.out)
-    print(report.table(results))
+    print(table.table(results))
     print(f"results: {path}")
     return 0
 

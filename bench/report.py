@@ -1,6 +1,7 @@
 """Results: the targets checked (issue 16's: ingest, half rate, worker, memory, parse path;
-issue 17's: the read model's lookups, the console's pages), the printed table, the JSON file
-(the machine's description: ``bench.machine``)."""
+issue 17's: the read model's lookups, the console's pages, the callbacks' rate under lookups)
+and the JSON file (the machine's description: ``bench.machine``; the printed table:
+``bench.table``)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {**ordered[(len(ordered) - 1) // 2], "rounds_rps": [r["rps"] for r in runs]}
 
 
-def _get(results: Results, *keys: str) -> Any:
+def get(results: Results, *keys: str) -> Any:
     node: Any = results
     for key in keys:
         if not isinstance(node, dict) or key not in node:
@@ -67,15 +68,15 @@ def _get(results: Results, *keys: str) -> Any:
     return node
 
 
-def _rps(results: Results, step: str) -> float | None:
-    value = _get(results, "http", step, "rps")
+def rps(results: Results, step: str) -> float | None:
+    value = get(results, "http", step, "rps")
     return float(value) if value is not None else None
 
 
 def targets(results: Results) -> list[Target]:
     """The issue's targets, from what the run measured."""
-    rss = _get(results, "memory", "sustained")
-    outage = _get(results, "memory", "outage")
+    rss = get(results, "memory", "sustained")
+    outage = get(results, "memory", "outage")
     fwd = results.get("forwarder") or {}
     parsers = results.get("parsers") or {}
     parse_targets = [
@@ -92,38 +93,38 @@ def targets(results: Results) -> list[Target]:
         Target(
             "ingest_get",
             "hub GET (iSendPro DLR) / bare aiohttp GET",
-            ratio(_rps(results, "hub_get"), _rps(results, "bare_get")),
+            ratio(rps(results, "hub_get"), rps(results, "bare_get")),
             0.40,
         ),
         Target(
             "ingest_post",
             "hub XML POST (DMC) / bare aiohttp POST",
-            ratio(_rps(results, "hub_post"), _rps(results, "bare_post")),
+            ratio(rps(results, "hub_post"), rps(results, "bare_post")),
             0.30,
         ),
         Target(
             "vs_naive_get",
             "hub GET / naive publish-and-await GET",
-            ratio(_rps(results, "hub_get"), _rps(results, "naive_get")),
+            ratio(rps(results, "hub_get"), rps(results, "naive_get")),
             3.0,
         ),
         Target(
             "vs_naive_post",
             "hub POST / naive publish-and-await POST",
-            ratio(_rps(results, "hub_post"), _rps(results, "naive_post")),
+            ratio(rps(results, "hub_post"), rps(results, "naive_post")),
             3.0,
         ),
         Target(
             "p99_half_get",
             "hub GET p99 (ms) at half its max rate",
-            _get(results, "http", "hub_get_half", "p99_ms"),
+            get(results, "http", "hub_get_half", "p99_ms"),
             10.0,
             at_most=True,
         ),
         Target(
             "p99_half_post",
             "hub POST p99 (ms) at half its max rate",
-            _get(results, "http", "hub_post_half", "p99_ms"),
+            get(results, "http", "hub_post_half", "p99_ms"),
             10.0,
             at_most=True,
         ),
@@ -132,8 +133,8 @@ def targets(results: Results) -> list[Target]:
                 f"cpu_half_{style}",
                 f"hub {style.upper()} CPU µs/request at half its max rate / at its max rate",
                 ratio(
-                    _get(results, "http", f"hub_{style}_half", "server_cpu_us_per_req"),
-                    _get(results, "http", f"hub_{style}", "server_cpu_us_per_req"),
+                    get(results, "http", f"hub_{style}_half", "server_cpu_us_per_req"),
+                    get(results, "http", f"hub_{style}", "server_cpu_us_per_req"),
                 ),
                 1.3,
                 at_most=True,
@@ -164,21 +165,69 @@ def targets(results: Results) -> list[Target]:
         Target(
             "lookup_timeline",
             "p99 (ms) of a message's timeline (the lookup step's index: 1 M events)",
-            _get(results, "lookup", "lookups", "timeline", "p99_ms"),
+            get(results, "lookup", "lookups", "timeline", "p99_ms"),
             50.0,
             at_most=True,
         ),
         Target(
             "lookup_phone",
             "p99 (ms) of a phone-number search, first page (same index)",
-            _get(results, "lookup", "lookups", "phone", "p99_ms"),
+            get(results, "lookup", "lookups", "phone", "p99_ms"),
             200.0,
             at_most=True,
         ),
         Target(
             "console_pages",
             "p99 (ms) of the slowest console page, whole HTML (events, phone, message, overview)",
-            _get(results, "lookup", "pages", "slowest_p99_ms"),
+            get(results, "lookup", "pages", "slowest_p99_ms"),
+            1000.0,
+            at_most=True,
+        ),
+        *under_load(results),
+    ]
+
+
+UNDER_LOAD_RATIO = 0.9
+"""The callbacks' rate while an operator looks things up, at least this share of their rate
+alone (``bench/contention.py``). At the operator's pace (5 requests a second: a third each
+timelines, phone searches and console pages), the lookup step's figures (2 to 5 ms a lookup,
+5 to 15 ms a page) add up to 30 to 50 ms of CPU a second: 3 to 5 % of the hub's core (the step
+measures it too: ``without_callbacks.core_share``). 0.9 allows that and as much again for the
+noise between two runs of the same hub on a shared machine (the median of alternated rounds).
+A lower ratio means the lookups cost the callbacks more than their own CPU time: they hold the
+event loop (work on the loop, or the GIL held in a thread)."""
+
+
+def under_load(results: Results) -> list[Target]:
+    """Issue 17's "while callbacks keep their rate": the rate ratio, and the lookups' p99 over
+    HTTP while callbacks run at full rate, against the lookup step's limits."""
+    found = results.get("under_load") or {}
+    p99 = {kind: get(found, "lookups", kind, "p99_ms") for kind in ("timeline", "phone", "page")}
+    return [
+        Target(
+            "lookup_under_load",
+            "callbacks' req/s (GET, full rate) while an operator looks up / alone",
+            found.get("ratio"),
+            UNDER_LOAD_RATIO,
+        ),
+        Target(
+            "timeline_under_load",
+            "p99 (ms) of a timeline over HTTP (API) while callbacks run at full rate",
+            p99["timeline"],
+            50.0,
+            at_most=True,
+        ),
+        Target(
+            "phone_under_load",
+            "p99 (ms) of a phone search over HTTP (API) while callbacks run at full rate",
+            p99["phone"],
+            200.0,
+            at_most=True,
+        ),
+        Target(
+            "pages_under_load",
+            "p99 (ms) of the console's pages while callbacks run at full rate",
+            p99["page"],
             1000.0,
             at_most=True,
         ),
@@ -192,13 +241,13 @@ def versus_parse(results: Results) -> dict[str, dict[str, float | None]]:
     for server in ("journal", "hub"):
         for style in ("get", "post"):
             step = f"{server}_{style}"
-            if _get(results, "http", step) is None:
+            if get(results, "http", step) is None:
                 continue
             out[step] = {
-                "rps": ratio(_rps(results, step), _rps(results, f"parse_{style}")),
+                "rps": ratio(rps(results, step), rps(results, f"parse_{style}")),
                 "cpu": ratio(
-                    _get(results, "http", f"parse_{style}", "server_cpu_us_per_req"),
-                    _get(results, "http", step, "server_cpu_us_per_req"),
+                    get(results, "http", f"parse_{style}", "server_cpu_us_per_req"),
+                    get(results, "http", step, "server_cpu_us_per_req"),
                 ),
             }
     return out
@@ -208,136 +257,6 @@ def _growth(memory: dict[str, Any] | None) -> float | None:
     if not memory or not memory.get("before_kib"):
         return None
     return abs(memory["after_kib"] / memory["before_kib"] - 1)
-
-
-# -- the printed table ----------------------------------------------------------------------
-
-HTTP_ROWS = (
-    ("bare_get", "bare aiohttp, GET"),
-    ("bare_post", "bare aiohttp, POST"),
-    ("parse_get", "parse and answer, GET (iSendPro)"),
-    ("parse_post", "parse and answer, POST (DMC XML)"),
-    ("naive_get", "naive publish+confirm, GET"),
-    ("naive_post", "naive publish+confirm, POST"),
-    ("journal_get", "hub, no broker, GET (iSendPro)"),
-    ("journal_post", "hub, no broker, POST (DMC XML)"),
-    ("hub_get", "hub + forwarder, GET (iSendPro)"),
-    ("hub_post", "hub + forwarder, POST (DMC XML)"),
-    ("hub_get_half", "hub + forwarder, GET, at half max"),
-    ("hub_post_half", "hub + forwarder, POST, at half max"),
-)
-
-
-def _fmt(value: float | None, spec: str = ",.0f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def table(results: Results) -> str:
-    lines = [
-        "HTTP (wrk -t1, loopback; median of the rounds). µs/req: the server's CPU time per"
-        " request; noise: cores other processes of the machine kept busy meanwhile",
-        f"  {'':34} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'µs/req':>7} {'noise':>5}"
-        f" {'vs bare':>7} {'(CPU)':>6} {'vs naive':>8}",
-    ]
-    for step, label in HTTP_ROWS:
-        r = _get(results, "http", step)
-        if r is None:
-            continue
-        style = step.split("_")[1]
-        paced = step.endswith("_half")  # a chosen rate: no ratio to a maximum
-        bare = None if paced else ratio(r["rps"], _rps(results, f"bare_{style}"))
-        naive = None if paced else ratio(r["rps"], _rps(results, f"naive_{style}"))
-        cpu = ratio(
-            _get(results, "http", f"bare_{style}", "server_cpu_us_per_req"),
-            r.get("server_cpu_us_per_req"),
-        )
-        lines.append(
-            f"  {label:34} {_fmt(r['rps']):>7} {_fmt(r['p50_ms'], '.2f'):>7}"
-            f" {_fmt(r['p99_ms'], '.2f'):>7} {_fmt(r.get('server_cpu_us_per_req')):>7}"
-            f" {_fmt(r.get('foreign_cores'), '.2f'):>5} {_fmt(bare, '.0%'):>7}"
-            f" {_fmt(cpu, '.0%'):>6} {_fmt(naive, '.1f'):>8}"
-        )
-    fwd = results.get("forwarder")
-    if fwd:
-        lines.append("Forwarder (journal → RabbitMQ, confirms)")
-        raw = fwd.get("raw") or []
-        lines.append(
-            f"  forwarder {_fmt(fwd.get('eps'))} events/s"
-            f" ({_fmt(fwd.get('cpu_us_per_event'))} µs CPU/event),"
-            f" raw aio-pika {' / '.join(_fmt(r['eps']) for r in raw)} events/s"
-            f" ({' / '.join(_fmt(r['cpu_us_per_event']) for r in raw)} µs CPU/event,"
-            f" window {fwd.get('window')}): "
-            f"{_fmt(ratio(fwd.get('eps'), fwd.get('ceiling_eps')), '.0%')} of the best"
-        )
-    for key, d in (results.get("disk") or {}).items():
-        lines.append(
-            f"Disk, fsync of a 4 KiB append ({key}): p50 {d['p50_ms']:.2f} ms,"
-            f" p99 {d['p99_ms']:.2f}, p99.9 {d['p99.9_ms']:.2f}, max {d['max_ms']:.1f}"
-            f" ({d['syncs']} syncs)"
-        )
-    ingest = {k: v for k, v in versus_parse(results).items() if v["rps"] is not None}
-    if ingest:
-        lines.append("Ingest / parse and answer (req/s ratio, CPU ratio in brackets)")
-        for step, label in HTTP_ROWS:
-            if step in ingest:
-                r = ingest[step]
-                lines.append(f"  {label:34} {_fmt(r['rps'], '.0%'):>7} ({_fmt(r['cpu'], '.0%')})")
-    parsers = results.get("parsers")
-    if parsers:
-        lines.append(
-            "Parse path (CPU µs/request, one core: request view, parser, JSON; parser alone;"
-            " before issue 16 -> target)"
-        )
-        for provider, p in parsers.items():
-            lines.append(
-                f"  {provider:10} {_fmt(p['us_per_request'], '.1f'):>7}"
-                f" {_fmt(p['parse_us_per_request'], '.1f'):>7}"
-                f"   before {_fmt(p.get('before_us_per_request'), '.1f'):>6}"
-                f" -> {_fmt(p.get('target_us_per_request'), '.1f'):>6}"
-                f"   ({len(p['samples'])} samples, {p['events_per_request']:g} events/request)"
-            )
-    found = results.get("lookup")
-    if found:
-        lines.append(
-            f"Read model ({found['events']:,} events indexed at"
-            f" {_fmt(found.get('index_events_per_second'))} events/s; index"
-            f" {found['index_bytes'] / 2**20:.0f} MiB, journal {found['journal_bytes'] / 2**20:.0f}"
-            " MiB): lookup ms, p50 / p99 / max / CPU p99 (the index's share: p50 / p99)"
-        )
-        alone = found["lookups"].get("index_only", {})
-        for name, t in found["lookups"].items():
-            if not isinstance(t, dict) or "p99_ms" not in t:
-                continue
-            share = alone.get(name)
-            own = f"  (index {share['p50_ms']:.2f} / {share['p99_ms']:.2f})" if share else ""
-            cpu = t.get("cpu_p99_ms")
-            lines.append(
-                f"  {name:26} {t['p50_ms']:7.2f} {t['p99_ms']:7.2f} {t['max_ms']:7.2f}"
-                f" {_fmt(cpu, '7.2f'):>7}{own}"
-            )
-        shown = found.get("pages", {})
-        if shown:
-            lines.append("  console pages, ms p50 / p99 / max (the hub's whole answer)")
-        for name, t in shown.items():
-            if isinstance(t, dict):
-                lines.append(
-                    f"  {name:26} {t['p50_ms']:7.2f} {t['p99_ms']:7.2f} {t['max_ms']:7.2f}"
-                )
-    for key, label in (("sustained", "sustained run"), ("outage", "broker outage")):
-        m = _get(results, "memory", key)
-        if m:
-            lines.append(
-                f"Memory, {label} ({m['seconds']:.0f} s): RSS {m['before_kib'] / 1024:.1f}"
-                f" → {m['after_kib'] / 1024:.1f} MiB (max {m['max_kib'] / 1024:.1f}),"
-                f" journal {m['journal_before_bytes'] / 2**20:.0f} →"
-                f" {m['journal_after_bytes'] / 2**20:.0f} MiB"
-            )
-    lines.append("Targets")
-    for t in targets(results):
-        shown = _fmt(t.value, ".3g")
-        op = "<=" if t.at_most else ">="
-        lines.append(f"  {t.verdict:4}  {t.name:14} {shown:>8} {op} {t.limit:<5g} {t.what}")
-    return "\n".join(lines)
 
 
 # -- the files --------------------------------------------------------------------------------

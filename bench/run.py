@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import forward, machine, procs, report, wrk
+from bench import contention, forward, machine, procs, report, wrk
 from bench.servers import (
     FORWARD,
     STYLES,
@@ -144,14 +145,18 @@ class Run:
         self.results["parsers"] = json.loads(done.stdout)
 
     def lookup(self) -> None:
+        """The read model's lookups and pages, then callbacks under lookups on the same data
+        directory (``bench/contention.py``), deleted afterwards (a gigabyte)."""
         cfg = self.config
+        data_dir = cfg.workdir / "lookup"
+        data_dir.mkdir()
         log.info(
             "read model: %d events indexed, then %d lookups each", cfg.lookup_events, cfg.lookups
         )
         done = subprocess.run(  # noqa: S603 - our own module
             [
                 *pinned(cfg.server_cpu),
-                *[sys.executable, "-m", "bench.lookup"],
+                *[sys.executable, "-m", "bench.lookup", "--data-dir", str(data_dir)],
                 *["--events", str(cfg.lookup_events), "--lookups", str(cfg.lookups)],
             ],
             capture_output=True,
@@ -160,6 +165,14 @@ class Run:
             timeout=3600,
         )
         self.results["lookup"] = json.loads(done.stdout)
+        seconds, rounds = cfg.under_load_seconds, cfg.under_load_rounds
+        log.info("callbacks under lookups: %d rounds of %.0f s alone and with", rounds, seconds)
+        try:
+            self.results["under_load"] = contention.measure(
+                self, data_dir, seconds=seconds, rounds=rounds
+            )
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
     def disk(self, key: str) -> None:
         """fsync latency on the journal's file system: every batch of callbacks waits for one,
@@ -371,8 +384,11 @@ class Run:
             "raw_count": cfg.raw_count,
             "raw_window": cfg.raw_window,
         }
-        self.parsers()
+        if not cfg.read_model_only:
+            self.parsers()
         self.lookup()
+        if cfg.read_model_only:
+            return self.results
         node = RabbitNode(cfg.workdir / "rabbitmq")
         log.info("starting a throwaway RabbitMQ node")
         try:

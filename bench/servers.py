@@ -51,6 +51,11 @@ class Config:
     """Events indexed for the read model's lookups (``bench/lookup.py``)."""
     lookups: int = 300
     """Lookups of each kind."""
+    under_load_seconds: float = 10.0
+    """Length of one run of the callbacks-under-lookups step (``bench/contention.py``)."""
+    under_load_rounds: int = 3
+    read_model_only: bool = False
+    """Only the read model's steps (lookups, pages, callbacks under lookups): no broker."""
 
 
 @dataclass

@@ -14,6 +14,9 @@ the service is set up, as XML (the seed) or as JSON (SFR's help pages; the shape
   its history), read in ``tables/dmc.toml``; the history stays in ``details``. A failure's ``code``
   (annex 5.4, ``CRA_*``; numeric codes occur too) gives ``error`` and the failure class.
 - ``ANSWERED`` is the contact's SMS reply: an inbound event whose text is the status ``info``.
+  Its id is made of :func:`reply_identity` (broadcast, contact, text), the fields
+  ``getResponsesSMS`` gives too (``parsers.pull.dmc``): a reply both pushed and polled is one
+  event.
 - Dates: ``2014-07-11 09:52:12`` (French local time), ``2016-11-08 13:16:56 CET`` (CET, CEST, UTC
   or GMT), ISO-8601 (``2019-03-28T09:42:47Z``); ``vxml_info`` start/end are epoch milliseconds.
 
@@ -32,6 +35,8 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
+
+import orjson
 
 from core.errors import PayloadError
 from core.models import (
@@ -102,6 +107,7 @@ def _event(username: str | None, medium: Medium, request: RawRequest, times: Rep
     error = _error(code, code_entry, state, details)
     address = _address(medium.tag, medium.fields.get("to"))
     call_id = optional(medium.fields, "call_id")
+    text = current.get("info", "") if inbound else None
     data = EventData(
         provider=PROVIDER,
         channel=medium.channel,
@@ -116,12 +122,30 @@ def _event(username: str | None, medium: Medium, request: RawRequest, times: Rep
         sender=address if inbound else None,
         status=code_of(status, status_entry),
         error=error,
-        text=current.get("info", "") if inbound else None,
+        text=text,
         details=details,
         raw=medium.raw,
         received_at=request.received_at,
     )
-    return Event.of(data, _when(medium.fields, current, times))
+    identity = None
+    if text is not None:
+        identity = reply_identity(
+            optional(medium.fields, "broadcast_id"), optional(medium.fields, "contact_id"), text
+        )
+    return Event.of(data, _when(medium.fields, current, times), identity=identity)
+
+
+def reply_identity(broadcast_id: str | None, contact_id: str | None, text: str) -> str | None:
+    """What identifies a contact's SMS reply whether DMC pushes it (``ANSWERED``, its ``info``)
+    or lists it (getResponsesSMS: ``broadcastId``, ``contactId``, ``callResponse``): the
+    broadcast, the contact and the text, its runs of white space as one space (an XML attribute
+    holds a line break as a space, an element as it is). The dates differ (the push dates the
+    reply, the list the call), ``call_id`` is the push's only. ``None`` without both ids."""
+    if not broadcast_id or not contact_id:
+        return None
+    return orjson.dumps(
+        ["reply", broadcast_id.strip(), contact_id.strip(), " ".join(text.split())]
+    ).decode()
 
 
 def _last_type(history: Sequence[Mapping[str, str]]) -> str | None:

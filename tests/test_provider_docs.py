@@ -1,5 +1,5 @@
-"""Document checks (opt-in): the transcribed facts and the ``seed-*`` samples against the
-providers' own documents, read from the folder named by ``HUB_PROVIDER_DOCS``.
+"""Document checks (opt-in): the transcribed facts and the ``seed-*`` samples (of the callbacks
+and of the polling methods' answers) against the providers' own documents, read from the folder named by ``HUB_PROVIDER_DOCS``.
 
 Skipped when the variable is unset (see ``tests/provider_docs.py``); ``.ci/run`` sets it.
 """
@@ -12,6 +12,8 @@ import pytest
 
 from core.models import Provider
 from tests.golden import Case, all_cases
+from tests.golden_pull import PullCase
+from tests.golden_pull import all_cases as all_pull_cases
 from tests.provider_docs import DOCUMENTS, document, extract, facts
 
 
@@ -36,4 +38,15 @@ def test_seed_case_input_stands_in_its_document(case: Case) -> None:
     """A ``seed-*`` case is the document's sample, byte for byte (the PDF's line wraps aside)."""
     text = document(case.provider)
     sample = case.input.decode("utf-8")
+    assert sample in text or _squeeze(sample) in _squeeze(text)
+
+
+PULL_SEED_CASES = [c for c in all_pull_cases() if c.name.startswith("seed-")]
+
+
+@pytest.mark.parametrize("case", PULL_SEED_CASES, ids=[c.id for c in PULL_SEED_CASES])
+def test_pull_seed_case_input_stands_in_its_document(case: PullCase) -> None:
+    """A ``seed-*`` answer of a polling method is the document's sample, the same way."""
+    text = document(case.provider)
+    sample = case.body.decode("utf-8")
     assert sample in text or _squeeze(sample) in _squeeze(text)

@@ -54,7 +54,7 @@ async def send(session: aiohttp.ClientSession, base_url: str, call: Call) -> Ans
     none comes."""
     query = query_of(call.query)
     url = URL(base_url.rstrip("/") + call.path + (f"?{query}" if query else ""), encoded=True)
-    headers: dict[str, str] = {}
+    headers = dict(call.headers)
     data: bytes | None = None
     if call.form:
         data = urlencode(call.form).encode()

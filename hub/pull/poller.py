@@ -42,7 +42,7 @@ from hub import intake
 from hub.pull import http, state
 from hub.pull.source import Ask, Source
 from hub.pull.state import State
-from parsers.pull.base import Item, Outcome, Page
+from parsers.pull.base import Item, Outcome, Page, http_status
 from sinks.journal import Journal, QuarantineEntry
 from sinks.metrics import Metrics
 
@@ -179,8 +179,10 @@ class Poller:
         return Polled(page.outcome.value, page.reason, events, len(items), again=advance.again)
 
     async def _read(self, ask: Ask) -> _Read:
-        """The answer to ``ask`` as its reader reads it; for an answer that is no HTTP success
-        and no error answer the reader knows, what its status says."""
+        """The answer to ``ask``: what its HTTP status says when the pull module's
+        ``read_status`` says it (``Ask.status``), else its body as the reader reads it (an
+        unreadable 2xx body is to be quarantined; a non-2xx one that holds no error answer is
+        what the common rule, ``parsers.pull.base.http_status``, says of its status)."""
         try:
             answer = await http.send(self.session, self.source.base_url, ask.call)
         except http.Unreachable as exc:
@@ -194,6 +196,9 @@ class Poller:
             content_type=answer.content_type,
             received_at=utc_now(),
         )
+        said = ask.status(answer.status)
+        if said is not None:  # the status says it all (a 401, a proxy's 503 page)
+            return _Read(said.outcome.value, said.reason, retry_after=_retry_after(answer, said))
         success = 200 <= answer.status < 300
         try:
             page = _parse(ask, raw)
@@ -202,10 +207,10 @@ class Poller:
                 return _Read(UNREADABLE, exc.reason, None, raw, answer)
             page = None
         if not success and (page is None or page.outcome.value in _SUCCESS):
-            # an error page, or nothing: what the status says (the reader's own error answer,
-            # a SOAP fault on a 500, is taken as it reads it)
-            outcome, reason = _by_status(answer)
-            return _Read(outcome, reason, retry_after=_retry_after(answer))
+            # a body to read (DMC's faults come with a 500) that holds no error answer: what
+            # the status says by the common rule
+            said = http_status(answer.status) or Page(Outcome.RETRY_LATER)
+            return _Read(said.outcome.value, said.reason, retry_after=_retry_after(answer, said))
         assert page is not None
         return _Read(page.outcome.value, page.reason, page, raw, answer)
 
@@ -296,18 +301,11 @@ def _parse(ask: Ask, raw: RawRequest) -> Page:
         raise PayloadError("reader error", reason=intake.PARSER_ERROR) from exc
 
 
-def _by_status(answer: http.Answer) -> tuple[str, str]:
-    if answer.status in (401, 403):
-        return Outcome.CREDENTIALS_REFUSED.value, f"http_{answer.status}"
-    if answer.status == 429:
-        return Outcome.RATE_LIMITED.value, "http_429"
-    return Outcome.RETRY_LATER.value, f"http_{answer.status}"
-
-
-def _retry_after(answer: http.Answer) -> float | None:
-    """``Retry-After`` in seconds (its date form is not read: the back-off stands in)."""
+def _retry_after(answer: http.Answer, said: Page) -> float | None:
+    """``Retry-After`` in seconds (its date form is not read: the back-off stands in), else what
+    the status's page says."""
     value = next((v for k, v in answer.headers.items() if k.lower() == "retry-after"), "")
-    return float(value) if value.strip().isdigit() else None
+    return float(value) if value.strip().isdigit() else said.retry_after
 
 
 def _newest(known: str | None, items: Sequence[Item]) -> str | None:

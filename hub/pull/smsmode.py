@@ -47,7 +47,7 @@ class SmsmodeSource(Source):
         if api.query_time(start) >= api.query_time(end):  # the autumn hour, read twice
             start -= timedelta(hours=1)
         call = api.response_list_call(self._token, start, end)
-        return Ask(api.RESPONSE_LIST, call, api.read_response_list, until=until)
+        return Ask(api.RESPONSE_LIST, call, api.read_response_list, until, api.read_status)
 
     def fresh(self, cursor: Cursor, page: Page) -> Sequence[Item]:
         seen = set(_seen(cursor))

@@ -39,10 +39,11 @@ from datetime import datetime
 
 from core.models import Provider, RawRequest
 from core.vocabulary import JsonValue
-from parsers.pull.base import Call, Item, Page
+from parsers.pull.base import Call, Item, Page, http_status
 
 Cursor = dict[str, JsonValue]
 Reader = Callable[[RawRequest], Page]
+StatusReader = Callable[[int], Page | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,9 @@ class Ask:
     read: Reader
     until: datetime | None = None
     """For a date window, the time up to which this request reads (the source's own)."""
+    status: StatusReader = http_status
+    """What an HTTP status says before the body is read (the pull module's ``read_status``):
+    ``None``, read the body."""
 
 
 @dataclass(frozen=True, slots=True)

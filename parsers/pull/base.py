@@ -13,6 +13,11 @@ A pull module (``parsers/pull/<slug>.py``) is pure. For each polling method it g
 
 Every answer maps to an :class:`Outcome`; a response the reader cannot understand raises
 :class:`core.errors.PayloadError`, like a callback parser (the source quarantines its bytes).
+
+An HTTP status can answer before the body does (a 401, a 503 with a proxy's page): each module
+also gives ``read_status(status: int) -> Page | None``, the page such a status means by the
+provider's document, or ``None`` when the body is to be read (a 2xx; DMC's SOAP faults come with
+a 500). :func:`http_status` is the rule where a document says nothing of its own.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ class Call:
     secrets: frozenset[str] = frozenset()
     """Names of the query/form fields that hold credentials: never logged, never journaled
     (and the bytes of ``body`` are never logged: they may hold them)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Request headers the document asks for (a SOAP 1.1 ``SOAPAction``); none secret."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +98,18 @@ class Page:
     """The provider says there is more to read right away (a full page, a non-empty buffer)."""
     extra: dict[str, str] = field(default_factory=dict)
     """Anything else a source needs from the answer (a next-page token...), by name."""
+
+
+def http_status(status: int) -> Page | None:
+    """What an HTTP status says before the body is read, where the provider's document says
+    nothing of its own: ``None`` for a 2xx (read the body); 401 and 403 refuse the credentials,
+    429 is a rate limit, 408 and 5xx a temporary failure, any other status refuses the request."""
+    if 200 <= status < 300:
+        return None
+    if status in (401, 403):
+        return Page(Outcome.CREDENTIALS_REFUSED, reason=f"http_{status}")
+    if status == 429:
+        return Page(Outcome.RATE_LIMITED, reason="http_429")
+    if status == 408 or status >= 500:
+        return Page(Outcome.RETRY_LATER, reason=f"http_{status}")
+    return Page(Outcome.REQUEST_REFUSED, reason=f"http_{status}")

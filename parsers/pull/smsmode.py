@@ -34,7 +34,7 @@ from typing import Final
 from core.errors import PayloadError
 from core.models import Channel, Event, EventData, Kind, Provider, RawRequest, State
 from parsers.phones import to_e164
-from parsers.pull.base import Call, Item, Outcome, Page
+from parsers.pull.base import Call, Item, Outcome, Page, http_status
 from parsers.smsmode import TIME_FORMATS
 from parsers.text import DEFAULT_CHARSETS, decode_text, without_bom
 from parsers.times import PARIS, local_time
@@ -158,3 +158,7 @@ def _charsets(content_type: str) -> tuple[str, ...]:
 
 READERS: Final = {RESPONSE_LIST: read_response_list}
 """The readers by method name (``RawRequest.callback`` of their answers)."""
+
+read_status = http_status
+"""The document says nothing of HTTP statuses: the common rule (``parsers.pull.base``); every
+error the method documents comes in a body (``code_retour | description``)."""
