@@ -10,6 +10,9 @@ URLs (stable, documented in the README):
 - ``/api/v1/...``: the operator's JSON API (``hub.api``), behind the console token
   (``hub.operator``); its OpenAPI document at ``/api/v1/openapi.json``
 - ``/console/...``: the operator's console (``hub.console``), behind the same token
+
+Beside the routes, in the same loop: the pipeline worker (unless in a process of its own), the
+retention task and the pull sources (``hub.pull``), each a cleanup context.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -28,6 +32,8 @@ from hub import api, backlog, console, disk, handlers, logs, operator, requestli
 from hub.endpoints import endpoints
 from hub.forward_process import ForwarderProcess, sink_of, worker
 from hub.handlers import FORWARDER, JOURNAL, RUNTIME, Runtime
+from hub.pull import sources as pull_sources
+from hub.pull.poller import Poller
 from hub.secrets import resolve as resolve_secrets
 from hub.settings import Settings
 from parsers import REGISTRY
@@ -54,6 +60,7 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
     logs.hide(s for accepted in secrets.values() for s in accepted)
     if settings.events_token:
         logs.hide([settings.events_token.get_secret_value()])
+    logs.hide(pull_sources.secrets(settings))
     console_token = settings.console_token.get_secret_value() if settings.console_token else None
     app[operator.OPERATOR_TOKEN] = operator.resolve(console_token, settings.data_dir)
     logs.hide([app[operator.OPERATOR_TOKEN]])
@@ -86,6 +93,7 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
     else:
         app.cleanup_ctx.append(_forwarder_inline(settings, sink))
     app.cleanup_ctx.append(_retention(settings, sink))
+    app.cleanup_ctx.append(_pull(settings))
     return app
 
 
@@ -192,6 +200,60 @@ def _retention(
             await asyncio.gather(task, return_exceptions=True)  # a failure was logged already
 
     return ctx
+
+
+USER_AGENT = "callback-hub (pull sources)"
+
+
+def _pull(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The pull sources (``hub.pull``): one task per configured source, on one HTTP client
+    session; cancelled at shutdown before the worker and the journal close (a poll cut short
+    leaves its cursor where it was: it is asked again)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        metrics = app[RUNTIME].metrics
+        sources = pull_sources.configured(settings)
+        on = {s.provider for s in sources}
+        metrics.start_pull((p.value, p in on) for p in pull_sources.KNOWN)
+        if not sources:
+            yield
+            return
+        journal = app[JOURNAL]  # the journal's context runs first
+
+        def notify() -> None:
+            forwarder = app.get(FORWARDER)
+            if forwarder is not None:
+                forwarder.notify()
+
+        async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
+            tasks = []
+            for source in sources:
+                poller = Poller(
+                    source,
+                    journal=journal,
+                    metrics=metrics,
+                    session=session,
+                    data_dir=settings.data_dir,
+                    notify=notify,
+                )
+                metrics.watch_pull(source.name, partial(_last_success, poller))
+                task = asyncio.get_running_loop().create_task(
+                    poller.run(), name=f"pull-{source.name}"
+                )
+                task.add_done_callback(_log_failure)
+                tasks.append(task)
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    return ctx
+
+
+def _last_success(poller: Poller) -> float | None:
+    return poller.last_success
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -1,9 +1,11 @@
 """Replaying the requests the parsers refused, once the parsers are fixed, and dropping them
 (``hub quarantine``).
 
-A refused request is kept whole in the journal (method, query, body, headers, time, reason).
-``replay`` runs it through today's parser: the events it gives are journaled (and forwarded by
-the running hub) like any callback's, and the request is marked replayed. ``drop`` deletes
+A refused request is kept whole in the journal (method, query, body, headers, time, reason), and
+so is a pull source's answer no reader understood (``hub.pull``). ``replay`` runs it through
+today's parser (a polling method's reader for such an answer): the events it gives are
+journaled (and forwarded by the running hub) like any callback's, and the request is marked
+replayed. ``drop`` deletes
 requests by number (input no parser will ever read, once looked at); ``purge`` deletes every
 replayed one, which the hub's retention (``HUB_QUARANTINE_RETENTION``) does too once they have
 been replayed that long. Each writes through a journal of its own, beside the running hub's;
@@ -18,9 +20,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.errors import PayloadError
-from core.models import Provider, RawRequest
+from core.errors import HubError, PayloadError
+from core.models import Event, Provider, RawRequest
 from hub import intake
+from hub.pull import sources as pull_sources
 from hub.settings import Settings
 from parsers import REGISTRY
 from sinks import journal as store
@@ -74,12 +77,31 @@ async def replay_entry(journal: Journal, item: Quarantined) -> Outcome:
     except ValueError:  # an unknown provider, an unreadable time: a row of another version
         return Outcome(item.seq, 0, "unreadable_entry")
     try:
-        events = intake.parse(REGISTRY[raw.provider], raw)
+        events = _events(raw)
         await intake.append(journal, raw, events)
     except PayloadError as exc:
         return Outcome(item.seq, 0, exc.reason)
     await journal.mark_replayed(item.seq, time.time())
     return Outcome(item.seq, len(events), None)
+
+
+def _events(raw: RawRequest) -> list[Event]:
+    """What today's parser makes of a quarantined request: a callback's parser, or for a pull
+    source's answer (its callback names a polling method) that method's reader, every item's
+    events (read again, they have the same ids: the pipeline worker marks those it has)."""
+    read = _PULL_READERS.get((raw.provider, raw.callback))
+    if read is None:
+        return intake.parse(REGISTRY[raw.provider], raw)
+    try:
+        page = read(raw)
+    except HubError:
+        raise
+    except Exception as exc:
+        raise PayloadError("reader error", reason=intake.PARSER_ERROR) from exc
+    return [event for item in page.items for event in item.events]
+
+
+_PULL_READERS = pull_sources.readers()
 
 
 async def drop(settings: Settings, numbers: list[int]) -> list[int]:

@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     fd_reserve: int = Field(default=64, ge=16)
     """File descriptors never given to connections: the journal, the forwarder, the metrics."""
 
+    smsmode_access_token: SecretStr | None = None
+    """sMsmode's API key (``accessToken``): set, the hub polls ``responseList.do`` for the
+    replies of the account (``hub.pull.smsmode``); unset, that source is off."""
+    smsmode_api_url: str = "https://api.smsmode.com/http/1.6"
+    """sMsmode's HTTP API base address (a staging account's, a test's fake)."""
+    smsmode_pull_interval: float = Field(default=60.0, ge=0.1)
+    """Seconds between two polls of ``responseList.do`` (sMsmode documents no rate limit; at
+    least 0.1 s, for tests). Failures back off from it, doubling, up to an hour."""
+
     def limits(self) -> Limits:
         return Limits(
             header_timeout=self.header_timeout,
@@ -146,6 +155,15 @@ class Settings(BaseSettings):
             raise ValueError("expected amqp://user:password@host:5672/vhost (or amqps://)")
         return value
 
+    @field_validator("smsmode_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        """A base address the HTTP client cannot use would fail at every poll."""
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname or url.query:
+            raise ValueError("expected an http:// or https:// base address, without a query")
+        return value
+
     @model_validator(mode="after")
     def _no_empty_secret(self) -> Settings:
         """An empty secret would silently mean 'generate one' on each replica."""
@@ -153,6 +171,14 @@ class Settings(BaseSettings):
             value: SecretStr | None = getattr(self, f"secret_{provider.value}")
             if value is not None and not value.get_secret_value().replace(",", "").strip():
                 raise ValueError(f"HUB_SECRET_{provider.value.upper()} is set but empty")
+        return self
+
+    @model_validator(mode="after")
+    def _no_empty_credentials(self) -> Settings:
+        """An empty API key would be sent, and refused at every poll."""
+        token = self.smsmode_access_token
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError("HUB_SMSMODE_ACCESS_TOKEN is set but empty")
         return self
 
     @model_validator(mode="after")

@@ -18,7 +18,9 @@ Callbacks (URL segment, method):
   ``numero`` is sMsmode's short number that took the reply (the recipient, kept as given when it is
   not a phone number), ``emetteur`` the person who replied (the sender), ``date_reception``
   ``ddMMyyyy-HHmmss`` French local time, ``responseID`` the reply's own id and ``smsID`` the id of
-  our message it answers.
+  our message it answers. The event's id is made of ``responseID`` (``Event.of``'s
+  ``identity``), as the reply read from ``responseList.do`` (``parsers.pull.smsmode``): the same
+  reply pushed and polled is the same event.
 - ``webhook`` (POST, JSON): the REST API v2 Message resource. ``direction`` ``MT`` is a status
   report of a message we sent (``status.value`` in table ``v2_status``, ``status.detail`` in table
   ``v2_detail``), ``MO`` an inbound message (``originMessageId`` is the message it answers).
@@ -120,13 +122,14 @@ def _delivery(fields: dict[str, str], request: RawRequest) -> Event:
 
 def _reply(fields: dict[str, str], request: RawRequest) -> Event:
     when = _local(required(fields, "date_reception"))
+    response_id = optional(fields, "responseID")
     data = EventData(
         provider=PROVIDER,
         channel=Channel.SMS,
         kind=Kind.INBOUND,
         state=State.RECEIVED,
         final=True,
-        message_id=optional(fields, "responseID"),
+        message_id=response_id,
         reference=optional(fields, "refClient"),
         related_message_id=optional(fields, "smsID"),
         recipient=to_e164(fields.get("numero")),
@@ -135,7 +138,9 @@ def _reply(fields: dict[str, str], request: RawRequest) -> Event:
         raw=dict(fields),
         received_at=request.received_at,
     )
-    return Event.of(data, when)
+    # the reply's own id, as sMsmode's list of replies gives it (parsers.pull.smsmode): a reply
+    # both pushed and polled is one event
+    return Event.of(data, when, identity=response_id)
 
 
 def _network(mcc_mnc: str | None) -> dict[str, JsonValue]:

@@ -3,11 +3,11 @@
 Labels are bounded: provider, endpoint (the callback style), outcome, reason, channel, kind,
 state. Never numbers, ids or texts.
 
-Only what the callbacks' side counts cheaply is here: a callback's outcome and its time, the
-journal's commits. What the pipeline worker counts after the answer comes from its files,
-wherever it runs: events by state and duplicates from its index (``sinks.index.IndexCollector``),
-forwarded events, confirm times and the broker connection from its progress file
-(``sinks.progress.ProgressCollector``); the backlog, from that and the journal
+Only what the hub's serve process counts cheaply is here: a callback's outcome and its time, the
+journal's commits, the pull sources' polls (``hub.pull``). What the pipeline worker counts after
+the answer comes from its files, wherever it runs: events by state and duplicates from its index
+(``sinks.index.IndexCollector``), forwarded events, confirm times and the broker connection from
+its progress file (``sinks.progress.ProgressCollector``); the backlog, from that and the journal
 (``hub.backlog.BacklogCollector``).
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import platform
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
 from typing import Generic, TypeVar
@@ -32,6 +33,15 @@ input could not be parsed (their fault);
 unavailable: the events could not be made safe (our fault), the provider is told to retry;
 unauthorized: wrong secret (reason ``secret``) or source (reason ``source``); disconnected: the
 client went away before its request was read whole (HTTP status label 499, nothing kept)."""
+
+
+PULL_OUTCOMES = (
+    *("items", "nothing_new", "retry_later", "credentials_refused", "rate_limited"),
+    *("request_refused", "unreadable", "journal_unavailable"),
+)
+"""A poll's outcomes (``hub_pull_polls_total``): the provider's answer as its reader maps it
+(``parsers.pull.base.Outcome``), or ``unreadable`` (no reader understood it: quarantined) and
+``journal_unavailable`` (its events could not be made durable: read again at the next poll)."""
 
 
 class Labelled(Generic[M]):
@@ -107,6 +117,57 @@ class Metrics:
                 buckets=_FAST,
             )
         )
+        self.pull_polls = Labelled(
+            Counter(
+                "hub_pull_polls",
+                "Polls of a provider's API by its pull source, by outcome: items, nothing_new,"
+                " retry_later, credentials_refused, rate_limited, request_refused; unreadable"
+                " (the answer quarantined), journal_unavailable (the events not made durable).",
+                ("provider", "outcome"),
+                registry=registry,
+            )
+        )
+        self.pull_items = Labelled(
+            Counter(
+                "hub_pull_items",
+                "Items read by polling and journaled (one read again in an overlapping window"
+                " is not journaled nor counted again).",
+                ("provider",),
+                registry=registry,
+            )
+        )
+        self.pull_errors = Labelled(
+            Counter(
+                "hub_pull_errors",
+                "Polls that failed, by outcome and reason (the provider's code, http_<status>,"
+                " timeout, connection, a parser's reason for an unreadable answer).",
+                ("provider", "outcome", "reason"),
+                registry=registry,
+            )
+        )
+        self.pull_configured = Labelled(
+            Gauge(
+                "hub_pull_configured",
+                "1 for a pull source that polls (its credentials are configured), 0 for one off.",
+                ("provider",),
+                registry=registry,
+            )
+        )
+        self.pull_newest_item = Labelled(
+            Gauge(
+                "hub_pull_newest_item_timestamp_seconds",
+                "The provider's time of the newest item a pull source read (epoch seconds).",
+                ("provider",),
+                registry=registry,
+            )
+        )
+        self.pull_lag = Gauge(
+            "hub_pull_lag_seconds",
+            "Seconds since a configured pull source's last successful poll: how far behind"
+            " the provider the hub may be (NaN before the first one).",
+            ("provider",),
+            registry=registry,
+        )
         Info("hub_build", "The hub's version.", registry=registry).info(
             {"version": _version(), "python": platform.python_version()}
         )
@@ -117,6 +178,24 @@ class Metrics:
             for outcome in ("accepted", "disconnected"):
                 self.callbacks(provider, endpoint, outcome, "")
             self.latency(provider, endpoint)
+
+    def start_pull(self, sources: Iterable[tuple[str, bool]]) -> None:
+        """The pull sources' label sets, each provider with a source, configured or not."""
+        for provider, configured in sources:
+            self.pull_configured(provider).set(1 if configured else 0)
+            self.pull_items(provider)
+            for outcome in PULL_OUTCOMES:
+                self.pull_polls(provider, outcome)
+
+    def watch_pull(self, provider: str, last_success: Callable[[], float | None]) -> None:
+        """``hub_pull_lag_seconds`` of a configured source: asks ``last_success`` (epoch
+        seconds, or None) at each scrape."""
+
+        def lag() -> float:
+            last = last_success()
+            return math.nan if last is None else max(0.0, time.time() - last)
+
+        self.pull_lag.labels(provider).set_function(lag)
 
     def count_quarantine(self, waiting: Callable[[], int]) -> None:
         """``hub_quarantine_requests`` asks ``waiting`` at each scrape: ``hub quarantine replay``

@@ -91,6 +91,8 @@ TOUR: dict[str, list[Step]] = {
     "hub quarantine replay": [step("quarantine", "replay", QUARANTINED, codes=(3,))],  # refused
     "hub quarantine drop N...": [step("quarantine", "drop", QUARANTINED)],
     "hub quarantine purge": [step("quarantine", "purge")],
+    "hub pull status": [step("pull", "status"), step("pull", "status", "--json")],
+    "hub pull once PROVIDER": [step("pull", "once", "smsmode", codes=(2,))],  # off: no token
     # once the hub has stopped (its forwarder holds the data directory): it stops at once, its
     # --parent (PID 1) not being its parent
     "hub forward": [step("forward", "--parent", "1")],

@@ -21,6 +21,7 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.models import Provider
 from hub import journaled
 from hub.app import create_app, endpoints
+from hub.settings import Settings
 from sinks import journal as store
 from sinks.memory import MemorySink
+from tests.fakes.smsmode import BASE_PATH, TOKEN, FakeSmsmode, Reply, Running
 from tests.golden import Case, all_cases
 from tests.harness.ports import free_port
 from tests.harness.prometheus import PROMTOOL_BIN, PrometheusServer, prometheus_available
@@ -151,9 +154,23 @@ def request_of(case: Case, secret: str = SECRET) -> tuple[str, str, bytes | None
     return case.spec["method"], path, case.input, headers
 
 
+def _replies() -> FakeSmsmode:
+    """sMsmode's fake with two replies of the last minutes, for the hub's pull source."""
+    now = datetime.now(UTC)
+    return FakeSmsmode(replies=[Reply("r-1", now - timedelta(minutes=3)), Reply("r-2", now)])
+
+
 async def _expositions(data_dir: Path) -> tuple[str, str]:
-    """The metrics of a fresh hub, then after every golden case (with an in-memory broker)."""
-    async with TestClient(TestServer(create_app(make_settings(data_dir), sink=MemorySink()))) as c:
+    """The metrics of a fresh hub, then after every golden case (with an in-memory broker), its
+    sMsmode pull source polling the fake."""
+    async with TestServer(_replies().app()) as fake:
+        url = str(fake.make_url(BASE_PATH))
+        return await _fed(make_settings(data_dir, smsmode_access_token=TOKEN, smsmode_api_url=url))
+
+
+async def _fed(settings: Settings) -> tuple[str, str]:
+    data_dir = settings.data_dir
+    async with TestClient(TestServer(create_app(settings, sink=MemorySink()))) as c:
         fresh = await (await c.get("/metrics")).text()
         for case in all_cases():
             method, path, body, headers = request_of(case)
@@ -165,6 +182,12 @@ async def _expositions(data_dir: Path) -> tuple[str, str]:
             return journaled.processed(data_dir) == store.last_seq(data_dir / store.JOURNAL_FILE)
 
         await eventually(processed)
+
+        async def polled() -> bool:  # the pull source's first poll, done
+            exposition = await (await c.get("/metrics")).text()
+            return bool(metric(exposition, "hub_pull_polls_total", outcome="items"))
+
+        await eventually(polled)
         return fresh, await (await c.get("/metrics")).text()
 
 
@@ -484,6 +507,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     hub: subprocess.Popen[bytes] | None = None
     prometheus: PrometheusServer | None = None
     hub_log = open(base / "hub.log", "wb")  # noqa: SIM115 (closed in the finally below)
+    fake = Running(_replies()).__enter__()  # sMsmode's API, for the hub's pull source
     try:
         _start_or_fail(node.start, "RabbitMQ")
         node.rabbitmqctl("import_definitions", str(DEFINITIONS))
@@ -495,6 +519,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             HUB_DATA_DIR=str(base / "hub"),
             # the user of the definitions: proves its password and permissions fit the hub
             HUB_RABBITMQ_URL=f"amqp://hub:hub@127.0.0.1:{node.port}/",
+            HUB_SMSMODE_ACCESS_TOKEN=TOKEN,
+            HUB_SMSMODE_API_URL=fake.api_url,
+            HUB_SMSMODE_PULL_INTERVAL="1",
         )
         hub = subprocess.Popen(
             [sys.executable, "-m", "hub", "serve"],
@@ -535,6 +562,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 hub.wait(timeout=10)
         hub_log.close()
         node.stop()
+        fake.__exit__(None, None, None)
 
 
 def _feed(prometheus: PrometheusServer, hub_url: str, cases: list[Case]) -> None:
@@ -625,7 +653,7 @@ def test_streams_are_apart_from_the_messages_ready_by_queue(stack: Stack) -> Non
     whose queues hold what consumers have not taken yet, but in a panel of its own."""
     ready = _panel("hub-pipeline.json", "RabbitMQ: messages ready by queue (streams apart)")
     kept = _panel("hub-pipeline.json", "RabbitMQ: messages kept by stream")
-    events = len(_golden_events(stack.cases))
+    events = len(_golden_events(stack.cases)) + len(_replies().replies)  # and the pulled ones
     _wait_for(stack.prometheus, kept.concrete(), events)
     queues = {r["metric"]["queue"] for r in stack.prometheus.query(ready.concrete())}
     assert "callback-hub.unrouted" in queues and "example.failed-deliveries" in queues
@@ -697,7 +725,7 @@ async def test_definitions_route_failed_deliveries_to_a_subscriber_that_dead_let
     ]
     expected = {
         "example.failed-deliveries": len(failed),
-        "callback-hub.stream": len(events),
+        "callback-hub.stream": len(events) + len(_replies().replies),  # and the pulled ones
         "callback-hub.unrouted": 0,
         "example.failed-deliveries.dead-letter": 0,
     }

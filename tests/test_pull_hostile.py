@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from core.errors import PayloadError
 from core.models import Provider, RawRequest
-from parsers.pull import dmc, ecall, ecampaign
+from parsers.pull import dmc, ecall, ecampaign, smsmode
 from parsers.pull.base import Outcome, Page
 
 _texts = st.text(alphabet="0123456789 +-:.T/()Zabcxyzé€<&_STOPstop", max_size=25)
@@ -88,17 +88,25 @@ def _documents(draw: st.DrawFn) -> bytes:
     return root.format("".join(draw(st.lists(_elements(), max_size=4)))).encode()
 
 
+_FIELD = st.text(max_size=12) | st.sampled_from(["01012013-12:22", "32", "r-1", "336", ""])
+_LINES = st.lists(
+    st.lists(_FIELD, min_size=1, max_size=8).map(" | ".join), min_size=1, max_size=3
+).map(lambda lines: "\n".join(lines).encode())
+"""sMsmode's answers: lines of ``|``-separated fields, some of them dates and codes."""
+
+
 READERS = [
     (Provider.ECAMPAIGN, "sms/getResponses", ecampaign.read_get_responses),
     (Provider.ECAMPAIGN, "mail/getBlacklist", ecampaign.read_get_blacklist),
     (Provider.ECALL, "GetNextMessage", ecall.read_get_next_message),
     (Provider.ECALL, "DeleteMessage", ecall.read_delete_message),
     (Provider.DMC, "getResponsesSMS", dmc.read_get_responses_sms),
+    (Provider.SMSMODE, "responseList", smsmode.read_response_list),
 ]
 
 
 @settings(max_examples=300)
-@given(st.binary(max_size=300) | _documents(), st.sampled_from(READERS))
+@given(st.binary(max_size=300) | _documents() | _LINES, st.sampled_from(READERS))
 def test_any_answer_gives_a_page_or_a_payload_error(body: bytes, reader: tuple) -> None:
     provider, callback, read = reader
     response = RawRequest(

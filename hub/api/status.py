@@ -1,5 +1,5 @@
-"""``GET /api/v1/status``: the journal, the pipeline worker, the broker, the quarantine and the
-callbacks' rates, as an operator's overview reads them.
+"""``GET /api/v1/status``: the journal, the pipeline worker, the broker, the quarantine, the
+callbacks' rates and the pull sources, as an operator's overview reads them.
 
 Everything is read from where it is kept, off the event loop (a stalled disk must not hold up
 the callbacks): the journal's own files and numbers, the worker's index (``sinks.index``) and
@@ -21,6 +21,7 @@ from aiohttp import web
 from hub import backlog, rates
 from hub.api.spec import Api, json_response
 from hub.handlers import FORWARDER, JOURNAL
+from hub.pull import sources as pull_sources
 from hub.settings import Settings
 from sinks import index, progress
 from sinks import journal as store
@@ -79,6 +80,29 @@ class RateStatus(msgspec.Struct, frozen=True):
     by_provider: dict[str, int]
 
 
+class PullStatus(msgspec.Struct, frozen=True):
+    provider: str
+    configured: bool
+    """Its credentials are configured: the hub polls it."""
+    last_poll: str | None
+    """When its last poll's answer came (ISO-8601, UTC; None: never polled)."""
+    outcome: str | None
+    """What the last poll said: ``items``, ``nothing_new``, ``retry_later``,
+    ``credentials_refused``, ``rate_limited``, ``request_refused``, ``unreadable``,
+    ``journal_unavailable``."""
+    reason: str | None
+    last_success: str | None
+    newest_item: str | None
+    """The provider's time of the newest item polled."""
+    items: int
+    """Items polled and journaled, in all."""
+    failures: int
+    """Polls failed in a row."""
+    next_poll: str | None
+    cursor: str
+    """Where the source is, in a few words."""
+
+
 class Status(msgspec.Struct, frozen=True):
     indexed_up_to: int
     """The journal's ``seq`` up to which the pipeline worker has processed every event."""
@@ -94,6 +118,8 @@ class Status(msgspec.Struct, frozen=True):
     quarantine: QuarantineStatus
     rates: dict[str, RateStatus]
     """Callbacks over the last minute and the last 15 minutes, from the hub's own counter."""
+    pull: list[PullStatus] = []
+    """Each pull source (``hub.pull``), as ``hub pull status`` shows it."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +133,7 @@ class _Files:
     progress: progress.Progress | None
     waiting: int
     backlog: backlog.Backlog
+    pull: list[pull_sources.Status]
 
 
 def _read(settings: Settings, forwarding: bool) -> _Files:
@@ -120,6 +147,7 @@ def _read(settings: Settings, forwarding: bool) -> _Files:
         progress=progress.read(settings.data_dir),
         waiting=store.quarantine_waiting(journal_path) if exists else 0,
         backlog=backlog.of(settings.data_dir, journal_path, forwarding=forwarding),
+        pull=pull_sources.statuses(settings),
     )
 
 
@@ -167,6 +195,7 @@ async def current(app: web.Application, settings: Settings) -> Status:
         ),
         quarantine=QuarantineStatus(waiting=files.waiting),
         rates={name: _rate(sampled.over(s)) for name, s in RATE_WINDOWS.items()},
+        pull=[msgspec.convert(p.as_json(), PullStatus) for p in files.pull],
     )
 
 
@@ -176,7 +205,8 @@ def register(api: Api, settings: Settings) -> None:
     @api.operation(
         "GET",
         "/status",
-        "The journal, the pipeline worker, the broker, the quarantine and the callbacks' rates",
+        "The journal, the pipeline worker, the broker, the quarantine, the callbacks' rates and"
+        " the pull sources",
         responses={200: ("The status", Status)},
     )
     async def get_status(request: web.Request) -> web.Response:

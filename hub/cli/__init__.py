@@ -6,6 +6,7 @@ environment (``Settings()``). Nothing imports it but its entry points (``hub``, 
 - ``events``: ``hub tail``, ``hub replay`` (``broker``: their side on the broker);
 - ``journal``: ``hub journal stats``;
 - ``quarantine``: ``hub quarantine list|show|replay|drop|purge``;
+- ``pull``: ``hub pull status|once`` (the pull sources, ``hub.pull``);
 - ``subscribe``: ``hub subscribe``;
 - ``send``: ``hub send`` (``hub.samples``: what it can send); ``check``: ``hub check`` (both
   reach a running hub from outside through ``remote``);
@@ -27,7 +28,18 @@ from importlib import metadata
 
 from pydantic import ValidationError
 
-from hub.cli import check, console, events, journal, quarantine, send, serve, subscribe, urls
+from hub.cli import (
+    check,
+    console,
+    events,
+    journal,
+    pull,
+    quarantine,
+    send,
+    serve,
+    subscribe,
+    urls,
+)
 from hub.cli.common import configuration_errors
 from hub.settings import Settings
 
@@ -58,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="Provider callbacks in, events out.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    for family in (serve, events, journal, quarantine, urls, console, subscribe, send, check):
+    families = (serve, events, journal, quarantine, pull, urls, console, subscribe, send, check)
+    for family in families:
         family.add_commands(commands)
     return parser
