@@ -23,10 +23,12 @@ run: $(VENV)/.installed
 	$(BIN)/hub serve
 
 # Debian packages the tests and the benchmark run for real (each harness starts its own
-# throwaway instance on loopback): RabbitMQ, Prometheus (promtool too), wrk, and Chromium for
-# the console's browser tests (Playwright drives it; it downloads no browser of its own).
+# throwaway instance on loopback): RabbitMQ, Prometheus (promtool too), wrk, Chromium for
+# the console's browser tests (Playwright drives it; it downloads no browser of its own), and
+# PostgreSQL for the shared index's tests (issue 19; Debian 12's server, version 15).
 SYSTEM_PACKAGES := rabbitmq-server:/usr/lib/rabbitmq/bin/rabbitmq-server \
-	prometheus:/usr/bin/promtool wrk:/usr/bin/wrk chromium:/usr/bin/chromium
+	prometheus:/usr/bin/promtool wrk:/usr/bin/wrk chromium:/usr/bin/chromium \
+	postgresql:/usr/lib/postgresql/15/bin/initdb
 
 system-packages:
 	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
