@@ -93,7 +93,7 @@ def test_a_hub_killed_before_its_deletion_completes_loses_nothing(fake, tmp_path
         assert deleted == [first.message_id, first.message_id, second.message_id]
         assert hub.terminate() == 0
     log = hub.log_file.read_text()
-    assert PASSWORD not in log and "Oui" not in log
+    assert PASSWORD not in log and USERNAME not in log and "Oui" not in log
 
 
 def test_once_prints_what_arrived_and_status_says_where_the_source_is(fake, tmp_path) -> None:

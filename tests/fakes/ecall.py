@@ -14,7 +14,7 @@ buffer answers HTTP 200 with its XML whatever the result (4.1), 11204 when it is
 
     async with FakeEcall() as fake:
         fake.queue(BufferedSms("0041766012999", "0041791234567", "Oui", "11.12.2015 10:37:00"))
-        ... GET f"{fake.url}/Api/Cache/GetNextMessage?Username=user&Password=secret"
+        ... GET f"{fake.url}/Api/Cache/GetNextMessage?Username={USERNAME}&Password={PASSWORD}"
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.harness.ports import free_port
 
-USERNAME, PASSWORD = "user", "secret"
+USERNAME, PASSWORD = "hub-user", "ecall-pass-0123456789"
 _T = TypeVar("_T")
 
 
