@@ -112,6 +112,19 @@ class Settings(BaseSettings):
     """Seconds between two polls of ``responseList.do`` (sMsmode documents no rate limit; at
     least 0.1 s, for tests). Failures back off from it, doubling, up to an hour."""
 
+    ecall_username: SecretStr | None = None
+    """eCall's account user name (``UserName``); with ``ecall_password`` set too, the hub polls
+    the message buffer of the account's rented numbers (``hub.pull.ecall``); unset, that
+    source is off."""
+    ecall_password: SecretStr | None = None
+    """eCall's account password (``Password``)."""
+    ecall_api_url: str = "https://url.ecall.ch"
+    """eCall's HTTP access base address (seed section 5.1; a staging account's, a test's fake)."""
+    ecall_pull_interval: float = Field(default=60.0, ge=0.1)
+    """Seconds between two polls of an empty buffer (eCall documents no rate limit; at least
+    0.1 s, for tests); a buffer not empty is read on at once, a message at a time. Failures
+    back off from it, doubling, up to an hour."""
+
     def limits(self) -> Limits:
         return Limits(
             header_timeout=self.header_timeout,
@@ -155,7 +168,7 @@ class Settings(BaseSettings):
             raise ValueError("expected amqp://user:password@host:5672/vhost (or amqps://)")
         return value
 
-    @field_validator("smsmode_api_url")
+    @field_validator("smsmode_api_url", "ecall_api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
         """A base address the HTTP client cannot use would fail at every poll."""
@@ -179,6 +192,21 @@ class Settings(BaseSettings):
         token = self.smsmode_access_token
         if token is not None and not token.get_secret_value().strip():
             raise ValueError("HUB_SMSMODE_ACCESS_TOKEN is set but empty")
+        return self
+
+    @model_validator(mode="after")
+    def _ecall_credentials(self) -> Settings:
+        """eCall's source needs both; one alone, or an empty one, would be refused at every
+        poll."""
+        given = {
+            "HUB_ECALL_USERNAME": self.ecall_username,
+            "HUB_ECALL_PASSWORD": self.ecall_password,
+        }
+        for name, value in given.items():
+            if value is not None and not value.get_secret_value().strip():
+                raise ValueError(f"{name} is set but empty")
+        if (self.ecall_username is None) != (self.ecall_password is None):
+            raise ValueError("HUB_ECALL_USERNAME and HUB_ECALL_PASSWORD go together: set both")
         return self
 
     @model_validator(mode="after")

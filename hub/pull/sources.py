@@ -12,15 +12,22 @@ from datetime import datetime
 
 from core.models import Provider
 from hub.pull import state
+from hub.pull.ecall import EcallSource
 from hub.pull.smsmode import SmsmodeSource
 from hub.pull.source import Reader, Source
 from hub.pull.state import State
 from hub.settings import Settings
 
-KNOWN: dict[Provider, type[Source]] = {Provider.SMSMODE: SmsmodeSource}
+KNOWN: dict[Provider, type[Source]] = {
+    Provider.SMSMODE: SmsmodeSource,
+    Provider.ECALL: EcallSource,
+}
 """Each provider that has a pull source, configured or not."""
 
-VARIABLES: dict[Provider, str] = {Provider.SMSMODE: "HUB_SMSMODE_ACCESS_TOKEN"}
+VARIABLES: dict[Provider, str] = {
+    Provider.SMSMODE: "HUB_SMSMODE_ACCESS_TOKEN",
+    Provider.ECALL: "HUB_ECALL_USERNAME and HUB_ECALL_PASSWORD",
+}
 """The variable that turns each source on."""
 
 
@@ -35,12 +42,22 @@ def configured(settings: Settings) -> list[Source]:
                 interval=settings.smsmode_pull_interval,
             )
         )
+    if settings.ecall_username is not None and settings.ecall_password is not None:
+        found.append(
+            EcallSource(
+                username=settings.ecall_username.get_secret_value(),
+                password=settings.ecall_password.get_secret_value(),
+                base_url=settings.ecall_api_url,
+                interval=settings.ecall_pull_interval,
+            )
+        )
     return found
 
 
 def secrets(settings: Settings) -> list[str]:
     """The sources' credentials, which no log line may hold."""
     tokens = [settings.smsmode_access_token]
+    tokens += [settings.ecall_username, settings.ecall_password]
     return [t.get_secret_value() for t in tokens if t is not None]
 
 
