@@ -5,7 +5,9 @@
 of its own beside the running hub's (as ``hub quarantine replay`` does): the source's lock
 keeps it and the hub's own poll of that source apart, and the running hub's pipeline worker
 forwards what it journals. It prints the new events, one line each (``--json``: their
-CloudEvents documents), then one line saying what the provider answered.
+CloudEvents documents), then one line saying what the provider answered. A source that reads
+several lists in turn (eCampaign) is polled once per list (``Source.round``), stopping at the
+first that fails.
 """
 
 from __future__ import annotations
@@ -98,6 +100,14 @@ async def _poll(settings: Settings, source: Source) -> Polled:
                 session=session,
                 data_dir=settings.data_dir,
             )
-            return await poller.poll()
+            polled = await poller.poll()
+            events = list(polled.events)
+            for _ in range(source.round - 1):
+                if not polled.succeeded:
+                    break
+                polled = await poller.poll()
+                events += polled.events
+            polled.events = events
+            return polled
     finally:
         journal.close()  # on the loop: it commits what waits

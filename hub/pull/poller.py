@@ -28,9 +28,9 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -103,9 +103,15 @@ class Poller:
         data_dir: Path,
         notify: Callable[[], None] = lambda: None,
         jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.source, self.journal, self.metrics = source, journal, metrics
         self.session, self.data_dir, self.notify, self.jitter = session, data_dir, notify, jitter
+        self.clock, self.sleep = clock, sleep
+        """The epoch seconds a poll's request is sent at (the provider's minimum spacing, the
+        source's ``now``), and how the spacing is waited out: a test gives its own (a fake
+        provider's clock, a sleep that moves it) to check a minute's spacing without waiting it."""
         loaded = state.load(data_dir, source.name)
         self.last_success: float | None = _epoch(loaded.last_success)
         """Epoch seconds of the last successful poll (``hub_pull_lag_seconds``)."""
@@ -128,12 +134,12 @@ class Poller:
         async with state.locked(self.data_dir, name):
             current = await asyncio.to_thread(state.load, self.data_dir, name)
             self.last_success = _epoch(current.last_success)  # ``hub pull once``'s counts too
-            wait = current.last_call + self.source.minimum - time.time()
+            wait = current.last_call + self.source.minimum - self.clock()
             if wait > 0:
-                await asyncio.sleep(wait)  # the provider's minimum spacing between calls
-            now = utc_now()
+                await self.sleep(wait)  # the provider's minimum spacing between calls
+            current.last_call = self.clock()
+            now = datetime.fromtimestamp(current.last_call, UTC)
             ask = self.source.ask(current.cursor, now)
-            current.last_call = time.time()
             polled = await self._exchange(ask, current, now)
             polled.delay = self._delay(polled, current)
             current.next_poll = (utc_now() + timedelta(seconds=polled.delay)).isoformat()
@@ -191,7 +197,7 @@ class Poller:
             provider=self.source.provider,
             callback=ask.method,
             method=ask.call.method,
-            query=http.kept_query(ask.call),
+            query=http.kept_query(ask.call) if ask.query is None else ask.query,
             body=answer.body,
             content_type=answer.content_type,
             received_at=utc_now(),

@@ -10,17 +10,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.models import Provider
+from core.models import Channel, Provider
 from hub.pull import state
+from hub.pull.ecampaign import EcampaignSource
 from hub.pull.smsmode import SmsmodeSource
 from hub.pull.source import Reader, Source
 from hub.pull.state import State
 from hub.settings import Settings
 
-KNOWN: dict[Provider, type[Source]] = {Provider.SMSMODE: SmsmodeSource}
+KNOWN: dict[Provider, type[Source]] = {
+    Provider.SMSMODE: SmsmodeSource,
+    Provider.ECAMPAIGN: EcampaignSource,
+}
 """Each provider that has a pull source, configured or not."""
 
-VARIABLES: dict[Provider, str] = {Provider.SMSMODE: "HUB_SMSMODE_ACCESS_TOKEN"}
+VARIABLES: dict[Provider, str] = {
+    Provider.SMSMODE: "HUB_SMSMODE_ACCESS_TOKEN",
+    Provider.ECAMPAIGN: "HUB_ECAMPAIGN_USER and HUB_ECAMPAIGN_PASSWORD",
+}
 """The variable that turns each source on."""
 
 
@@ -35,12 +42,23 @@ def configured(settings: Settings) -> list[Source]:
                 interval=settings.smsmode_pull_interval,
             )
         )
+    if settings.ecampaign_user is not None and settings.ecampaign_password is not None:
+        found.append(
+            EcampaignSource(
+                user=settings.ecampaign_user,
+                password=settings.ecampaign_password.get_secret_value(),
+                md5=settings.ecampaign_password_md5,
+                channels=[Channel(c) for c in settings.ecampaign_channels.split(",")],
+                base_url=settings.ecampaign_api_url,
+                interval=settings.ecampaign_pull_interval,
+            )
+        )
     return found
 
 
 def secrets(settings: Settings) -> list[str]:
     """The sources' credentials, which no log line may hold."""
-    tokens = [settings.smsmode_access_token]
+    tokens = [settings.smsmode_access_token, settings.ecampaign_password]
     return [t.get_secret_value() for t in tokens if t is not None]
 
 
