@@ -12,7 +12,9 @@ the source's pure reader. Then, by what it says:
   request's query without secrets; the same bytes again are counted, not kept twice), the cursor
   kept, the source backs off;
 - an error answer (``parsers.pull.base.Outcome``), no answer at all, a journal that cannot take
-  the events: the cursor kept, the source backs off.
+  the events: the cursor kept, the source backs off. A request the provider refuses as asked
+  (``request_refused``) that the source will ask differently (``Source.advance`` moved the
+  cursor and says ``again``: DMC's narrower period) is asked as soon as the provider allows.
 
 Back-off: from the interval (ten times it when credentials are refused), doubling at each
 failure in a row up to :data:`MAX_BACKOFF`, with jitter (between half and all of it), never
@@ -156,8 +158,11 @@ class Poller:
         if page is None:
             return await self._failed(read, current)
         if page.outcome.value not in _SUCCESS:  # the source may ask differently next time
-            current.cursor = self.source.advance(current.cursor, ask, page, now).cursor
-            return await self._failed(read, current)
+            advance = self.source.advance(current.cursor, ask, page, now)
+            current.cursor = advance.cursor
+            failed = await self._failed(read, current)
+            failed.again = advance.again
+            return failed
         assert read.raw is not None
         items = self.source.fresh(current.cursor, page)
         events = [e for item in items for e in item.events]
@@ -275,6 +280,8 @@ class Poller:
         source = self.source
         if polled.succeeded:
             delay = source.minimum if polled.again else source.interval
+        elif polled.again and polled.outcome == Outcome.REQUEST_REFUSED:
+            delay = source.minimum  # the source asks differently now (a narrower period)
         else:
             factor = REFUSED_FACTOR if polled.outcome == Outcome.CREDENTIALS_REFUSED else 1
             ceiling = max(MAX_BACKOFF, source.interval)

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from core.models import Channel, Provider
 from hub.pull import state
+from hub.pull.dmc import DmcSource
 from hub.pull.ecampaign import EcampaignSource
 from hub.pull.smsmode import SmsmodeSource
 from hub.pull.source import Reader, Source
@@ -21,12 +22,14 @@ from hub.settings import Settings
 KNOWN: dict[Provider, type[Source]] = {
     Provider.SMSMODE: SmsmodeSource,
     Provider.ECAMPAIGN: EcampaignSource,
+    Provider.DMC: DmcSource,
 }
 """Each provider that has a pull source, configured or not."""
 
 VARIABLES: dict[Provider, str] = {
     Provider.SMSMODE: "HUB_SMSMODE_ACCESS_TOKEN",
     Provider.ECAMPAIGN: "HUB_ECAMPAIGN_USER and HUB_ECAMPAIGN_PASSWORD",
+    Provider.DMC: "HUB_DMC_SERVICE_ID, HUB_DMC_SERVICE_PASSWORD and HUB_DMC_SPACE_ID",
 }
 """The variable that turns each source on."""
 
@@ -53,12 +56,28 @@ def configured(settings: Settings) -> list[Source]:
                 interval=settings.ecampaign_pull_interval,
             )
         )
+    dmc = (settings.dmc_service_id, settings.dmc_service_password, settings.dmc_space_id)
+    if dmc[0] is not None and dmc[1] is not None and dmc[2] is not None:
+        found.append(
+            DmcSource(
+                service_id=dmc[0],
+                service_password=dmc[1].get_secret_value(),
+                space_id=dmc[2],
+                stop_only=settings.dmc_stop_only,
+                base_url=settings.dmc_api_url,
+                interval=settings.dmc_pull_interval,
+            )
+        )
     return found
 
 
 def secrets(settings: Settings) -> list[str]:
     """The sources' credentials, which no log line may hold."""
-    tokens = [settings.smsmode_access_token, settings.ecampaign_password]
+    tokens = [
+        settings.smsmode_access_token,
+        settings.ecampaign_password,
+        settings.dmc_service_password,
+    ]
     return [t.get_secret_value() for t in tokens if t is not None]
 
 
