@@ -288,3 +288,15 @@ def test_a_failed_list_keeps_its_mark_and_the_turn_moves_on() -> None:
     moved = source.advance(cursor, ask, Page(Outcome.RETRY_LATER, reason="http_500"), now)
     assert moved.cursor["marks"] == cursor["marks"] and moved.cursor["next"] == "sms/getResponses"
     assert moved.again is False  # the end of the round
+
+
+def test_the_settings_take_all_of_a_login_or_none_and_known_channels() -> None:
+    with pytest.raises(ValueError, match="HUB_ECAMPAIGN_USER, HUB_ECAMPAIGN_PASSWORD: set all"):
+        make_settings(Path("unused"), ecampaign_user=USER)
+    with pytest.raises(ValueError, match="set all of them"):
+        make_settings(Path("unused"), ecampaign_user=" ", ecampaign_password=PASSWORD)
+    with pytest.raises(ValueError, match="channels among sms, fax, mail"):
+        make_settings(Path("unused"), ecampaign_channels="sms,voice")
+    assert make_settings(Path("unused"), ecampaign_channels="SMS, mail").ecampaign_channels == (
+        "sms,mail"
+    )

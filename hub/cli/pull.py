@@ -26,6 +26,7 @@ from hub.pull import sources
 from hub.pull.poller import Polled, Poller
 from hub.pull.source import Source
 from hub.settings import Settings
+from parsers.pull.base import Outcome
 from sinks.journal import Journal
 from sinks.metrics import Metrics
 
@@ -101,12 +102,15 @@ async def _poll(settings: Settings, source: Source) -> Polled:
                 data_dir=settings.data_dir,
             )
             polled = await poller.poll()
-            events = list(polled.events)
+            events, read = list(polled.events), polled.outcome == Outcome.ITEMS
             for _ in range(source.round - 1):
                 if not polled.succeeded:
-                    break
+                    break  # what failed is said as such
                 polled = await poller.poll()
                 events += polled.events
+                read = read or polled.outcome == Outcome.ITEMS
+            if read and polled.succeeded:
+                polled.outcome = Outcome.ITEMS.value  # a list of the round held items
             polled.events = events
             return polled
     finally:
