@@ -331,3 +331,13 @@ def test_narrowing_halves_down_to_the_floor_and_is_forgotten_once_caught_up() ->
     last = {"since": (now - timedelta(minutes=1)).isoformat(), "width": 600.0}
     done = source.advance(last, source.ask(last, now), Page(Outcome.NOTHING_NEW), now)
     assert not done.again and "width" not in done.cursor
+
+
+def test_the_autumn_hour_read_twice_still_gives_a_period_dmc_reads_forward() -> None:
+    """02:55 summer time to 02:05 winter time would be an end before the beginning on DMC's
+    wall clock: the beginning goes back an hour."""
+    since = datetime(2024, 10, 27, 1, 4, tzinfo=UTC)  # 02:04 winter time
+    now = datetime(2024, 10, 27, 1, 5, tzinfo=UTC)
+    ask = _source().ask({"since": since.isoformat()}, now)
+    assert b"<beginDate>2024-10-27T01:54:00</beginDate>" in ask.call.body
+    assert b"<endDate>2024-10-27T02:05:00</endDate>" in ask.call.body

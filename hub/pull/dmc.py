@@ -13,7 +13,8 @@ only, for an account without the replies option ("si l'option a été souscrite"
 The cursor is ``since``: the end of the last period read. Each call asks for the period from
 ``since`` less :data:`OVERLAP` (a reply listed a little after its ``callDate``) to now, at most
 ``width`` long (:data:`MAX_WINDOW` unless narrowed): after a long stop the source catches up
-period by period, one a minute. The replies of the overlap read again are not journaled again:
+period by period, one a minute. DMC reads the dates as Paris wall clock: in the hour a change to
+winter time repeats, a period whose beginning would come after its end starts an hour earlier. The replies of the overlap read again are not journaled again:
 the cursor keeps their event ids (``seen``); one read again after a crash between the journal
 and the cursor has the same event id (the push's, made of the broadcast, the contact and the
 text), which the pipeline worker marks duplicate.
@@ -35,6 +36,7 @@ from core.vocabulary import JsonValue
 from hub.pull.source import Advance, Ask, Cursor, Source
 from parsers.pull import dmc as api
 from parsers.pull.base import Item, Outcome, Page
+from parsers.times import PARIS
 
 METHOD = "getResponsesSMS"
 OVERLAP = timedelta(minutes=10)
@@ -71,6 +73,8 @@ class DmcSource(Source):
         width = _width(cursor)
         start = _time(cursor.get("since"), now) - min(OVERLAP, width / 2)
         until = min(now, start + width)
+        if _wall(start) >= _wall(until):  # the autumn hour, read twice: a period that goes on
+            start -= _FOLD
         call = api.get_responses_sms_call(*self._service, start, until, stop_only=self.stop_only)
         query = api.request_query(start, until, stop_only=self.stop_only)
         return Ask(METHOD, call, api.read_get_responses_sms, until, api.read_status, query)
@@ -114,6 +118,11 @@ class DmcSource(Source):
         narrowed = cursor.get("width")
         width = f", periods narrowed to {narrowed:.0f} s" if isinstance(narrowed, float) else ""
         return f"replies read up to {since[:19]}Z, {len(_seen(cursor))} remembered{width}"
+
+
+def _wall(when: datetime) -> datetime:
+    """Paris wall clock, as DMC reads the period's dates."""
+    return when.astimezone(PARIS).replace(tzinfo=None)
 
 
 def _width(cursor: Cursor) -> timedelta:
