@@ -14,10 +14,11 @@ The cursor is ``since``: the end of the last period read. Each call asks for the
 ``since`` less :data:`OVERLAP` (a reply listed a little after its ``callDate``) to now, at most
 ``width`` long (:data:`MAX_WINDOW` unless narrowed): after a long stop the source catches up
 period by period, one a minute. DMC reads the dates as Paris wall clock: in the hour a change to
-winter time repeats, a period whose beginning would come after its end starts an hour earlier. The replies of the overlap read again are not journaled again:
-the cursor keeps their event ids (``seen``); one read again after a crash between the journal
-and the cursor has the same event id (the push's, made of the broadcast, the contact and the
-text), which the pipeline worker marks duplicate.
+winter time repeats, a period whose beginning would come after its end starts an hour earlier.
+The replies of the overlap read again are not journaled again: the cursor keeps their event
+ids (``seen``); one read again after a crash between the journal and the cursor has the same
+event id (the push's, made of the broadcast, the contact and the text), which the pipeline
+worker marks duplicate.
 
 A period DMC refuses (``parametres_inconsistants``, ``invalid_parameter``: the document gives
 no widest period, these are the faults a period too wide can get) halves the width, down to
