@@ -5,6 +5,7 @@ across a restart that lost the cursor; then the cursor policy alone, pure."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -28,7 +29,7 @@ from sinks import journal as store
 from sinks.journal import Journal
 from sinks.metrics import Metrics
 from tests.fakes.ecampaign import PASSWORD, USER, Entry, Fail, FakeEcampaign
-from tests.support import OPERATOR, eventually, make_settings, metric
+from tests.support import OPERATOR, clean_env, eventually, make_settings, metric, run_hub
 
 INTERVAL = 0.1
 ROUND = 6
@@ -300,3 +301,28 @@ def test_the_settings_take_all_of_a_login_or_none_and_known_channels() -> None:
     assert make_settings(Path("unused"), ecampaign_channels="SMS, mail").ecampaign_channels == (
         "sms,mail"
     )
+
+
+async def test_pull_once_reads_every_list_once_and_says_what_failed(fake, tmp_path):
+    """``hub pull once ecampaign`` through the real entry point: a round, its new events, one
+    line of outcome; refused credentials in one line, exit 1, the password not echoed."""
+    fake.reply("sms", _stop("612345678", text="STOP merci"))
+    fake.blacklist("mail", Entry(_date(), email="parti@example.fr", reason="désinscrit"))
+    env = clean_env(tmp_path / "data")
+    env.update(HUB_ECAMPAIGN_USER=USER, HUB_ECAMPAIGN_PASSWORD=PASSWORD,
+               HUB_ECAMPAIGN_API_URL=fake.url)  # fmt: skip
+    done = await asyncio.to_thread(run_hub, "pull", "once", "ecampaign", env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "ecampaign: items: 2 new events journaled"
+    assert sum("ecampaign.sms.inbound.received" in line for line in lines) == 1
+    assert sum("ecampaign.mail.interaction.unsubscribed" in line for line in lines) == 1
+    assert len(fake.calls) == ROUND
+    refused = {**env, "HUB_ECAMPAIGN_PASSWORD": "wrong-password-1234"}
+    failed = await asyncio.to_thread(run_hub, "pull", "once", "ecampaign", env=refused)
+    assert failed.returncode == 1
+    last = failed.stderr.splitlines()[-1]
+    assert last == "ecampaign: credentials_refused (code_3): 0 new events journaled"
+    assert "Traceback" not in failed.stderr
+    assert "wrong-password-1234" not in failed.stdout + failed.stderr
+    assert len(fake.calls) == ROUND + 1  # the round stopped at the first refusal
