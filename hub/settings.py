@@ -15,6 +15,16 @@ from hub.access import ECALL_SOURCES, AccessPolicy, networks
 from hub.server import Limits
 
 _DAY = 86_400.0
+ECAMPAIGN_CHANNELS = ("sms", "fax", "mail")
+"""The channels of eCampaign's feedback methods (p.9)."""
+
+
+def _http_base(value: str) -> str:
+    """An API's base address the HTTP client can use (else every poll would fail)."""
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.hostname or url.query:
+        raise ValueError("expected an http:// or https:// base address, without a query")
+    return value
 
 
 class Settings(BaseSettings):
@@ -125,6 +135,40 @@ class Settings(BaseSettings):
     0.1 s, for tests); a buffer not empty is read on at once, a message at a time. Failures
     back off from it, doubling, up to an hour."""
 
+    ecampaign_user: str | None = None
+    """eCampaign's user name (the ``login`` block's ``user``): with the password, the hub polls
+    the replies and blacklists of the account (``hub.pull.ecampaign``); unset, that source is
+    off."""
+    ecampaign_password: SecretStr | None = None
+    """The ``login`` block's ``password`` (never logged)."""
+    ecampaign_password_md5: bool = False
+    """The password is given as its MD5 (the ``login`` block's ``md5`` set to ``true``)."""
+    ecampaign_channels: str = "sms,fax,mail"
+    """The channels whose replies and blacklist are polled, comma-separated (the feedback
+    methods exist for ``sms``, ``fax`` and ``mail``)."""
+    ecampaign_api_url: str = "http://api.ecampaign.prosoluce.fr"
+    """eCampaign's web services' base address (the document's prefix, p.8)."""
+    ecampaign_pull_interval: float = Field(default=60.0, ge=0.1)
+    """Seconds between two rounds of eCampaign's lists (it documents no rate limit; at least
+    0.1 s, for tests). Failures back off from it, doubling, up to an hour."""
+
+    dmc_service_id: str | None = None
+    """DMC's service id (the SOAP header's ``servicId``): with the password and the space id,
+    the hub polls ``getResponsesSMS`` for the STOPs and replies (``hub.pull.dmc``); unset,
+    that source is off."""
+    dmc_service_password: SecretStr | None = None
+    """The service's web services password (``servicePassword``, never logged)."""
+    dmc_space_id: str | None = None
+    """The DMC space (``spaceId``)."""
+    dmc_stop_only: bool = False
+    """Ask for the STOPs only (``stopOnly``): for an account without the replies option. By
+    default every reply, STOPs included, in the one call a minute DMC allows."""
+    dmc_api_url: str = "https://www.dmc.sfr-sh.fr/DmcWS/1.5.6"
+    """DMC's SOAP web services' base address, version included (1.1.5.1)."""
+    dmc_pull_interval: float = Field(default=60.0, ge=60.0)
+    """Seconds between two calls of ``getResponsesSMS``: at least 60, SupervisionWS's limit of
+    one call a minute (2.4), which no setting lowers."""
+
     def limits(self) -> Limits:
         return Limits(
             header_timeout=self.header_timeout,
@@ -168,14 +212,40 @@ class Settings(BaseSettings):
             raise ValueError("expected amqp://user:password@host:5672/vhost (or amqps://)")
         return value
 
-    @field_validator("smsmode_api_url", "ecall_api_url")
+    @field_validator("smsmode_api_url", "ecall_api_url", "ecampaign_api_url", "dmc_api_url")
     @classmethod
-    def _api_url(cls, value: str) -> str:
-        """A base address the HTTP client cannot use would fail at every poll."""
-        url = urlsplit(value)
-        if url.scheme not in ("http", "https") or not url.hostname or url.query:
-            raise ValueError("expected an http:// or https:// base address, without a query")
-        return value
+    def _pull_api_url(cls, value: str) -> str:
+        return _http_base(value)
+
+    @field_validator("ecampaign_channels")
+    @classmethod
+    def _ecampaign_channels(cls, value: str) -> str:
+        names = [n.strip().lower() for n in value.split(",") if n.strip()]
+        if not names or any(n not in ECAMPAIGN_CHANNELS for n in names):
+            raise ValueError("expected channels among sms, fax, mail, comma-separated")
+        return ",".join(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _pull_credentials_together(self) -> Settings:
+        """A source's credentials all set or none: one left out would be refused at every
+        poll (and an empty one too)."""
+        groups = {
+            "HUB_ECAMPAIGN_USER, HUB_ECAMPAIGN_PASSWORD": (
+                self.ecampaign_user,
+                self.ecampaign_password,
+            ),
+            "HUB_DMC_SERVICE_ID, HUB_DMC_SERVICE_PASSWORD, HUB_DMC_SPACE_ID": (
+                self.dmc_service_id,
+                self.dmc_service_password,
+                self.dmc_space_id,
+            ),
+        }
+        for names, values in groups.items():
+            given = [v for v in values if v is not None]
+            texts = [v.get_secret_value() if isinstance(v, SecretStr) else v for v in given]
+            if given and (len(given) < len(values) or not all(t.strip() for t in texts)):
+                raise ValueError(f"{names}: set all of them (not empty) or none")
+        return self
 
     @model_validator(mode="after")
     def _no_empty_secret(self) -> Settings:

@@ -118,3 +118,15 @@ def test_the_running_hub_polls_and_a_restart_repeats_nothing(fake, tmp_path) -> 
         assert sorted(_tail(env)) == ["resp-1", "resp-2", "resp-3"]
         assert TOKEN not in hub.log_file.read_text()
         assert hub.terminate() == 0
+
+
+def test_a_source_s_credentials_half_set_stop_the_hub_in_one_line(tmp_path) -> None:
+    """DMC's three credentials, two given: refused at start, the password not echoed."""
+    env = _env(tmp_path / "data", "http://127.0.0.1:9/http/1.6", token=None)
+    env.update(HUB_DMC_SERVICE_ID="123456", HUB_DMC_SERVICE_PASSWORD="hidden-dmc-password")
+    done = run_hub("serve", env=env, timeout=30)
+    assert done.returncode == 2
+    assert "HUB_DMC_SERVICE_ID, HUB_DMC_SERVICE_PASSWORD, HUB_DMC_SPACE_ID: set all" in done.stderr
+    assert "Traceback" not in done.stderr and "hidden-dmc-password" not in done.stderr
+    low = run_hub("serve", env={**env, "HUB_DMC_SPACE_ID": "69", "HUB_DMC_PULL_INTERVAL": "10"})
+    assert low.returncode == 2 and "HUB_DMC_PULL_INTERVAL" in low.stderr

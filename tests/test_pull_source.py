@@ -22,6 +22,7 @@ from hub.app import create_app
 from hub.pull import state
 from hub.pull.poller import MAX_BACKOFF, REFUSED_FACTOR, Poller
 from hub.pull.smsmode import OVERLAP, SmsmodeSource
+from hub.pull.sources import KNOWN
 from hub.quarantine import replay_entry
 from hub.settings import Settings
 from parsers.pull.smsmode import read_response_list
@@ -219,7 +220,7 @@ async def test_the_hub_polls_and_a_restart_neither_misses_nor_repeats(fake, tmp_
         lag = metric(exposition, "hub_pull_lag_seconds", provider="smsmode")
         assert lag is not None and 0 <= lag < 60
         status = await (await client.get("/api/v1/status", headers=OPERATOR)).json()
-        pulled = next(p for p in status["pull"] if p["provider"] == "smsmode")
+        [pulled] = [p for p in status["pull"] if p["provider"] == "smsmode"]
         assert (pulled["provider"], pulled["configured"], pulled["items"]) == ("smsmode", True, 2)
         assert pulled["outcome"] == "items" and pulled["last_poll"].endswith("Z")
         page = await (await client.get("/console/overview", headers=OPERATOR)).text()
@@ -248,13 +249,14 @@ async def test_an_unconfigured_source_is_off_and_counted_as_such(fake, tmp_path)
         exposition = await (await client.get("/metrics")).text()
         status = await (await client.get("/api/v1/status", headers=OPERATOR)).json()
         page = await (await client.get("/console/overview", headers=OPERATOR)).text()
-    assert ("smsmode", False, None) in [
-        (p["provider"], p["configured"], p["last_poll"]) for p in status["pull"]
+    assert [(p["provider"], p["configured"], p["last_poll"]) for p in status["pull"]] == [
+        (p.value, False, None) for p in KNOWN
     ]
-    assert re.search(r'<li id="pull-smsmode"><strong>smsmode</strong>:\s+off</li>', page)
-    assert metric(exposition, "hub_pull_configured", provider="smsmode") == 0
-    assert metric(exposition, "hub_pull_polls_total", provider="smsmode", outcome="items") == 0
-    assert metric(exposition, "hub_pull_lag_seconds", provider="smsmode") is None
+    for provider in (p.value for p in KNOWN):
+        assert re.search(rf'<li id="pull-{provider}"><strong>{provider}</strong>:\s+off</li>', page)
+        assert metric(exposition, "hub_pull_configured", provider=provider) == 0
+        assert metric(exposition, "hub_pull_polls_total", provider=provider, outcome="items") == 0
+        assert metric(exposition, "hub_pull_lag_seconds", provider=provider) is None
     assert server.requests == []
 
 

@@ -68,6 +68,8 @@ _PRIVATE = (
     "HUB_SMSMODE_ACCESS_TOKEN",
     "HUB_ECALL_USERNAME",
     "HUB_ECALL_PASSWORD",
+    "HUB_ECAMPAIGN_PASSWORD",
+    "HUB_DMC_SERVICE_PASSWORD",
 )
 """Variables whose values are never repeated back (they hold secrets or passwords)."""
 

@@ -5,7 +5,9 @@
 of its own beside the running hub's (as ``hub quarantine replay`` does): the source's lock
 keeps it and the hub's own poll of that source apart, and the running hub's pipeline worker
 forwards what it journals. It prints the new events, one line each (``--json``: their
-CloudEvents documents), then one line saying what the provider answered.
+CloudEvents documents), then one line saying what the provider answered. A source that reads
+several lists in turn (eCampaign) is polled once per list (``Source.round``), stopping at the
+first that fails.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from hub.pull import sources
 from hub.pull.poller import Polled, Poller
 from hub.pull.source import Source
 from hub.settings import Settings
+from parsers.pull.base import Outcome
 from sinks.journal import Journal
 from sinks.metrics import Metrics
 
@@ -98,6 +101,17 @@ async def _poll(settings: Settings, source: Source) -> Polled:
                 session=session,
                 data_dir=settings.data_dir,
             )
-            return await poller.poll()
+            polled = await poller.poll()
+            events, read = list(polled.events), polled.outcome == Outcome.ITEMS
+            for _ in range(source.round - 1):
+                if not polled.succeeded:
+                    break  # what failed is said as such
+                polled = await poller.poll()
+                events += polled.events
+                read = read or polled.outcome == Outcome.ITEMS
+            if read and polled.succeeded:
+                polled.outcome = Outcome.ITEMS.value  # a list of the round held items
+            polled.events = events
+            return polled
     finally:
         journal.close()  # on the loop: it commits what waits

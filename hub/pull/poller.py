@@ -12,7 +12,9 @@ the source's pure reader. Then, by what it says:
   request's query without secrets; the same bytes again are counted, not kept twice), the cursor
   kept, the source backs off;
 - an error answer (``parsers.pull.base.Outcome``), no answer at all, a journal that cannot take
-  the events: the cursor kept, the source backs off.
+  the events: the cursor kept, the source backs off. A request the provider refuses as asked
+  (``request_refused``) that the source will ask differently (``Source.advance`` moved the
+  cursor and says ``again``: DMC's narrower period) is asked as soon as the provider allows.
 
 Back-off: from the interval (ten times it when credentials are refused), doubling at each
 failure in a row up to :data:`MAX_BACKOFF`, with jitter (between half and all of it), never
@@ -28,9 +30,9 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -103,9 +105,15 @@ class Poller:
         data_dir: Path,
         notify: Callable[[], None] = lambda: None,
         jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.source, self.journal, self.metrics = source, journal, metrics
         self.session, self.data_dir, self.notify, self.jitter = session, data_dir, notify, jitter
+        self.clock, self.sleep = clock, sleep
+        """The epoch seconds a poll's request is sent at (the provider's minimum spacing, the
+        source's ``now``), and how the spacing is waited out: a test gives its own (a fake
+        provider's clock, a sleep that moves it) to check a minute's spacing without waiting it."""
         loaded = state.load(data_dir, source.name)
         self.last_success: float | None = _epoch(loaded.last_success)
         """Epoch seconds of the last successful poll (``hub_pull_lag_seconds``)."""
@@ -128,12 +136,12 @@ class Poller:
         async with state.locked(self.data_dir, name):
             current = await asyncio.to_thread(state.load, self.data_dir, name)
             self.last_success = _epoch(current.last_success)  # ``hub pull once``'s counts too
-            wait = current.last_call + self.source.minimum - time.time()
+            wait = current.last_call + self.source.minimum - self.clock()
             if wait > 0:
-                await asyncio.sleep(wait)  # the provider's minimum spacing between calls
-            now = utc_now()
+                await self.sleep(wait)  # the provider's minimum spacing between calls
+            current.last_call = self.clock()
+            now = datetime.fromtimestamp(current.last_call, UTC)
             ask = self.source.ask(current.cursor, now)
-            current.last_call = time.time()
             polled = await self._exchange(ask, current, now)
             polled.delay = self._delay(polled, current)
             current.next_poll = (utc_now() + timedelta(seconds=polled.delay)).isoformat()
@@ -150,8 +158,11 @@ class Poller:
         if page is None:
             return await self._failed(read, current)
         if page.outcome.value not in _SUCCESS:  # the source may ask differently next time
-            current.cursor = self.source.advance(current.cursor, ask, page, now).cursor
-            return await self._failed(read, current)
+            advance = self.source.advance(current.cursor, ask, page, now)
+            current.cursor = advance.cursor
+            failed = await self._failed(read, current)
+            failed.again = advance.again
+            return failed
         assert read.raw is not None
         items = self.source.fresh(current.cursor, page)
         events = [e for item in items for e in item.events]
@@ -191,7 +202,7 @@ class Poller:
             provider=self.source.provider,
             callback=ask.method,
             method=ask.call.method,
-            query=http.kept_query(ask.call),
+            query=http.kept_query(ask.call) if ask.query is None else ask.query,
             body=answer.body,
             content_type=answer.content_type,
             received_at=utc_now(),
@@ -269,6 +280,8 @@ class Poller:
         source = self.source
         if polled.succeeded:
             delay = source.minimum if polled.again else source.interval
+        elif polled.again and polled.outcome == Outcome.REQUEST_REFUSED:
+            delay = source.minimum  # the source asks differently now (a narrower period)
         else:
             factor = REFUSED_FACTOR if polled.outcome == Outcome.CREDENTIALS_REFUSED else 1
             ceiling = max(MAX_BACKOFF, source.interval)

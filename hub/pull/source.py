@@ -60,6 +60,10 @@ class Ask:
     status: StatusReader = http_status
     """What an HTTP status says before the body is read (the pull module's ``read_status``):
     ``None``, read the body."""
+    query: bytes | None = None
+    """What is kept of the request (the answer's ``RawRequest.query``, the quarantine's) when
+    its parameters are in its body (DMC's SOAP call: ``parsers.pull.dmc.request_query``);
+    ``None``: the call's query and form fields without the secrets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,12 @@ class Source(ABC):
     @property
     def name(self) -> str:
         return self.provider.value
+
+    @property
+    def round(self) -> int:
+        """The polls that read everything once (``hub pull once`` makes them all): one, or one
+        per list for a source that reads several in turn (eCampaign)."""
+        return 1
 
     @abstractmethod
     def ask(self, cursor: Cursor, now: datetime) -> Ask:

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.models import Provider
+from core.models import Channel, Provider
 from hub.pull import state
+from hub.pull.dmc import DmcSource
 from hub.pull.ecall import EcallSource
+from hub.pull.ecampaign import EcampaignSource
 from hub.pull.smsmode import SmsmodeSource
 from hub.pull.source import Reader, Source
 from hub.pull.state import State
@@ -21,12 +23,16 @@ from hub.settings import Settings
 KNOWN: dict[Provider, type[Source]] = {
     Provider.SMSMODE: SmsmodeSource,
     Provider.ECALL: EcallSource,
+    Provider.ECAMPAIGN: EcampaignSource,
+    Provider.DMC: DmcSource,
 }
 """Each provider that has a pull source, configured or not."""
 
 VARIABLES: dict[Provider, str] = {
     Provider.SMSMODE: "HUB_SMSMODE_ACCESS_TOKEN",
     Provider.ECALL: "HUB_ECALL_USERNAME and HUB_ECALL_PASSWORD",
+    Provider.ECAMPAIGN: "HUB_ECAMPAIGN_USER and HUB_ECAMPAIGN_PASSWORD",
+    Provider.DMC: "HUB_DMC_SERVICE_ID, HUB_DMC_SERVICE_PASSWORD and HUB_DMC_SPACE_ID",
 }
 """The variable that turns each source on."""
 
@@ -51,13 +57,41 @@ def configured(settings: Settings) -> list[Source]:
                 interval=settings.ecall_pull_interval,
             )
         )
+    if settings.ecampaign_user is not None and settings.ecampaign_password is not None:
+        found.append(
+            EcampaignSource(
+                user=settings.ecampaign_user,
+                password=settings.ecampaign_password.get_secret_value(),
+                md5=settings.ecampaign_password_md5,
+                channels=[Channel(c) for c in settings.ecampaign_channels.split(",")],
+                base_url=settings.ecampaign_api_url,
+                interval=settings.ecampaign_pull_interval,
+            )
+        )
+    dmc = (settings.dmc_service_id, settings.dmc_service_password, settings.dmc_space_id)
+    if dmc[0] is not None and dmc[1] is not None and dmc[2] is not None:
+        found.append(
+            DmcSource(
+                service_id=dmc[0],
+                service_password=dmc[1].get_secret_value(),
+                space_id=dmc[2],
+                stop_only=settings.dmc_stop_only,
+                base_url=settings.dmc_api_url,
+                interval=settings.dmc_pull_interval,
+            )
+        )
     return found
 
 
 def secrets(settings: Settings) -> list[str]:
     """The sources' credentials, which no log line may hold."""
-    tokens = [settings.smsmode_access_token]
-    tokens += [settings.ecall_username, settings.ecall_password]
+    tokens = [
+        settings.smsmode_access_token,
+        settings.ecall_username,
+        settings.ecall_password,
+        settings.ecampaign_password,
+        settings.dmc_service_password,
+    ]
     return [t.get_secret_value() for t in tokens if t is not None]
 
 
