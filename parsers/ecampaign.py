@@ -37,22 +37,22 @@ whatever the URL segment it came to.
 
 Element names are matched without namespace and case; ``raw`` keeps them as received, with
 attributes and child elements side by side (repeated names as lists, ``#text`` for the text of
-an element that also has attributes). A DTD (hence any entity) is refused.
+an element that also has attributes). A DTD (hence any entity) is refused. The document is
+read in one pass (``parsers/ecampaign_xml.py``) into the reports and messages made into events
+here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from xml.etree.ElementTree import Element
+from collections.abc import Sequence
 
 from core.errors import PayloadError
 from core.models import Channel, Code, Event, EventData, Kind, Provider, RawRequest, State
-from core.vocabulary import JsonValue
 from parsers.base import Callback, bad_request, ok, unavailable
+from parsers.ecampaign_xml import Group, Report, read
 from parsers.tables import UNKNOWN, code_of, load_tables
 from parsers.text import count, decode_query, required
 from parsers.times import PARIS, local_time
-from parsers.xml import parse_xml
 
 PROVIDER = Provider.ECAMPAIGN
 CALLBACKS: Sequence[Callback] = (
@@ -64,19 +64,12 @@ TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M:%S")
 _FAILED_IMPORT = frozenset(
     {"ko", "nok", "error", "erreur", "failed", "failure", "fail", "echec", "échec"}
 )
-MAX_DEPTH = 20
-"""How deep ``raw`` follows nested elements; the documented callbacks have three levels."""
-
-Fields = dict[str, str]
-"""Lower-cased local element names → stripped text, for reading."""
 
 
 def parse(request: RawRequest) -> list[Event]:
-    root = parse_xml(required(decode_query(request.body), "xml"))
-    events = [
-        _report(element, request) for element in root.iter() if _name(element) == "importfromxml"
-    ]
-    events += [_tracking(group, request) for group in _message_groups(root)]
+    reports, groups = read(required(decode_query(request.body), "xml"))
+    events = [_report(report, request) for report in reports]
+    events += [_tracking(group, request) for group in groups]
     if not events:
         raise PayloadError(
             "neither a tracking callback nor an import report", reason="unknown_callback"
@@ -88,84 +81,20 @@ def parse(request: RawRequest) -> list[Event]:
 ack, nack, retry = ok, bad_request, unavailable
 
 
-# -- XML --------------------------------------------------------------------------------------
-
-
-def _name(element: Element) -> str:
-    """The element's name without namespace, lower-cased."""
-    return element.tag.rpartition("}")[2].lower()
-
-
-def _fields(elements: Iterable[Element]) -> Fields:
-    fields: Fields = {}
-    for element in elements:
-        fields.setdefault(_name(element), (element.text or "").strip())
-    return fields
-
-
-def _raw(
-    attributes: dict[str, str], elements: Iterable[Element], depth: int = 0
-) -> dict[str, JsonValue]:
-    """Attributes and child elements as received; a repeated name gives a list."""
-    if depth > MAX_DEPTH:
-        raise PayloadError("XML nested too deep", reason="invalid_xml")
-    raw: dict[str, JsonValue] = dict(attributes)
-    for element in elements:
-        value = _content(element, depth + 1)
-        if element.tag not in raw:
-            raw[element.tag] = value
-            continue
-        previous = raw[element.tag]
-        raw[element.tag] = [*previous, value] if isinstance(previous, list) else [previous, value]
-    return raw
-
-
-def _content(element: Element, depth: int) -> JsonValue:
-    if len(element) == 0 and not element.attrib:
-        return element.text or ""
-    raw = _raw(element.attrib, element, depth)
-    if len(element) == 0:
-        raw["#text"] = element.text or ""
-    return raw
-
-
-Group = tuple[dict[str, str], list[Element]]
-"""One message of a tracking callback: the attributes of its parent element, and its elements."""
-
-
-def _message_groups(root: Element) -> list[Group]:
-    """The msgid/state/timestamp groups of the document, in document order."""
-    groups: list[Group] = []
-    for parent in root.iter():
-        if any(_name(child) == "msgid" for child in parent):
-            groups += [(parent.attrib, group) for group in _split(list(parent))]
-    return groups
-
-
-def _split(children: list[Element]) -> list[list[Element]]:
-    """Consecutive groups of ``children``: a new one starts where a name comes again."""
-    groups: list[list[Element]] = []
-    seen: set[str] = set()
-    for child in children:
-        if not groups or _name(child) in seen:
-            groups.append([])
-            seen = set()
-        groups[-1].append(child)
-        seen.add(_name(child))
-    return groups
-
-
-# -- events -----------------------------------------------------------------------------------
+def _too_deep() -> PayloadError:
+    return PayloadError("XML nested too deep", reason="invalid_xml")
 
 
 def _tracking(group: Group, request: RawRequest) -> Event:
-    attributes, elements = group
-    fields = _fields(elements)
+    fields, raw = group
     code = required(fields, "state")
     if not code:
         raise PayloadError("empty state", reason="missing_field")
     entry = load_tables(PROVIDER)["state"].get(code)
     known = entry or UNKNOWN
+    message_id = required(fields, "msgid") or None
+    if raw is None:
+        raise _too_deep()
     data = EventData(
         provider=PROVIDER,
         channel=known.channel or Channel.SMS,
@@ -173,27 +102,21 @@ def _tracking(group: Group, request: RawRequest) -> Event:
         state=known.state,
         final=known.final,
         failure=known.failure,
-        message_id=required(fields, "msgid") or None,
+        message_id=message_id,
         status=code_of(code, entry),
         details={"key": code[-1]} if known.state is State.KEY_PRESSED else {},
-        raw=_raw(attributes, elements),
+        raw=raw,
         received_at=request.received_at,
     )
     timestamp = fields.get("timestamp")
     return Event.of(data, local_time(timestamp, TIMESTAMP_FORMATS, PARIS) if timestamp else None)
 
 
-def _report(element: Element, request: RawRequest) -> Event:
-    fields = _fields(element)
+def _report(report: Report, request: RawRequest) -> Event:
+    fields, errors, raw = report
+    if raw is None:
+        raise _too_deep()
     outcome = fields.get("state", "")
-    imported = fields.get("imported", "")
-    errors: list[JsonValue] = [
-        (error.text or "").strip()
-        for child in element
-        if _name(child) == "errors"
-        for error in child
-        if _name(error) == "error"
-    ]
     data = EventData(
         provider=PROVIDER,
         channel=Channel.SMS,
@@ -202,10 +125,10 @@ def _report(element: Element, request: RawRequest) -> Event:
         final=True,
         status=Code(code=outcome) if outcome else None,
         details={
-            "imported": count(imported),
+            "imported": count(fields.get("imported", "")),
             "errors": errors,
         },
-        raw=_raw(element.attrib, element),
+        raw=raw,
         received_at=request.received_at,
     )
     return Event.of(data)

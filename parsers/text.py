@@ -39,12 +39,22 @@ def unquote_lenient(value: bytes) -> bytes:
     """
     if b"%" not in value:
         return value.replace(b"+", b" ") if b"+" in value else value
-    if _INVALID_PERCENT.search(value):
-        return value
     # ``unquote_to_bytes(value.replace(b"+", b" "))``, in C: with every ``%`` an escape, the
     # escapes are quoted-printable's ``=XX`` written with ``%``, so binascii decodes them once
     # each ``=`` is one such escape itself (``=3D``); unquote_to_bytes loops in Python.
-    return a2b_qp(value.replace(b"+", b" ").replace(b"=", b"=3D").replace(b"%", b"="))
+    decoded = a2b_qp(value.replace(b"+", b" ").replace(b"=", b"=3D").replace(b"%", b"="))
+    # Every ``%`` was an escape when each took 3 bytes to 1 (the ``=3D`` give their 2 back):
+    # binascii reads any other ``=`` (a lone one, ``==``, one at the end) to at most one byte
+    # less, except a soft line break (``=`` before CR or LF), hence the scan when there is one.
+    # The scan cost about 13,000 of the 200,000 instructions of eCampaign's parse path
+    # (callgrind, its sample: 191 bytes, 29 escapes); these checks cost next to nothing.
+    if (
+        len(decoded) == len(value) - 2 * value.count(b"%")
+        and b"\n" not in value
+        and b"\r" not in value
+    ):
+        return decoded
+    return value if _INVALID_PERCENT.search(value) else decoded
 
 
 def decode_query(
