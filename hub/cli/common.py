@@ -61,7 +61,13 @@ def pattern(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-_PRIVATE = ("HUB_SECRET_", "HUB_EVENTS_TOKEN", "HUB_RABBITMQ_URL", "HUB_SMSMODE_ACCESS_TOKEN")
+_PRIVATE = (
+    "HUB_SECRET_",
+    "HUB_EVENTS_TOKEN",
+    "HUB_RABBITMQ_URL",
+    "HUB_INDEX_URL",
+    "HUB_SMSMODE_ACCESS_TOKEN",
+)
 """Variables whose values are never repeated back (they hold secrets or passwords)."""
 
 
