@@ -119,7 +119,8 @@ def _indexes(settings: Settings, local: IndexFile) -> Iterator[Index]:
     # where it is configured, since loading it costs every other hub a second at each start.
     from hub.shared_index import replicated
 
-    with replicated(settings.index_url.get_secret_value(), settings.data_dir, local) as index:
+    url = settings.index_url.get_secret_value()
+    with replicated(url, settings.data_dir, local, timeout=settings.index_timeout) as index:
         yield index
 
 

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     """``postgresql://user:password@host:5432/database``: the shared index of every replica
     (``sinks.index_pg``), which the pipeline worker writes beside its local one and which
     deduplicates across replicas; unset: the local index alone. Secret: never logged."""
+    index_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a batch of the pipeline worker waits for the shared index (a connection, a
+    statement) before the worker pauses, its events waiting in the journal, and tries again."""
     publish_timeout: float = Field(default=5.0, gt=0)
     """Seconds to wait for the broker's confirms before telling the provider to retry."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -85,10 +85,13 @@ def replica_name(data_dir: Path) -> str:
 
 
 @contextlib.contextmanager
-def replicated(url: str, data_dir: Path, local: IndexFile) -> Iterator[ReplicatedIndex]:
+def replicated(
+    url: str, data_dir: Path, local: IndexFile, *, timeout: float
+) -> Iterator[ReplicatedIndex]:
     """The local index and the shared one at ``url``, its pool open (in the background: a
-    database away is tried again at each batch), closed on the way out."""
-    shared = SharedIndex(url, replica_name(data_dir))
+    database away is tried again at each batch, which waits ``timeout`` seconds at most),
+    closed on the way out."""
+    shared = SharedIndex(url, replica_name(data_dir), timeout=timeout)
     shared.open()
     try:
         yield ReplicatedIndex(local, shared)

@@ -9,6 +9,7 @@ file: an older hub must not write into it.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import psycopg
@@ -18,6 +19,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 LOCK = 0x68756269  # "hubi": the advisory lock of the shared index's migrations
@@ -63,9 +66,15 @@ def upgrade(url: str, *, connect_timeout: int = 10) -> str | None:
             if found is not None and found not in known:
                 raise NewerSchema(f"shared index at revision {found}, of a newer hub")
             config.attributes["connection"] = conn
+            # alembic's own INFO lines (its plugins, its context) tell an operator nothing:
+            # what was applied is said here, once
+            logging.getLogger("alembic").setLevel(logging.WARNING)
             command.upgrade(config, "head")
+            now = MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+    if now != found:
+        log.info("shared index: schema migrated from %s to %s", found or "nothing", now)
     return found
 
 

@@ -144,7 +144,8 @@ class SharedIndex:
                 raise IndexUnavailable(_short(cause)) from None
             raise
         self._migrated = True
-        log.info("shared index: schema ready (was %s)", found or "empty")
+        if found is not None:
+            log.debug("shared index: schema at %s", found)
 
     def record(self, batch: Sequence[Record], window: float) -> frozenset[int]:
         """Records a batch of this replica's events (in ``seq`` order) and takes the claims of
