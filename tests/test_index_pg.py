@@ -3,14 +3,12 @@ pipeline worker writing it beside its local index, the deduplication across two 
 data directories), the lookups of events another replica took, a database away and back.
 
 In CI (``CI=true``, or ``HUB_REQUIRE_BROKER=1`` as ``make test`` sets) these fail when
-PostgreSQL cannot start; elsewhere they skip, saying why."""
+PostgreSQL cannot start; elsewhere they skip, saying why (``postgres`` in ``tests.conftest``)."""
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,47 +23,10 @@ from sinks import journal as store
 from sinks.index_pg import SharedIndex, by_message, by_phone, head, upgrade
 from sinks.index_pg.writer import Record
 from sinks.journal import Journal
-from tests.harness.postgres import PostgresError, PostgresServer, postgres_bin, postgres_required
-from tests.support import make_settings, run_hub
+from tests.support import make_settings, run_hub, sql
 
 WINDOW = 7 * 86_400.0
 PHONE = "+33612345678"
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    """One server for the module (each test has a database of its own)."""
-    if postgres_bin() is None and not postgres_required():
-        pytest.skip("PostgreSQL is not installed (make system-packages installs it)")
-    try:
-        server = PostgresServer()
-        server.start()
-    except (PostgresError, OSError) as exc:
-        if postgres_required():
-            pytest.fail(f"PostgreSQL could not start: {exc}")
-        pytest.skip(f"PostgreSQL could not start (set CI=true to make this a failure): {exc}")
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def database(postgres: PostgresServer) -> str:
-    """The URL of an empty database of the test's own."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    postgres.psql(f"CREATE DATABASE {name}")
-    return postgres.url.rsplit("/", 1)[0] + "/" + name
-
-
-def sql(postgres: PostgresServer, url: str, query: str) -> list[list[str]]:
-    """``query``'s rows on the test's database, through psql (no driver of ours)."""
-    name = url.rsplit("/", 1)[1]
-    out = postgres._run(
-        "psql", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "hub", "-d", name,
-        "-X", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1", "-c", query,
-    )  # fmt: skip
-    return [line.split("|") for line in out.splitlines() if line]
 
 
 def delivery(message_id: int, *, recipient: str | None = PHONE) -> Event:
