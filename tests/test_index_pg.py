@@ -7,6 +7,8 @@ PostgreSQL cannot start; elsewhere they skip, saying why (``postgres`` in ``test
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -245,3 +247,26 @@ def test_an_index_url_that_is_no_postgresql_one_is_one_line_never_repeated(tmp_p
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("hub: HUB_INDEX_URL: expected postgresql://"), proc.stderr
     assert "s3cret" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "forward"])
+def test_an_index_url_without_the_postgres_extra_is_one_line(tmp_path, command) -> None:
+    """The driver blocked (as where ``callback-hub[postgres]`` is not installed): the hub says
+    what to install and exits 2, rather than a worker failing at each restart."""
+    env = {
+        "HUB_DATA_DIR": str(tmp_path),
+        "HUB_INDEX_URL": "postgresql://hub:s3cret@127.0.0.1:1/hub",
+        "PATH": "/usr/bin:/bin",
+    }
+    blocked = (
+        "import sys; sys.modules['psycopg'] = None; from hub.cli import main;"
+        f" sys.exit(main([{command!r}]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", blocked], env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (
+        "hub: HUB_INDEX_URL needs the postgres extra: pip install 'callback-hub[postgres]'\n"
+    )
