@@ -102,6 +102,7 @@ def worker(settings: Settings, journal: Path, sink: Sink | None) -> Iterator[For
                     dedup_window=settings.dedup_window,
                     retention=settings.retention,
                     batch=settings.forward_batch,
+                    shared_index=settings.index_url is not None,
                 )
         finally:
             local.close()

@@ -124,6 +124,7 @@ class Forwarder:
         batch: int = 512,
         retry_interval: float = 1.0,
         poll_interval: float = 0.01,
+        shared_index: bool = False,
     ) -> None:
         self.pending = pending
         self.sink = sink
@@ -154,6 +155,9 @@ class Forwarder:
         self._task: asyncio.Task[None] | None = None
         self._index_away = False
         """The shared index could not record the last batch (said once until it can)."""
+        self.shared_index = shared_index
+        """The index is shared (``HUB_INDEX_URL``): whether it is reached is saved with the
+        cursor (``Progress.index_connected``), for ``/metrics``."""
         self._refilled_from = index.refilling[0] if index.refilling is not None else 0
         """Where the refill of old rows stood at start (logged once when it begins)."""
 
@@ -204,12 +208,14 @@ class Forwarder:
                         waiting,
                     )
                 self._index_away = self._paused = self._unsure = True
+                self._index_reached(False)
                 more = False
             except Exception:  # a bug or a disk error must not stop forwarding for good
                 log.exception("forwarding failed")
                 self._paused = self._unsure = True
                 more = False
             else:
+                self._index_reached(True)
                 if self._index_away:
                     log.info("shared index reachable again: catching up")
                     self._index_away = False
@@ -356,6 +362,11 @@ class Forwarder:
             log.info("forwarding again")
         self._paused, self._started = False, True
         self._connected(True)
+
+    def _index_reached(self, up: bool) -> None:
+        if self.shared_index and self.progress.index_connected != up:
+            self.progress.index_connected = up
+            self.cursor.save(self.progress)
 
     def _connected(self, up: bool) -> None:
         if self.progress.broker_connected != up:

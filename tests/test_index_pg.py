@@ -10,8 +10,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,12 +20,12 @@ from core.errors import IndexUnavailable
 from core.models import Channel, Event, EventData, Kind, Provider, State
 from hub.forward_process import worker
 from hub.shared_index import REPLICA_FILE, ReplicatedIndex
-from sinks import index
+from sinks import index, progress
 from sinks import journal as store
 from sinks.index_pg import SharedIndex, by_message, by_phone, head, upgrade
 from sinks.index_pg.writer import Record
 from sinks.journal import Journal
-from tests.support import make_settings, run_hub, sql
+from tests.support import eventually, make_settings, run_hub, sql
 
 WINDOW = 7 * 86_400.0
 PHONE = "+33612345678"
@@ -221,23 +221,30 @@ async def test_the_database_away_keeps_the_batch_in_the_journal_until_it_is_back
     with worker(settings, a / store.JOURNAL_FILE, None) as forwarder:
         assert not await forwarder.forward_batch()
         await journal(a, [delivery(2)])
-        postgres.stop()
         try:
-            with pytest.raises(IndexUnavailable):
-                await forwarder.forward_batch()
-            assert forwarder.index.cursor == 1
-            assert index.read(a).cursor == 1
-        finally:
-            postgres.start()
-        deadline = time.monotonic() + 30
-        while True:  # as the worker does, paused: each try waits for the pool (1 s at most)
+            postgres.stop()
             try:
-                assert not await forwarder.forward_batch()
-                break
-            except IndexUnavailable:
-                assert time.monotonic() < deadline, "the shared index never came back"
-        assert forwarder.index.cursor == 2
+                with pytest.raises(IndexUnavailable):  # nothing recorded, nothing decided
+                    await forwarder.forward_batch()
+                forwarder.start()  # the worker's loop: it pauses, says so in /metrics
+                await eventually(partial(_gauge_is, a, 0.0))
+                assert forwarder.index.cursor == 1
+                assert index.read(a).cursor == 1
+            finally:
+                postgres.start()
+            await eventually(partial(_gauge_is, a, 1.0))  # back: recorded, and said
+            assert forwarder.index.cursor == 2
+        finally:
+            await forwarder.stop(5)
     assert sql(postgres, database, "SELECT seq FROM events ORDER BY seq") == [["1"], ["2"]]
+
+
+async def _gauge_is(data_dir: Path, value: float) -> bool:
+    """``hub_shared_index_connected`` is ``value``, as the hub's ``/metrics`` reads it from the
+    worker's file."""
+    collector = progress.ProgressCollector(data_dir, ["isendpro"], forwarding=False, shared=True)
+    found = [f for f in collector.collect() if f.name == "hub_shared_index_connected"]
+    return float(found[0].samples[0].value) == value
 
 
 def test_an_index_url_that_is_no_postgresql_one_is_one_line_never_repeated(tmp_path) -> None:
