@@ -209,6 +209,47 @@ def test_a_batch_recorded_again_gets_the_same_decisions_and_the_window_ends(data
         b.close()
 
 
+def test_replicas_recording_the_same_events_at_once_publish_each_once(database) -> None:
+    """Three replicas record overlapping batches at the same time (ids in different orders):
+    each id is published by exactly one of them, and no statement deadlocks (claims are taken
+    in id order)."""
+    ids = [f"e{i:04d}" for i in range(600)]
+    replicas = [SharedIndex(database, name) for name in ("a", "b", "c")]
+    kept: dict[str, list[str]] = {}
+    errors: list[BaseException] = []
+
+    def run(shared: SharedIndex, order: list[str]) -> None:
+        try:
+            mine: list[str] = []
+            for start in range(0, len(order), 100):  # batches of 100, as they come
+                chunk = order[start : start + 100]
+                batch = [_record(start + i + 1, id_, 1000.0 + i) for i, id_ in enumerate(chunk)]
+                taken = shared.record(batch, WINDOW)
+                mine += [r.id for r in batch if r.seq not in taken]
+            kept[shared.replica] = mine
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    orders = [ids, ids[::-1], ids[300:] + ids[:300]]
+    for shared in replicas:
+        shared.open()
+    try:
+        threads = [
+            threading.Thread(target=run, args=(shared, order))
+            for shared, order in zip(replicas, orders, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for shared in replicas:
+            shared.close()
+    assert not errors
+    published = [id_ for mine in kept.values() for id_ in mine]
+    assert sorted(published) == ids  # every id once, by one replica or another
+
+
 async def test_the_database_away_keeps_the_batch_in_the_journal_until_it_is_back(
     postgres, database, tmp_path
 ) -> None:
