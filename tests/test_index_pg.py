@@ -78,6 +78,21 @@ def test_migrations_apply_on_an_empty_database_and_a_second_start_changes_nothin
     assert sql(postgres, database, "SELECT version_num FROM alembic_version") == [[head()]]
 
 
+def test_a_newer_hubs_schema_is_not_written_into(postgres, database) -> None:
+    """A rolling upgrade: a newer replica migrated the shared index to a revision this hub does
+    not know; this one's batches wait (as for a database away), nothing written."""
+    upgrade(database)
+    sql(postgres, database, "UPDATE alembic_version SET version_num = 'f00d'")
+    shared = SharedIndex(database, "old")
+    shared.open()
+    try:
+        with pytest.raises(IndexUnavailable, match="newer hub"):
+            shared.record([_record(1, "e1", 1000.0)], WINDOW)
+    finally:
+        shared.close()
+    assert sql(postgres, database, "SELECT count(*) FROM events") == [["0"]]
+
+
 def test_replicas_starting_together_migrate_once(postgres, database) -> None:
     found: list[str | None] = []
     errors: list[BaseException] = []

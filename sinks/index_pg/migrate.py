@@ -4,7 +4,7 @@ Replicas start together: each one's upgrade takes a transaction-level advisory l
 that one applies the migrations and the others, once it has committed, find them applied (a
 second start is a no-op: alembic's ``alembic_version`` says the head is there). A database of a
 newer hub (a revision this one does not know) is refused, as the local index refuses a newer
-file: an older hub must not write into it.
+file: an older hub must not write into it (its worker waits: ``SharedIndex.migrate``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from core.errors import IndexUnavailable
-from sinks.index_pg.migrate import upgrade
+from sinks.index_pg.migrate import NewerSchema, upgrade
 
 __all__ = ["IndexUnavailable", "Record", "SharedIndex"]
 
@@ -131,13 +131,17 @@ class SharedIndex:
             raise IndexUnavailable(_short(exc)) from None
 
     def migrate(self) -> None:
-        """The schema at this hub's version (done once; every batch waits for it)."""
+        """The schema at this hub's version (done once; every batch waits for it). A schema
+        of a newer hub (a rolling upgrade under way) is not written into: the batch waits, as
+        for a database away."""
         if self._migrated:
             return
         try:
             found = upgrade(self._url, connect_timeout=max(1, int(self._timeout)))
         except psycopg.OperationalError as exc:
             raise IndexUnavailable(_short(exc)) from None
+        except NewerSchema as exc:  # a rolling upgrade: this replica's turn comes
+            raise IndexUnavailable(f"{exc}: waiting for this replica's upgrade") from None
         except Exception as exc:  # SQLAlchemy wraps the driver's errors
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, psycopg.OperationalError):
