@@ -3,8 +3,10 @@
     HubError
     ├── PayloadError        their fault: the callback cannot be understood.
     │                       The provider gets its negative answer; the request is quarantined.
-    └── SinkUnavailable     our fault: the event could not be made safe (broker down, journal
-                            unwritable). The provider gets the answer that makes it retry.
+    ├── SinkUnavailable     our fault: the event could not be made safe (broker down, journal
+    │                       unwritable). The provider gets the answer that makes it retry.
+    └── IndexUnavailable    the pipeline worker cannot record a batch in the shared index (the
+                            database away): the batch waits in the journal, tried again.
 
 Code branches on the type and on ``reason``, never on the message text.
 """
@@ -38,3 +40,10 @@ class SinkUnavailable(HubError):
     def __init__(self, message: str, *, reason: str | None = None, done: int = 0) -> None:
         super().__init__(message, reason=reason)
         self.done = done
+
+
+class IndexUnavailable(HubError):
+    """The shared index (``HUB_INDEX_URL``) could not record a batch: nothing of it was
+    decided, the worker tries it again (its events wait in the journal)."""
+
+    reason = "index_unavailable"

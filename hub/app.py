@@ -126,7 +126,12 @@ def _journal(
             forwarding = _forwarding(settings, sink)
             metrics.registry.register(IndexCollector(settings.data_dir, providers))
             metrics.registry.register(
-                ProgressCollector(settings.data_dir, providers, forwarding=forwarding)
+                ProgressCollector(
+                    settings.data_dir,
+                    providers,
+                    forwarding=forwarding,
+                    shared=settings.index_url is not None,
+                )
             )
             metrics.registry.register(
                 backlog.BacklogCollector(settings.data_dir, journal.path, forwarding=forwarding)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from hub.forwarder import RESEND_LOOKBACK_BATCHES, Forwarder
+from hub.forwarder import RESEND_LOOKBACK_BATCHES, Forwarder, Index
 from hub.settings import Settings
 from sinks.base import Sink
 from sinks.index import IndexFile
@@ -91,21 +91,38 @@ def worker(settings: Settings, journal: Path, sink: Sink | None) -> Iterator[For
     ``hub.app`` both run."""
     progress = ProgressFile.open(settings.data_dir, start=lambda: marked_prefix(journal))
     try:
-        index = IndexFile.open(settings.data_dir)
+        local = IndexFile.open(settings.data_dir)
         try:
-            yield Forwarder(
-                PendingReader(journal),
-                sink,
-                progress,
-                index,
-                dedup_window=settings.dedup_window,
-                retention=settings.retention,
-                batch=settings.forward_batch,
-            )
+            with _indexes(settings, local) as index:
+                yield Forwarder(
+                    PendingReader(journal),
+                    sink,
+                    progress,
+                    index,
+                    dedup_window=settings.dedup_window,
+                    retention=settings.retention,
+                    batch=settings.forward_batch,
+                    shared_index=settings.index_url is not None,
+                )
         finally:
-            index.close()
+            local.close()
     finally:
         progress.close()
+
+
+@contextlib.contextmanager
+def _indexes(settings: Settings, local: IndexFile) -> Iterator[Index]:
+    """The local index alone, or with ``HUB_INDEX_URL`` the local and the shared one."""
+    if settings.index_url is None:
+        yield local
+        return
+    # The shared index's driver is the optional extra (callback-hub[postgres]): imported only
+    # where it is configured, since loading it costs every other hub a second at each start.
+    from hub.shared_index import replicated
+
+    url = settings.index_url.get_secret_value()
+    with replicated(url, settings.data_dir, local, timeout=settings.index_timeout) as index:
+        yield index
 
 
 async def _locked(fd: int, stop: asyncio.Event) -> bool:

@@ -44,7 +44,7 @@ import time
 from collections import Counter
 from typing import Protocol
 
-from core.errors import SinkUnavailable
+from core.errors import IndexUnavailable, SinkUnavailable
 from sinks.base import Sink
 from sinks.index import Journaled
 from sinks.journal import DAY, Stored
@@ -73,12 +73,20 @@ class Pending(Protocol):
 
 
 class Index(Protocol):
-    """What the worker decided about each journaled event (``sinks.index.IndexFile``)."""
+    """What the worker decided about each journaled event (``sinks.index.IndexFile``; with a
+    shared index, ``hub.shared_index.ReplicatedIndex``)."""
 
-    cursor: int
-    refilling: tuple[int, int] | None
-    """Rows after the first ``seq`` and up to the second that lack the read model's columns (an
-    index made by an earlier hub): filled from the journal's bodies (:meth:`refill`)."""
+    @property
+    def cursor(self) -> int:
+        """Every journaled event up to it is indexed."""
+        ...
+
+    @property
+    def refilling(self) -> tuple[int, int] | None:
+        """Rows after the first ``seq`` and up to the second that lack the read model's
+        columns (an index made by an earlier hub): filled from the journal's bodies
+        (:meth:`refill`)."""
+        ...
 
     def process(self, events: list[Journaled], window: float) -> list[bool]:
         """Indexes events after the cursor; for each, whether it is a duplicate."""
@@ -116,6 +124,7 @@ class Forwarder:
         batch: int = 512,
         retry_interval: float = 1.0,
         poll_interval: float = 0.01,
+        shared_index: bool = False,
     ) -> None:
         self.pending = pending
         self.sink = sink
@@ -144,6 +153,11 @@ class Forwarder:
         self._next: list[Stored] = []
         """The batch after the one in flight, read before its confirms (see ``forward_batch``)."""
         self._task: asyncio.Task[None] | None = None
+        self._index_away = False
+        """The shared index could not record the last batch (said once until it can)."""
+        self.shared_index = shared_index
+        """The index is shared (``HUB_INDEX_URL``): whether it is reached is saved with the
+        cursor (``Progress.index_connected``), for ``/metrics``."""
         self._refilled_from = index.refilling[0] if index.refilling is not None else 0
         """Where the refill of old rows stood at start (logged once when it begins)."""
 
@@ -185,10 +199,28 @@ class Forwarder:
                 while await self.forward_batch():
                     pass
                 more = await self.refill_batch()
+            except IndexUnavailable as exc:  # the shared index away: its batch waits, journaled
+                if not self._index_away:
+                    waiting = self.pending.last_seq() - self._done()
+                    log.warning(
+                        "shared index unavailable (%s): %d events wait in the journal",
+                        exc,
+                        waiting,
+                    )
+                self._index_away = self._paused = self._unsure = True
+                self._index_reached(False)
+                more = False
             except Exception:  # a bug or a disk error must not stop forwarding for good
                 log.exception("forwarding failed")
                 self._paused = self._unsure = True
                 more = False
+            else:
+                self._index_reached(True)
+                if self._index_away:
+                    log.info("shared index reachable again: catching up")
+                    self._index_away = False
+                    if self.sink is None:  # (with a broker, the batch's publish resumed it)
+                        self._paused = False
             if self._stopping:
                 return
             if self._paused:  # new events must not make us knock on a closed door each time
@@ -330,6 +362,11 @@ class Forwarder:
             log.info("forwarding again")
         self._paused, self._started = False, True
         self._connected(True)
+
+    def _index_reached(self, up: bool) -> None:
+        if self.shared_index and self.progress.index_connected != up:
+            self.progress.index_connected = up
+            self.cursor.save(self.progress)
 
     def _connected(self, up: bool) -> None:
         if self.progress.broker_connected != up:

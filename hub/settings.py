@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     rabbitmq_url: str | None = None
     """``amqp://user:password@host:5672/vhost``; unset: events stay in the local journal."""
     exchange: str = DEFAULT_EXCHANGE
+    index_url: SecretStr | None = None
+    """``postgresql://user:password@host:5432/database``: the shared index of every replica
+    (``sinks.index_pg``), which the pipeline worker writes beside its local one and which
+    deduplicates across replicas; unset: the local index alone. Secret: never logged."""
+    index_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a batch of the pipeline worker waits for the shared index (a connection, a
+    statement) before the worker pauses, its events waiting in the journal, and tries again."""
     publish_timeout: float = Field(default=5.0, gt=0)
     """Seconds to wait for the broker's confirms before telling the provider to retry."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -210,6 +217,22 @@ class Settings(BaseSettings):
             usable = False
         if not usable:
             raise ValueError("expected amqp://user:password@host:5672/vhost (or amqps://)")
+        return value
+
+    @field_validator("index_url")
+    @classmethod
+    def _index_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """A URL that is no PostgreSQL one would be tried again for ever by the worker."""
+        if value is None:
+            return value
+        try:
+            url = urlsplit(value.get_secret_value())
+            url.port  # noqa: B018 (raises ValueError for a port that is no number)
+            usable = url.scheme in ("postgresql", "postgres") and bool(url.hostname)
+        except ValueError:
+            usable = False
+        if not usable:
+            raise ValueError("expected postgresql://user:password@host:5432/database")
         return value
 
     @field_validator("smsmode_api_url", "ecall_api_url", "ecampaign_api_url", "dmc_api_url")

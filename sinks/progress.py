@@ -57,6 +57,9 @@ class Progress:
     cumulative)."""
     confirm_sum: float = 0.0
     broker_connected: bool = False
+    index_connected: bool = False
+    """The shared index (``HUB_INDEX_URL``) recorded the worker's last batch (False: it could
+    not be reached, the events wait in the journal)."""
     unchecked_resends: int = 0
     """Batches sent again after an interruption without the sink saying what it had of them
     already (its stream gone, or too slow to read): each may have put copies on the broker."""
@@ -82,6 +85,7 @@ class Progress:
                 "confirm_counts": self.confirm_counts,
                 "confirm_sum": self.confirm_sum,
                 "broker_connected": self.broker_connected,
+                "index_connected": self.index_connected,
                 "unchecked_resends": self.unchecked_resends,
             }
         )
@@ -95,6 +99,7 @@ class Progress:
             progress.confirm_counts = [int(c) for c in counts]
             progress.confirm_sum = float(doc.get("confirm_sum", 0.0))
         progress.broker_connected = bool(doc.get("broker_connected", False))
+        progress.index_connected = bool(doc.get("index_connected", False))
         progress.unchecked_resends = int(doc.get("unchecked_resends", 0))
         return progress
 
@@ -167,11 +172,15 @@ class ProgressCollector(Collector):
     """The forwarder's metrics, read at scrape time from its progress file, so that the hub's
     ``/metrics`` shows them wherever the forwarder runs (the backlog: ``hub.backlog``)."""
 
-    def __init__(self, data_dir: Path, providers: list[str], *, forwarding: bool) -> None:
+    def __init__(
+        self, data_dir: Path, providers: list[str], *, forwarding: bool, shared: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.providers = providers
         self.forwarding = forwarding
         """False without a broker: no broker to be up."""
+        self.shared = shared
+        """True with a shared index (``HUB_INDEX_URL``): whether the worker reaches it."""
 
     def collect(self) -> Iterator[Metric]:
         progress = read(self.data_dir) or Progress()
@@ -192,6 +201,13 @@ class ProgressCollector(Collector):
             buckets=buckets,
             sum_value=progress.confirm_sum,
         )
+        if self.shared:
+            yield GaugeMetricFamily(
+                "hub_shared_index_connected",
+                "1 when the pipeline worker's last batch was recorded in the shared index, 0"
+                " when it could not be reached (the events wait in the journal).",
+                value=float(progress.index_connected),
+            )
         if not self.forwarding:  # no such series without a broker: nothing to alert on
             return
         yield GaugeMetricFamily(

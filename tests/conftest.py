@@ -1,5 +1,6 @@
 """Shared fixtures: settings on a throwaway data directory, the hub app, a real RabbitMQ node,
-a real headless Chromium (``tests.harness.browser``)."""
+a throwaway PostgreSQL (``tests.harness.postgres``), a real headless Chromium
+(``tests.harness.browser``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from playwright.async_api import Browser, Playwright, async_playwright
 
 from hub.settings import Settings
 from tests.harness.browser import CHROMIUM, launch_options, required
+from tests.harness.postgres import PostgresError, PostgresServer, postgres_bin, postgres_required
 from tests.harness.rabbitmq import RabbitNode, broker_required
 from tests.support import make_settings
 
@@ -115,3 +117,34 @@ async def browser(launch_browser: Callable[[], Awaitable[Browser]]) -> AsyncIter
         yield started
     finally:
         await started.close()
+
+
+# -- the shared index's tests: a throwaway PostgreSQL (tests.harness.postgres) ----------------
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """One server for a test module (each test has a database of its own: ``database``). One
+    that cannot start fails the test in CI (or with HUB_REQUIRE_BROKER=1), skips it elsewhere,
+    saying why."""
+    if postgres_bin() is None and not postgres_required():
+        pytest.skip("PostgreSQL is not installed (make system-packages installs it)")
+    try:
+        server = PostgresServer()
+        server.start()
+    except (PostgresError, OSError) as exc:
+        if postgres_required():
+            pytest.fail(f"PostgreSQL could not start: {exc}")
+        pytest.skip(f"PostgreSQL could not start (set CI=true to make this a failure): {exc}")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def database(postgres: PostgresServer) -> str:
+    """The URL of an empty database of the test's own on the module's server."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    postgres.psql(f"CREATE DATABASE {name}")
+    return postgres.url.rsplit("/", 1)[0] + "/" + name

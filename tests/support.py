@@ -285,3 +285,14 @@ async def keep_refused(data_dir: Path, *, query: bytes, reason: str = "parser_er
         )
     finally:
         journal.close()
+
+
+def sql(postgres: Any, url: str, query: str) -> list[list[str]]:
+    """``query``'s rows (``|``-separated columns) on the database of ``url``, on the harness's
+    server ``postgres``, through psql: no driver of the hub's."""
+    name = url.rsplit("/", 1)[1]
+    out = postgres._run(
+        "psql", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "hub", "-d", name,
+        "-X", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1", "-c", query,
+    )  # fmt: skip
+    return [line.split("|") for line in out.splitlines() if line]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import select
 import sys
@@ -30,6 +31,29 @@ def quiet_broker_clients() -> None:
     a second apart, while it is away."""
     for library in BROKER_CLIENTS:
         logging.getLogger(library).setLevel(logging.CRITICAL)
+
+
+SHARED_INDEX_MODULES = ("psycopg", "psycopg_pool", "alembic")
+"""The ``postgres`` extra's packages, which the shared index (``HUB_INDEX_URL``) needs."""
+
+
+def shared_index_missing(settings: Settings) -> bool:
+    """With ``HUB_INDEX_URL`` set and the ``postgres`` extra not installed: says so in one
+    line (True), rather than a worker that fails at each start (looked up, not imported)."""
+    if settings.index_url is None:
+        return False
+    for name in SHARED_INDEX_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ValueError:  # in sys.modules without a spec (blocked)
+            found = False
+        if not found:
+            print(
+                "hub: HUB_INDEX_URL needs the postgres extra: pip install 'callback-hub[postgres]'",
+                file=sys.stderr,
+            )
+            return True
+    return False
 
 
 def journal_path(settings: Settings) -> Path | None:
@@ -65,6 +89,7 @@ _PRIVATE = (
     "HUB_SECRET_",
     "HUB_EVENTS_TOKEN",
     "HUB_RABBITMQ_URL",
+    "HUB_INDEX_URL",
     "HUB_SMSMODE_ACCESS_TOKEN",
     "HUB_ECALL_USERNAME",
     "HUB_ECALL_PASSWORD",

@@ -10,7 +10,7 @@ from functools import partial
 
 from hub import forward_process, logs, server
 from hub.app import create_app
-from hub.cli.common import journal_path, quiet_broker_clients
+from hub.cli.common import journal_path, quiet_broker_clients, shared_index_missing
 from hub.cli.console import announce
 from hub.handlers import RUNTIME
 from hub.operator import OPERATOR_TOKEN
@@ -30,6 +30,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def serve_command(args: argparse.Namespace) -> int:
     settings = Settings()
+    if shared_index_missing(settings):
+        return 2
     logs.configure(settings.log_level)
     quiet_broker_clients()  # with HUB_FORWARDER=inline, the worker's broker is in this process
     _install_uvloop()
@@ -52,6 +54,8 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def forward_command(args: argparse.Namespace) -> int:
     settings = Settings()
+    if shared_index_missing(settings):
+        return 2
     if journal_path(settings) is None:  # nothing to process, ever (hub serve made it first)
         return 1
     logs.configure(settings.log_level)

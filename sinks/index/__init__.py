@@ -25,7 +25,8 @@ given is the journal's ``seq``, event id, reception time and CloudEvents body, a
 lookups give back is ``seq``: ``hub`` joins them with the journal's documents.
 
 - ``schema``: the tables and indexes, the format's version and the upgrade from the first one;
-- ``worker``: :class:`IndexFile`, the worker's writes (index, refill, prune);
+- ``worker``: :class:`IndexFile`, the worker's writes (index, refill, prune), a batch decided
+  (:meth:`IndexFile.prepare`) before it is written (:meth:`IndexFile.commit`);
 - ``counts``: the cursor and counts as anyone reads them, the duplicates, the collector;
 - ``queries``: the read model's lookups (:func:`reading`).
 """
@@ -51,7 +52,7 @@ from sinks.index.queries import (
     reading,
 )
 from sinks.index.schema import INDEX_FILE, VERSION, NewerIndex
-from sinks.index.worker import IndexFile, Journaled
+from sinks.index.worker import Entry, IndexFile, Journaled, Prepared
 
 __all__ = [
     "EVENT_LABELS",
@@ -59,6 +60,7 @@ __all__ = [
     "TIMELINE_LIMIT",
     "VERSION",
     "Counts",
+    "Entry",
     "Filters",
     "Hit",
     "IndexCollector",
@@ -68,6 +70,7 @@ __all__ = [
     "NewerIndex",
     "NotReady",
     "Party",
+    "Prepared",
     "Reader",
     "State",
     "Step",

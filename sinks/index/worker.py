@@ -5,42 +5,49 @@ the read model's columns; old events pruned."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from sinks.eventrow import COLUMNS, Journaled, looked_up
 from sinks.index.counts import EVENT_LABELS, Counts, marked_duplicates
 from sinks.index.schema import INDEX_FILE, connect, transaction
 
-Journaled = tuple[int, str, float, bytes]
-"""An event as the journal gives it to the worker: ``seq``, event id, reception time (epoch
-seconds), CloudEvents JSON."""
+__all__ = ["COLUMNS", "Entry", "IndexFile", "Journaled", "Prepared", "looked_up"]
 
 _CHUNK = 400
 """Ids per lookup statement (within SQLite's bound parameters)."""
 
-COLUMNS = (
-    "message_id",
-    "reference",
-    "kind",
-    "state",
-    "time",
-    "channel",
-    "failure",
-    "final",
-    "related_message_id",
-    "sender",
-    "recipient",
-)
-"""What the read model keeps of an event, beside its ``seq``, id, provider, reception time and
-duplicate mark (:func:`looked_up`, in this order)."""
 _INSERT = (
     f"INSERT OR REPLACE INTO indexed (seq, id, provider, received_at, duplicate,"  # noqa: S608
     f" {', '.join(COLUMNS)}) VALUES ({', '.join('?' * (5 + len(COLUMNS)))})"
 )
 _REFILL = f"UPDATE indexed SET {', '.join(f'{c} = ?' for c in COLUMNS)} WHERE seq = ?"  # noqa: S608
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One event of a prepared batch."""
+
+    seq: int
+    id: str
+    received_at: float
+    body: bytes
+    key: tuple[str, ...]
+    """Its labels in the counts (:data:`EVENT_LABELS`: provider first)."""
+    duplicate: bool
+    """A copy of an event this file has within the window."""
+    columns: tuple[Any, ...]
+    """Its :data:`COLUMNS`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch read and decided by :meth:`IndexFile.prepare`, for :meth:`IndexFile.commit`."""
+
+    entries: list[Entry]
 
 
 class IndexFile:
@@ -67,28 +74,49 @@ class IndexFile:
     def process(self, events: Sequence[Journaled], window: float) -> list[bool]:
         """Indexes events that follow the cursor, in ``seq`` order; for each, whether it is a
         duplicate. Moves the cursor past the last of them, in the same transaction."""
-        events = [e for e in events if e[0] > self.cursor]
-        if not events:
+        return self.commit(self.prepare(events, window))
+
+    def prepare(self, events: Sequence[Journaled], window: float) -> Prepared:
+        """What :meth:`process` would write, not written yet: the events after the cursor, read
+        into their columns, each with this file's decision (a duplicate of an earlier copy
+        here, within the window). A shared index (``hub.shared_index``) adds its own decision
+        before :meth:`commit`."""
+        fresh = [e for e in events if e[0] > self.cursor]
+        latest = self._latest({e[1] for e in fresh}) if fresh else {}
+        entries: list[Entry] = []
+        for seq, id_, received_at, body in fresh:
+            doc = orjson.loads(body)
+            data = doc.get("data") or {}
+            last = latest.get(id_)
+            duplicate = last is not None and last >= received_at - window
+            if not duplicate:
+                latest[id_] = received_at  # a later copy in the same batch is a duplicate
+            key = tuple(str(data.get(label) or "") for label in EVENT_LABELS)
+            entries.append(Entry(seq, id_, received_at, body, key, duplicate, looked_up(doc, data)))
+        return Prepared(entries)
+
+    def commit(self, prepared: Prepared, elsewhere: frozenset[int] = frozenset()) -> list[bool]:
+        """Writes a prepared batch, the events whose ``seq`` is in ``elsewhere`` marked
+        duplicate too (another replica had them first), counts and cursor in the same
+        transaction; for each event, whether it is a duplicate."""
+        entries = [e for e in prepared.entries if e.seq > self.cursor]
+        if not entries:
             return []
-        latest = self._latest({e[1] for e in events})
         counts = Counts(dict(self.counts.events), dict(self.counts.duplicates))
         rows: list[tuple[Any, ...]] = []
         flags: list[bool] = []
-        for seq, id_, received_at, body in events:
-            doc = orjson.loads(body)
-            data = doc.get("data") or {}
-            provider = str(data.get("provider", ""))
-            last = latest.get(id_)
-            duplicate = last is not None and last >= received_at - window
+        for entry in entries:
+            provider = entry.key[0]
+            duplicate = entry.duplicate or entry.seq in elsewhere
             if duplicate:
                 counts.duplicates[provider] = counts.duplicates.get(provider, 0) + 1
             else:
-                latest[id_] = received_at  # a later copy in the same batch is a duplicate
-                key = tuple(str(data.get(label) or "") for label in EVENT_LABELS)
-                counts.events[key] = counts.events.get(key, 0) + 1
+                counts.events[entry.key] = counts.events.get(entry.key, 0) + 1
             flags.append(duplicate)
-            rows.append((seq, id_, provider, received_at, int(duplicate), *looked_up(doc, data)))
-        cursor = events[-1][0]
+            rows.append(
+                (entry.seq, entry.id, provider, entry.received_at, int(duplicate), *entry.columns)
+            )
+        cursor = entries[-1].seq
         with transaction(self._conn):
             self._conn.executemany(_INSERT, rows)
             self._save(cursor, counts)
@@ -162,26 +190,3 @@ class IndexFile:
             " ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, counts = excluded.counts",
             (cursor, counts.dump()),
         )
-
-
-def looked_up(doc: dict[str, Any], data: dict[str, Any]) -> tuple[Any, ...]:
-    """An event's :data:`COLUMNS`, from its CloudEvents document and its ``data``."""
-    when = doc.get("time")
-    final = data.get("final")
-    return (
-        data.get("message_id"),
-        data.get("reference"),
-        str(data.get("kind", "")),
-        str(data.get("state", "")),
-        _epoch(when) if isinstance(when, str) else 0.0,
-        data.get("channel"),
-        data.get("failure"),
-        None if final is None else int(bool(final)),
-        data.get("related_message_id"),
-        data.get("sender"),
-        data.get("recipient"),
-    )
-
-
-def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

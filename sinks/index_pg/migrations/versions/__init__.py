@@ -1,0 +1,1 @@
+"""One revision a module, plain SQL through ``op.execute`` (no ORM models): ``v0001`` the first."""
