@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 
 from core.models import Provider
 from core.vocabulary import JsonValue
-from hub.pull.source import Advance, Ask, Cursor, Source
+from hub.pull.source import Advance, Ask, Cursor, Source, cursor_seen, cursor_time
 from parsers.pull import dmc as api
 from parsers.pull.base import Item, Outcome, Page
 from parsers.times import PARIS
@@ -81,7 +81,7 @@ class DmcSource(Source):
         return Ask(METHOD, call, api.read_get_responses_sms, until, api.read_status, query)
 
     def fresh(self, cursor: Cursor, page: Page) -> Sequence[Item]:
-        seen = set(_seen(cursor))
+        seen = set(cursor_seen(cursor))
         found = []
         for item in page.items:
             if item.key not in seen:
@@ -100,7 +100,7 @@ class DmcSource(Source):
             return Advance(cursor)
         since = ask.until
         keep_from = since - OVERLAP - _FOLD
-        seen = {k: t for k, t in _seen(cursor).items() if _time(t, now) >= keep_from}
+        seen = {k: t for k, t in cursor_seen(cursor).items() if _time(t, now) >= keep_from}
         for item in page.items:
             when = item.time or now
             if when >= keep_from:
@@ -118,7 +118,7 @@ class DmcSource(Source):
             return "no period read yet"
         narrowed = cursor.get("width")
         width = f", periods narrowed to {narrowed:.0f} s" if isinstance(narrowed, float) else ""
-        return f"replies read up to {since[:19]}Z, {len(_seen(cursor))} remembered{width}"
+        return f"replies read up to {since[:19]}Z, {len(cursor_seen(cursor))} remembered{width}"
 
 
 def _wall(when: datetime) -> datetime:
@@ -134,16 +134,4 @@ def _width(cursor: Cursor) -> timedelta:
 
 
 def _time(value: JsonValue, default: datetime) -> datetime:
-    if not isinstance(value, str):
-        return default
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return default
-
-
-def _seen(cursor: Cursor) -> dict[str, str]:
-    seen = cursor.get("seen")
-    if not isinstance(seen, dict):
-        return {}
-    return {k: v for k, v in seen.items() if isinstance(v, str)}
+    return cursor_time(value) or default

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from core.models import Channel, Provider
 from core.vocabulary import JsonValue
-from hub.pull.source import Advance, Ask, Cursor, Source
+from hub.pull.source import Advance, Ask, Cursor, Source, cursor_seen, cursor_time
 from parsers.pull import ecampaign as api
 from parsers.pull.base import Item, Outcome, Page
 
@@ -78,8 +78,8 @@ class EcampaignSource(Source):
     def fresh(self, cursor: Cursor, page: Page) -> Sequence[Item]:
         channel, method = self.lists[self._current(cursor)]
         mark = _mark_of(cursor, api.callback(channel, method))
-        high = _time(mark.get("mark"))
-        seen, untimed = set(_seen(mark)), set(_keys(mark, "untimed"))
+        high = cursor_time(mark.get("mark"))
+        seen, untimed = set(cursor_seen(mark)), set(_keys(mark, "untimed"))
         found: list[Item] = []
         taken: set[str] = set()
         for item in page.items:
@@ -119,7 +119,7 @@ class EcampaignSource(Source):
 def _moved(mark: dict[str, JsonValue], page: Page) -> dict[str, JsonValue]:
     """A list's mark once ``page`` is durable: the newest date, the keys near it, the keys of
     the undated entries listed now."""
-    high = _time(mark.get("mark"))
+    high = cursor_time(mark.get("mark"))
     times = [i.time for i in page.items if i.time is not None]
     if high is not None:
         times.append(high)
@@ -127,7 +127,7 @@ def _moved(mark: dict[str, JsonValue], page: Page) -> dict[str, JsonValue]:
     seen: dict[str, str] = {}
     if high is not None:
         low = _low(high)
-        seen = {k: t for k, t in _seen(mark).items() if (_time(t) or high) >= low}
+        seen = {k: t for k, t in cursor_seen(mark).items() if (cursor_time(t) or high) >= low}
         for item in page.items:
             if item.time is not None and item.time >= low:
                 seen.setdefault(item.key, item.time.isoformat())
@@ -154,24 +154,8 @@ def _mark_of(cursor: Cursor, name: str) -> dict[str, JsonValue]:
     return _marks(cursor).get(name, {})
 
 
-def _seen(mark: dict[str, JsonValue]) -> dict[str, str]:
-    seen = mark.get("seen")
-    if not isinstance(seen, dict):
-        return {}
-    return {k: v for k, v in seen.items() if isinstance(v, str)}
-
-
 def _keys(mark: dict[str, JsonValue], name: str) -> list[str]:
     value = mark.get(name)
     if isinstance(value, list):
         return [k for k in value if isinstance(k, str)]
     return []
-
-
-def _time(value: JsonValue) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from core.models import Provider
 from core.vocabulary import JsonValue
-from hub.pull.source import Advance, Ask, Cursor, Source
+from hub.pull.source import Advance, Ask, Cursor, Source, cursor_seen, cursor_time
 from parsers.pull import smsmode as api
 from parsers.pull.base import Item, Outcome, Page
 
@@ -50,7 +50,7 @@ class SmsmodeSource(Source):
         return Ask(api.RESPONSE_LIST, call, api.read_response_list, until, api.read_status)
 
     def fresh(self, cursor: Cursor, page: Page) -> Sequence[Item]:
-        seen = set(_seen(cursor))
+        seen = set(cursor_seen(cursor))
         found = []
         for item in page.items:
             if item.key not in seen:
@@ -63,7 +63,7 @@ class SmsmodeSource(Source):
             return Advance(cursor)
         since = ask.until
         keep_from = since - OVERLAP - timedelta(hours=1)  # the hour a fold adds
-        seen = {k: t for k, t in _seen(cursor).items() if _time(t, now) >= keep_from}
+        seen = {k: t for k, t in cursor_seen(cursor).items() if _time(t, now) >= keep_from}
         for item in page.items:
             when = item.time or now
             if when >= keep_from:
@@ -76,20 +76,9 @@ class SmsmodeSource(Source):
         since = cursor.get("since")
         if not isinstance(since, str):
             return "no window read yet"
-        return f"replies read up to {since[:19]}Z, {len(_seen(cursor))} remembered for the overlap"
+        remembered = len(cursor_seen(cursor))
+        return f"replies read up to {since[:19]}Z, {remembered} remembered for the overlap"
 
 
 def _time(value: JsonValue, default: datetime) -> datetime:
-    if not isinstance(value, str):
-        return default
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return default
-
-
-def _seen(cursor: Cursor) -> dict[str, str]:
-    seen = cursor.get("seen")
-    if not isinstance(seen, dict):
-        return {}
-    return {k: v for k, v in seen.items() if isinstance(v, str)}
+    return cursor_time(value) or default

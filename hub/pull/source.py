@@ -33,7 +33,7 @@ pure: no I/O, the time given.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -121,3 +121,22 @@ class Source(ABC):
     def describe(cursor: Cursor) -> str:
         """The cursor in a few words, for ``hub pull status``."""
         return ", ".join(f"{k}={v}" for k, v in cursor.items() if isinstance(v, str)) or "-"
+
+
+def cursor_time(value: JsonValue) -> datetime | None:
+    """A time a cursor keeps (ISO-8601), or None where it keeps none or something else (a
+    cursor file from elsewhere: a poll from the start rather than a crash)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def cursor_seen(cursor: Mapping[str, JsonValue]) -> dict[str, str]:
+    """A cursor's ``seen`` map (item key: its time), anything else it holds there left out."""
+    seen = cursor.get("seen")
+    if not isinstance(seen, dict):
+        return {}
+    return {k: v for k, v in seen.items() if isinstance(v, str)}
