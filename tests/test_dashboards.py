@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,16 +162,25 @@ def _replies() -> FakeSmsmode:
 
 async def _expositions(data_dir: Path) -> tuple[str, str]:
     """The metrics of a fresh hub, then after every golden case (with an in-memory broker), its
-    sMsmode pull source polling the fake."""
-    async with TestServer(_replies().app()) as fake:
+    sMsmode pull source polling the fake: the replies are put in the fake once the fresh
+    metrics are read (the source's first poll comes at once, and may come before them)."""
+    replies = _replies()
+    waiting, replies.replies = replies.replies, []
+    async with TestServer(replies.app()) as fake:
         url = str(fake.make_url(BASE_PATH))
-        return await _fed(make_settings(data_dir, smsmode_access_token=TOKEN, smsmode_api_url=url))
+        settings = make_settings(
+            data_dir, smsmode_access_token=TOKEN, smsmode_api_url=url, smsmode_pull_interval=0.2
+        )
+        return await _fed(settings, lambda: replies.add(*waiting))
 
 
-async def _fed(settings: Settings) -> tuple[str, str]:
+async def _fed(
+    settings: Settings, after_fresh: Callable[[], None] = lambda: None
+) -> tuple[str, str]:
     data_dir = settings.data_dir
     async with TestClient(TestServer(create_app(settings, sink=MemorySink()))) as c:
         fresh = await (await c.get("/metrics")).text()
+        after_fresh()
         for case in all_cases():
             method, path, body, headers = request_of(case)
             url = raw_url(c, path)
