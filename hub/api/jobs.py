@@ -8,7 +8,6 @@ them (the quarantine itself is in the journal, and replaying again is harmless).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -16,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from core.models import Provider
+from hub import offloop
 from hub.api.quarantine import BAD, Moment, QuarantineFilter, State, moment, notify
 from hub.api.spec import Api, Param, Problem, json_response, problem
 from hub.handlers import JOURNAL
@@ -75,7 +75,7 @@ def register(api: Api, settings: Settings) -> None:
             selection = wanted.selection()
         except (msgspec.ValidationError, msgspec.DecodeError, OverflowError, ValueError) as exc:
             return problem(400, "bad_body", f"a JSON object of filters is expected: {exc}")
-        matched = await asyncio.to_thread(
+        matched = await offloop.read(
             lambda: store.quarantine_counted(path, selection) if path.exists() else (0, 0)
         )
         try:

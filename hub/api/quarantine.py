@@ -15,7 +15,6 @@ Writes go through the hub's own journal (``app[JOURNAL]``), reads off the event 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from aiohttp import web
 
 from core.errors import SinkUnavailable
 from core.models import Provider
+from hub import offloop
 from hub.api.spec import Api, Param, Problem, json_response, problem
 from hub.handlers import FORWARDER, JOURNAL
 from hub.quarantine import replay_entry
@@ -197,7 +197,7 @@ def register(api: Api, settings: Settings) -> None:
                 path, selection, before=query.cursor, limit=query.limit + 1
             )
 
-        rows = await asyncio.to_thread(read)
+        rows = await offloop.read(read)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         return json_response(
@@ -217,7 +217,7 @@ def register(api: Api, settings: Settings) -> None:
         number = _number(request)
         if number is None:
             return _bad_number()
-        item = await asyncio.to_thread(one, number)
+        item = await offloop.read(one, number)
         if item is None:
             return _unknown(number)
         return json_response(_whole(item))
@@ -238,7 +238,7 @@ def register(api: Api, settings: Settings) -> None:
         number = _number(request)
         if number is None:
             return _bad_number()
-        item = await asyncio.to_thread(one, number)
+        item = await offloop.read(one, number)
         if item is None:
             return _unknown(number)
         try:

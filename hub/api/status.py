@@ -11,14 +11,13 @@ what the worker process last wrote in its progress file.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
 import msgspec
 from aiohttp import web
 
-from hub import backlog, rates
+from hub import backlog, offloop, rates
 from hub.api.spec import Api, json_response
 from hub.handlers import FORWARDER, JOURNAL
 from hub.pull import sources as pull_sources
@@ -160,7 +159,7 @@ async def current(app: web.Application, settings: Settings) -> Status:
     forwarding = backlog.forwarding(settings) or (
         forwarder is not None and forwarder.sink is not None
     )
-    files = await asyncio.to_thread(_read, settings, forwarding)
+    files = await offloop.read(_read, settings, forwarding)
     now = time.time()
     connected = files.progress.broker_connected if files.progress is not None else None
     if forwarder is not None and forwarder.sink is not None:

@@ -6,7 +6,6 @@ journal and the worker, the callbacks' rate."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections import defaultdict
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hub import offloop
 from hub.api import status
 from hub.console.render import render
 from hub.settings import Settings
@@ -95,7 +95,7 @@ async def overview(request: web.Request) -> web.Response:
     providers: list[Provider] = []
     try:
         data_dir = request.app[SETTINGS].data_dir
-        providers = await asyncio.to_thread(per_minute, data_dir, start, end)
+        providers = await offloop.read(per_minute, data_dir, start, end)
     except (NotReady, sqlite3.Error):
         error = "The index is being upgraded, or cannot be read: no counts for now."
     top = max((sum(g.values()) for p in providers for g in p.minutes.values()), default=0)

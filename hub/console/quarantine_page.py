@@ -7,7 +7,6 @@ list shows its progress, which the page's script reads from ``/api/v1/jobs/{id}`
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
@@ -20,7 +19,7 @@ from aiohttp import web
 
 from core.errors import SinkUnavailable
 from core.models import Provider
-from hub import operator
+from hub import offloop, operator
 from hub.api.quarantine import BadFilter, QuarantineFilter, State, notify, read_filter
 from hub.console.render import render
 from hub.handlers import JOURNAL
@@ -42,7 +41,7 @@ async def _read(request: web.Request, seq: int) -> list[Quarantined]:
     path = _path(request)
     if not path.exists():
         return []
-    return await asyncio.to_thread(partial(store.quarantined, path, seq=seq))
+    return await offloop.read(partial(store.quarantined, path, seq=seq))
 
 
 async def listing(request: web.Request) -> web.Response:
@@ -52,7 +51,7 @@ async def listing(request: web.Request) -> web.Response:
     matched = waiting = 0
     try:
         _, selection = read_filter(filters, QuarantineFilter)
-        found, matched, waiting = await asyncio.to_thread(_matching, _path(request), selection)
+        found, matched, waiting = await offloop.read(_matching, _path(request), selection)
     except BadFilter as exc:
         error, status = str(exc), 400
     return render(
@@ -153,7 +152,7 @@ async def replay_matching(request: web.Request) -> web.Response:
     except BadFilter as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from exc
     path = _path(request)
-    matched = await asyncio.to_thread(
+    matched = await offloop.read(
         lambda: store.quarantine_counted(path, selection) if path.exists() else (0, 0)
     )
     app = request.app
