@@ -50,10 +50,9 @@ def indexed(tmp_path):
         events.append(made(n, minutes=n, late=late, to=f"+3361234{n % 3:04d}"))
     events.sort(key=lambda e: e.data.received_at + timedelta(minutes=rng.uniform(-3, 3)))
     idx = IndexFile.open(tmp_path)
-    idx.process(
-        [(s, e.id, e.data.received_at.timestamp(), e.to_json()) for s, e in enumerate(events, 1)],
-        7 * 86400.0,
-    )
+    rows = [(s, e.id, e.data.received_at.timestamp(), e.to_json()) for s, e in enumerate(events, 1)]
+    for start in range(0, len(rows), 64):  # batches, as the worker writes them
+        idx.process(rows[start : start + 64], 7 * 86400.0)
     idx.close()
     return tmp_path, {e.data.raw["n"]: e for e in events}
 
@@ -172,12 +171,13 @@ def test_the_lookups_use_their_indexes(indexed, analyzed) -> None:
             assert "USING INDEX" in plans[-1], plans
         plans.clear()
         reader.per_minute(at(100), at(160))
-        assert "SCAN indexed" not in plans[-1] and "PRIMARY KEY (rowid>?)" in plans[-1], plans
+        assert "SEARCH minutes USING PRIMARY KEY (minute>? AND minute<?)" in plans[-1], plans
 
 
 def test_counts_per_minute_miss_none_received_out_of_order(indexed) -> None:
     """The overview's counts: every event received in the range, in its minute, whatever the
-    order it was journaled in (``seq`` and reception orders differ)."""
+    order it was journaled in (``seq`` and reception orders differ) and the batches it came
+    in (a minute's count added to by each)."""
     data_dir, events = indexed
     for since, until in [(0, 60), (95, 155), (200, 400), (-10, 5000)]:
         expected: dict[int, int] = {}
@@ -191,3 +191,39 @@ def test_counts_per_minute_miss_none_received_out_of_order(indexed) -> None:
         assert {m: n for m, p, s, n in found} == expected, (since, until)
         assert {(p, s) for _, p, s, _ in found} <= {("isendpro", "delivered")}
         assert [m for m, *_ in found] == sorted(m for m, *_ in found)
+
+
+def test_counts_per_minute_leave_duplicates_out_and_go_with_retention(tmp_path) -> None:
+    first, late = made(1, minutes=0), made(2, minutes=90)
+    idx = IndexFile.open(tmp_path)
+    rows = [(s, e.id, e.data.received_at.timestamp(), e.to_json()) for s, e in [(1, first)]]
+    idx.process(rows, 7 * 86400.0)
+    again = [(2, first.id, first.data.received_at.timestamp() + 5, first.to_json())]
+    assert idx.process(again, 7 * 86400.0) == [True]  # a provider's retry
+    idx.process([(3, late.id, late.data.received_at.timestamp(), late.to_json())], 7 * 86400.0)
+    with index.reading(tmp_path) as reader:
+        assert [n for *_, n in reader.per_minute(at(-60), at(600))] == [1, 1]
+    idx.prune(at(60))  # received before then: forgotten, with their minutes
+    idx.close()
+    with index.reading(tmp_path) as reader:
+        assert reader.per_minute(at(-60), at(600)) == [
+            (int(late.data.received_at.timestamp() // 60) * 60, "isendpro", "delivered", 1)
+        ]
+
+
+def test_the_second_format_gains_its_counts_per_minute_from_its_rows(indexed) -> None:
+    """An index of the second format (before ``minutes``): counted by minute at its upgrade,
+    the same counts as those written batch by batch."""
+    data_dir, _ = indexed
+    with index.reading(data_dir) as reader:
+        written = reader.per_minute(at(-10), at(10_000))
+    with closing(sqlite3.connect(data_dir / index.INDEX_FILE)) as conn:
+        conn.execute("DROP TABLE minutes")
+        conn.execute("PRAGMA user_version = 2")
+        conn.commit()
+    with pytest.raises(index.NotReady), index.reading(data_dir):  # until the worker opens it
+        pass
+    IndexFile.open(data_dir).close()
+    with index.reading(data_dir) as reader:
+        assert reader.per_minute(at(-10), at(10_000)) == written
+    assert sum(n for *_, n in written) == 300

@@ -130,7 +130,9 @@ def test_the_first_format_is_upgraded_in_place(old_data_dir) -> None:
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
             marks = conn.execute("SELECT seq FROM indexed WHERE duplicate = 1").fetchall()
+            (counted,) = conn.execute("SELECT SUM(count) FROM minutes").fetchone()
         assert version == index.VERSION
+        assert counted == OLD - 1  # the old rows counted by minute, the duplicate left out
         assert {"indexed_sender", "indexed_related"} <= names
         assert "indexed_phone" not in names
         assert marks == [(4,)]

@@ -14,11 +14,14 @@ here, after the acknowledgement, by the one worker that reads the journal in ``s
   is never published, shown or replayed;
 - ``worker``: the worker's cursor (every event up to it is indexed) and its counts: events by
   provider, channel, kind, state and failure (duplicates left out), duplicates by provider,
-  read by the hub's ``/metrics`` at each scrape (:class:`IndexCollector`).
+  read by the hub's ``/metrics`` at each scrape (:class:`IndexCollector`);
+- ``minutes``: the events counted by the minute of their reception, provider and state
+  (duplicates left out), what the console's overview plots.
 
-Both are written in one transaction per batch, not synced at each (``synchronous=NORMAL``): after
-a power loss the cursor may go back and the same events be indexed again, with the same
-decisions (a duplicate is a fact of the journal: ids and reception times).
+All three are written in one transaction per batch, not synced at each
+(``synchronous=NORMAL``): after a power loss the cursor may go back and the same events be
+indexed again, with the same decisions (a duplicate is a fact of the journal: ids and
+reception times) and counted once, the counts having gone back with the cursor.
 
 This package opens only its own file, never the journal nor the forwarder's cursor; what it is
 given is the journal's ``seq``, event id, reception time and CloudEvents body, and what its

@@ -225,20 +225,16 @@ class Reader:
         return low
 
     def per_minute(self, since: float, until: float) -> list[tuple[int, str, str, int]]:
-        """Events received in [``since``, ``until``) counted by minute (its start, epoch
-        seconds), provider and state: ``(minute, provider, state, count)``, oldest first.
-
-        Reception time has no index of its own: the range is made a ``seq`` range first (by
-        bisection, :data:`RECEPTION_SLACK` wider), then the rows in it are read on the primary
-        key and filtered exactly: the cost is the range's events, not the file's."""
+        """Events received in the minutes from the one of ``since`` up to the one of ``until``
+        (excluded) counted by minute (its start, epoch seconds), provider and state:
+        ``(minute, provider, state, count)``, oldest first. Read from the counts the worker
+        keeps by minute (``minutes``): the cost is the minutes', not their events'."""
         if self._conn is None:
             return []
-        first = self._first_received(since - RECEPTION_SLACK)
         rows = self._conn.execute(
-            "SELECT CAST(received_at / 60 AS INTEGER) * 60 AS minute, provider, state, COUNT(*)"
-            " FROM indexed WHERE seq >= ? AND received_at >= ? AND received_at < ?"
-            " AND duplicate = 0 GROUP BY minute, provider, state ORDER BY minute",
-            (first, since, until),
+            "SELECT minute, provider, state, count FROM minutes WHERE minute >= ? AND minute < ?"
+            " ORDER BY minute",
+            (int(since // 60) * 60, int(until // 60) * 60),
         )
         return [(int(m), str(p), str(s), int(n)) for m, p, s, n in rows]
 

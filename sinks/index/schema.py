@@ -13,8 +13,12 @@ Versions (``PRAGMA user_version``):
   read (kept: dropping a column rewrites the table), and the rows there are marked for refill:
   the worker fills them from the journal's bodies (``hub.forwarder``), since this file never
   opens the journal;
-- 2: the read model (this one). A file of a later version is refused: an older hub must not
-  write into it.
+- 2: the read model. Upgraded in place: the ``minutes`` table added, filled from the rows
+  there (one scan, once);
+- 3: ``minutes``, the events counted by the minute of their reception, provider and state
+  (duplicates left out), written with each batch: the console's overview reads an hour of
+  them in 60 rows per provider and state, not the hour's events (this one). A file of a
+  later version is refused: an older hub must not write into it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import sqlite3
 from pathlib import Path
 
 INDEX_FILE = "index.sqlite3"
-VERSION = 2
+VERSION = 3
 CACHE_KIB = 16384
 """The worker's page cache (SQLite's default: 2 MiB). Each event goes into a few B-trees keyed
 on random values (event id, message id, reference, recipient): with 150 000 of
@@ -50,6 +54,13 @@ CREATE TABLE IF NOT EXISTS indexed (
     sender              TEXT,
     recipient           TEXT
 );
+CREATE TABLE IF NOT EXISTS minutes (
+    minute    INTEGER NOT NULL,
+    provider  TEXT NOT NULL,
+    state     TEXT NOT NULL,
+    count     INTEGER NOT NULL,
+    PRIMARY KEY (minute, provider, state)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS worker (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
     cursor        INTEGER NOT NULL,
@@ -95,7 +106,14 @@ UPDATE worker SET
     refill_after = (SELECT COALESCE(MIN(seq), 1) - 1 FROM indexed),
     refill_up_to = (SELECT COALESCE(MAX(seq), 0) FROM indexed);
 """
-"""The first format to this one: the new columns empty, the old rows to refill."""
+"""The first format to the second: the new columns empty, the old rows to refill."""
+
+FILL_MINUTES = """
+INSERT INTO minutes (minute, provider, state, count)
+SELECT CAST(received_at / 60 AS INTEGER) * 60, provider, state, COUNT(*) FROM indexed
+WHERE duplicate = 0 GROUP BY 1, 2, 3
+"""
+"""The counts by minute of the rows a file of an earlier format holds (at its upgrade)."""
 
 
 class NewerIndex(RuntimeError):
@@ -125,14 +143,16 @@ def _upgrade(conn: sqlite3.Connection) -> None:
         raise NewerIndex(f"index format {version}, of a newer hub (this one reads {VERSION})")
     if version == VERSION:
         return
-    first = conn.execute(
+    rows = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'indexed'"
     ).fetchone()
-    if first is not None:  # version 0, tables there: the first format
+    if rows is not None and version == 0:  # version 0, tables there: the first format
         for statement in _statements(FIRST_FORMAT):
             conn.execute(statement)
     for statement in _statements(TABLES + INDEXES):
         conn.execute(statement)
+    if rows is not None:  # an earlier format's rows (version 0 or 2): counted by minute
+        conn.execute(FILL_MINUTES)
     conn.execute(f"PRAGMA user_version = {VERSION}")
 
 

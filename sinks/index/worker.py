@@ -1,6 +1,6 @@
 """The worker's writes to its index: each journaled event indexed once, in ``seq`` order, with
-its duplicate mark, the counts and the cursor in the same transaction; old rows refilled with
-the read model's columns; old events pruned."""
+its duplicate mark, the counts (by label and by minute) and the cursor in the same
+transaction; old rows refilled with the read model's columns; old events pruned."""
 
 from __future__ import annotations
 
@@ -17,12 +17,17 @@ from sinks.index.schema import INDEX_FILE, connect, transaction
 
 __all__ = ["COLUMNS", "Entry", "IndexFile", "Journaled", "Prepared", "looked_up"]
 
+_STATE = EVENT_LABELS.index("state")
 _CHUNK = 400
 """Ids per lookup statement (within SQLite's bound parameters)."""
 
 _INSERT = (
     f"INSERT OR REPLACE INTO indexed (seq, id, provider, received_at, duplicate,"  # noqa: S608
     f" {', '.join(COLUMNS)}) VALUES ({', '.join('?' * (5 + len(COLUMNS)))})"
+)
+_COUNT_MINUTE = (
+    "INSERT INTO minutes (minute, provider, state, count) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (minute, provider, state) DO UPDATE SET count = count + excluded.count"
 )
 _REFILL = f"UPDATE indexed SET {', '.join(f'{c} = ?' for c in COLUMNS)} WHERE seq = ?"  # noqa: S608
 
@@ -105,6 +110,7 @@ class IndexFile:
         counts = Counts(dict(self.counts.events), dict(self.counts.duplicates))
         rows: list[tuple[Any, ...]] = []
         flags: list[bool] = []
+        minutes: dict[tuple[int, str, str], int] = {}
         for entry in entries:
             provider = entry.key[0]
             duplicate = entry.duplicate or entry.seq in elsewhere
@@ -112,6 +118,8 @@ class IndexFile:
                 counts.duplicates[provider] = counts.duplicates.get(provider, 0) + 1
             else:
                 counts.events[entry.key] = counts.events.get(entry.key, 0) + 1
+                minute = (int(entry.received_at // 60) * 60, provider, entry.key[_STATE])
+                minutes[minute] = minutes.get(minute, 0) + 1
             flags.append(duplicate)
             rows.append(
                 (entry.seq, entry.id, provider, entry.received_at, int(duplicate), *entry.columns)
@@ -119,6 +127,7 @@ class IndexFile:
         cursor = entries[-1].seq
         with transaction(self._conn):
             self._conn.executemany(_INSERT, rows)
+            self._conn.executemany(_COUNT_MINUTE, [(*k, n) for k, n in minutes.items()])
             self._save(cursor, counts)
         self.cursor, self.counts = cursor, counts
         return flags
@@ -161,6 +170,10 @@ class IndexFile:
             deleted += count
             if count < chunk:
                 break
+        with transaction(self._conn):  # (a row per minute, provider and state: few)
+            self._conn.execute(
+                "DELETE FROM minutes WHERE minute < ?", (received_before // 60 * 60,)
+            )
         self._conn.execute("PRAGMA analysis_limit = 1000")
         self._conn.execute("ANALYZE")
         return deleted
