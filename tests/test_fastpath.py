@@ -10,6 +10,7 @@ never being used.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import re
 from collections.abc import AsyncIterator
@@ -151,3 +152,29 @@ async def test_the_front_answers_and_counts_as_the_router_does(servers) -> None:
         assert spy.calls == before + (0 if taken else 1), f"{name}: front taken={not taken}"
     assert _counts(front_app) == _counts(routed_app)
     assert any('outcome="accepted"' in line for line in _counts(front_app))
+
+
+def test_hub_serve_installs_the_front(monkeypatch, tmp_path: Path) -> None:
+    """``hub serve`` hands ``hub.server.run`` the front (the comparison above is of a server
+    made by the test: this is what the real command runs)."""
+    from hub import server
+    from hub.cli import serve
+
+    seen: dict[str, object] = {}
+
+    def run(app: web.Application, *args: object, **kwargs: object) -> None:
+        seen.update(kwargs, app=app)
+
+    monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(serve, "_install_uvloop", lambda: None)
+    monkeypatch.setattr(serve, "_tune_gc", lambda: None)
+    monkeypatch.setattr(server, "run", run)
+    assert serve.serve_command(argparse.Namespace()) == 0
+
+    async def fallback(request: web.BaseRequest) -> web.StreamResponse:
+        return web.Response()
+
+    make = seen["front"]
+    assert callable(make)
+    front = make(fallback)
+    assert isinstance(front, Front) and front._app is seen["app"]

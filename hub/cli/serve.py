@@ -12,6 +12,7 @@ from hub import forward_process, logs, server
 from hub.app import create_app
 from hub.cli.common import journal_path, quiet_broker_clients, shared_index_missing
 from hub.cli.console import announce
+from hub.fastpath import Front
 from hub.handlers import RUNTIME
 from hub.operator import OPERATOR_TOKEN
 from hub.settings import Settings
@@ -45,6 +46,7 @@ def serve_command(args: argparse.Namespace) -> int:
             settings.limits(),
             registry=app[RUNTIME].metrics.registry,
             listening=partial(announce, settings, app[OPERATOR_TOKEN]),
+            front=partial(Front, app),
         )
     except server.CannotListen as exc:
         print(f"hub serve: {exc} (HUB_HOST, HUB_PORT)", file=sys.stderr)
