@@ -521,3 +521,20 @@ def test_the_hub_s_index_url_is_the_operator_s_uri_of_the_cluster_s_database(bui
 def test_the_cluster_and_compose_run_the_same_postgresql_major(built, compose) -> None:
     cluster = of_kind(built, "Cluster")["spec"]["imageName"].rpartition(":")[2].split(".")[0]
     assert compose["services"]["postgres"]["image"] == f"postgres:{cluster}"
+
+
+def test_the_monitoring_doc_says_what_the_cluster_is(built) -> None:
+    """docs/monitoring.md's description of the Cluster: its name, secret, version and sizes as
+    the manifests have them."""
+    doc = " ".join((ROOT / "docs" / "monitoring.md").read_text().split())  # lines joined
+    cluster = of_kind(built, "Cluster")
+    name, spec = cluster["metadata"]["name"], cluster["spec"]
+    major = spec["imageName"].rpartition(":")[2].split(".")[0]
+    assert (
+        f"**Cluster `{name}`** (CloudNativePG): the replicas' shared index, PostgreSQL {major}"
+        in doc
+    )
+    assert f"`{name}-app`, whose `uri`" in doc
+    data, wal = (spec[k]["size"].removesuffix("Gi") for k in ("storage", "walStorage"))
+    assert f"{data} Gi of data and {wal} Gi of WAL" in doc
+    assert f"`dataDurability: {spec['postgresql']['synchronous']['dataDurability']}`" in doc
