@@ -41,9 +41,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the read model's steps: lookups, console pages, callbacks under lookups",
     )
+    parser.add_argument(
+        "--shared-index",
+        action="store_true",
+        help="only the shared index's step: the pipeline worker with the local index alone and"
+        " with PostgreSQL beside it (no wrk)",
+    )
+    parser.add_argument(
+        "--shared-events", type=int, help="events of one run of that step (50 000; --quick: 10 000)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.shared_index:
         print("wrk is missing: apt-get install wrk (or make system-packages)", file=sys.stderr)
         return 2
 
@@ -66,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         under_load_seconds=args.under_load or (3.0 if quick else 10.0),
         under_load_rounds=args.under_load_rounds or (1 if quick else 3),
         read_model_only=args.read_model,
+        shared_events=args.shared_events or (10_000 if quick else 50_000),
+        shared_rounds=args.rounds or (1 if quick else 3),
+        shared_index_only=args.shared_index,
     )
     started = time.monotonic()
     run = Run(config)

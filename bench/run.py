@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import contention, forward, machine, procs, report, wrk
+from bench import contention, forward, machine, procs, report, shared, wrk
 from bench.servers import (
     FORWARD,
     STYLES,
@@ -35,6 +35,7 @@ from bench.servers import (
     size,
 )
 from tests.harness.ports import free_port
+from tests.harness.postgres import PostgresServer
 from tests.harness.rabbitmq import RabbitNode
 
 __all__ = ["Config", "Run"]
@@ -384,9 +385,10 @@ class Run:
             "raw_count": cfg.raw_count,
             "raw_window": cfg.raw_window,
         }
-        if not cfg.read_model_only:
+        if not (cfg.read_model_only or cfg.shared_index_only):
             self.parsers()
-        self.lookup()
+        if not cfg.shared_index_only:
+            self.lookup()
         if cfg.read_model_only:
             return self.results
         node = RabbitNode(cfg.workdir / "rabbitmq")
@@ -401,10 +403,29 @@ class Run:
                 "set_policy", "bench-cap", r"^callback-hub\.unrouted$",
                 '{"max-length": 200000}', "--apply-to", "queues",
             )  # fmt: skip
-            self.with_broker(node)
+            self.shared_index(node)
+            if not cfg.shared_index_only:
+                self.with_broker(node)
         finally:
             node.stop()
         return self.results
+
+    def shared_index(self, node: RabbitNode) -> None:
+        """The pipeline worker's rate with the local index alone and with the shared one."""
+        cfg = self.config
+        log.info(
+            "shared index: the worker on %d events, %d rounds, local index alone and with"
+            " PostgreSQL",
+            cfg.shared_events,
+            cfg.shared_rounds,
+        )
+        with PostgresServer() as server:  # its own temporary directory, removed at the end
+            assert server.pid is not None
+            for pid in [server.pid, *procs.children(server.pid)]:
+                procs.pin(pid, cfg.client_cpu)  # with the broker, as in the other steps
+            self.results["shared_index"] = shared.measure(
+                cfg, node.url, server, events=cfg.shared_events, rounds=cfg.shared_rounds
+            )
 
     def with_broker(self, node: RabbitNode) -> None:
         cfg = self.config

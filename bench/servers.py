@@ -56,6 +56,12 @@ class Config:
     under_load_rounds: int = 3
     read_model_only: bool = False
     """Only the read model's steps (lookups, pages, callbacks under lookups): no broker."""
+    shared_events: int = 50_000
+    """Events the pipeline worker processes in each run of the shared index step
+    (``bench/shared.py``)."""
+    shared_rounds: int = 3
+    shared_index_only: bool = False
+    """Only the shared index step (a RabbitMQ node and a PostgreSQL server, no wrk)."""
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The printed table of a run's results: the HTTP rows with their ratios, the forwarder, the
-disk, the parse path, the read model and the callbacks under lookups, the targets' verdicts."""
+disk, the parse path, the read model and the callbacks under lookups, the shared index's cost to
+the worker, the targets' verdicts."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def table(results: Results) -> str:
         f"  {'':34} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'µs/req':>7} {'noise':>5}"
         f" {'vs bare':>7} {'(CPU)':>6} {'vs naive':>8}",
     ]
+    if not results.get("http"):  # a run of some steps only (--read-model, --shared-index)
+        lines = []
     for step, label in HTTP_ROWS:
         r = get(results, "http", step)
         if r is None:
@@ -119,6 +122,7 @@ def table(results: Results) -> str:
                     f"  {name:26} {t['p50_ms']:7.2f} {t['p99_ms']:7.2f} {t['max_ms']:7.2f}"
                 )
     lines += _under_load_lines(results.get("under_load"))
+    lines += _shared_index_lines(results.get("shared_index"))
     for key, label in (("sustained", "sustained run"), ("outage", "broker outage")):
         m = get(results, "memory", key)
         if m:
@@ -171,3 +175,30 @@ def _under_load_lines(found: dict[str, Any] | None) -> list[str]:
             " of its core at this pace"
         )
     return lines
+
+
+def _shared_index_lines(found: dict[str, Any] | None) -> list[str]:
+    """The shared index step's lines (``bench/shared.py``)."""
+    if not found:
+        return []
+    out = [
+        f"Shared index (pipeline worker: journal → index → RabbitMQ, {found['events']:,} events,"
+        f" median of {found['rounds']} rounds, alternated)"
+    ]
+    for mode, label in (("local", "local index alone"), ("shared", "with the shared index")):
+        r = found[mode]
+        rounds = " / ".join(f"{v:,.0f}" for v in r.get("rounds_eps", []))
+        db = r.get("db_cpu_us_per_event")
+        out.append(
+            f"  {label:22} {r['eps']:>7,.0f} events/s, {r['cpu_us_per_event']:,.0f} µs CPU/event"
+            + (f", PostgreSQL {db:,.0f} µs CPU/event" if db is not None else "")
+            + f"  (rounds {rounds})"
+        )
+    each = " / ".join(f"{v:.2f}" for v in found.get("round_ratios", []) if v is not None)
+    ratio, cpu = found.get("ratio"), found.get("cpu_ratio")
+    out.append(
+        f"  shared ÷ local  {ratio:.2f} (CPU {cpu:.2f}); each round {each}"
+        if ratio is not None and cpu is not None
+        else "  shared ÷ local  -"
+    )
+    return out

@@ -1,18 +1,22 @@
 """Deployment files, checked without a container engine or a cluster.
 
-- Dockerfile: hadolint, plus what the hub needs (non-root, slim, its packages, a healthcheck on a
-  real route).
+- Dockerfile: hadolint, plus what the hub needs (non-root, slim, its packages and the shared
+  index's extra, a healthcheck on a real route).
 - Compose: valid against the Compose specification's JSON schema; services, healthchecks and
-  start order; every mounted file exists; Prometheus' configuration passes ``promtool``.
+  start order; every mounted file exists; Prometheus' configuration passes ``promtool``; the
+  hub's ``HUB_INDEX_URL`` is the PostgreSQL service's database and user.
 - RabbitMQ definitions: the hub's own topology, and the compose URL's password.
 - Kubernetes: ``kubectl kustomize`` builds the kustomization; every resource validates against
-  the Kubernetes schemas (kubernetes-validate, strict); probes, drain and volumes fit the hub.
+  the Kubernetes schemas (kubernetes-validate, strict), CloudNativePG's ``Cluster`` against its
+  CRD's schema (vendored: ``deploy/schemas``, strict); probes, drain and volumes fit the hub;
+  ``HUB_INDEX_URL`` is the operator's URL of the cluster's database.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.metadata
 import json
 import re
 import secrets
@@ -28,10 +32,13 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from core.models import Provider
 from core.topics import DEFAULT_EXCHANGE
 from hub.app import create_app
+from hub.cli.common import SHARED_INDEX_MODULES
 from hub.settings import Settings
 from sinks.rabbitmq import StreamRetention, stream_name, unrouted_name
 from tests.harness.prometheus import PROMTOOL_BIN
@@ -44,6 +51,7 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = DEPLOY / "compose.yaml"
 KUSTOMIZE_DIR = DEPLOY / "kubernetes"
 DEFINITIONS = DEPLOY / "rabbitmq" / "definitions.json"
+CNPG_CLUSTER_SCHEMA = DEPLOY / "schemas" / "postgresql.cnpg.io_v1_cluster.json"
 KUBERNETES_VERSION = "1.32.0"
 HUB_UID = 10001
 
@@ -123,6 +131,42 @@ def test_dockerfile_copies_every_package_and_its_ignore_file_lets_them_in() -> N
         assert f"!{needed}/" in ignore or f"!{needed}" in ignore, needed
 
 
+def closure(name: str, extras: frozenset[str]) -> set[str]:
+    """The installed distributions ``name`` with ``extras`` brings (itself included)."""
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [(canonicalize_name(name), extras)]
+    while todo:
+        each, wanted = todo.pop()
+        if (each, wanted) in seen:
+            continue
+        seen.add((each, wanted))
+        for line in importlib.metadata.requires(each) or []:
+            req = Requirement(line)
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in wanted | {""}):
+                todo.append((canonicalize_name(req.name), frozenset(req.extras)))
+    return {each for each, _ in seen}
+
+
+def test_the_image_installs_the_shared_index_s_extra() -> None:
+    """``HUB_INDEX_URL`` in the manifests needs the ``postgres`` extra in the image, and that
+    extra must bring every module the hub checks for before it starts a worker on it."""
+    installs = [
+        args
+        for word, args in instructions(DOCKERFILE.read_text())
+        if word == "RUN" and "pip" in args
+    ]
+    [install] = installs
+    [extras] = re.findall(r"'\.\[([\w,]+)\]'", install)
+    assert "postgres" in extras.split(",")
+    brought = closure("callback-hub", frozenset({"postgres"}))
+    alone = closure("callback-hub", frozenset())
+    providers = importlib.metadata.packages_distributions()
+    for module in SHARED_INDEX_MODULES:
+        dists = {canonicalize_name(d) for d in providers[module]}
+        assert dists & brought, (module, dists)
+        assert not dists & alone, f"{module} is no longer optional: the extra is pointless"
+
+
 # -- compose ------------------------------------------------------------------------------------
 
 
@@ -140,13 +184,15 @@ def test_compose_file_follows_the_compose_specification(compose) -> None:
 
 def test_compose_runs_the_stack_in_order_with_healthchecks(compose) -> None:
     services = compose["services"]
-    assert set(services) == {"rabbitmq", "hub", "prometheus", "grafana"}
+    assert set(services) == {"rabbitmq", "postgres", "hub", "prometheus", "grafana"}
     for name, service in services.items():
         assert service["healthcheck"]["test"], name
     rabbit = services["rabbitmq"]
     assert re.fullmatch(r"rabbitmq:4[\w.]*-management", rabbit["image"])
     hub = services["hub"]
     assert hub["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    assert hub["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["postgres"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
     assert hub["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
     assert "/health/ready" in " ".join(hub["healthcheck"]["test"])
     grace = int(hub["stop_grace_period"].removesuffix("s"))
@@ -171,6 +217,27 @@ def test_compose_hub_reaches_rabbitmq_as_the_user_of_the_definitions(compose) ->
     salt, digest = raw[:4], raw[4:]
     assert user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
     assert hashlib.sha256(salt + (url.password or "").encode()).digest() == digest
+
+
+def test_compose_hub_indexes_in_the_postgres_service_s_database(compose) -> None:
+    """``HUB_INDEX_URL`` names the user, password and database the image makes at its first
+    start, on the service's name and port; the hub's settings take it; the health check asks
+    for that user and database; the data is in a volume."""
+    services = compose["services"]
+    url = compose["services"]["hub"]["environment"]["HUB_INDEX_URL"]
+    assert Settings(index_url=url).index_url is not None
+    parts = urlsplit(url)
+    postgres = services["postgres"]
+    env = postgres["environment"]
+    assert (parts.hostname, parts.port) == ("postgres", 5432)
+    assert (parts.username, parts.password) == (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"])
+    assert parts.path == "/" + env["POSTGRES_DB"]
+    check = postgres["healthcheck"]["test"]
+    assert check[check.index("-U") + 1] == env["POSTGRES_USER"]
+    assert check[check.index("-d") + 1] == env["POSTGRES_DB"]
+    volumes = dict(v.split(":")[:2] for v in postgres["volumes"])
+    assert volumes["postgres-data"] == "/var/lib/postgresql/data"
+    assert "postgres-data" in compose["volumes"]
 
 
 def test_compose_prometheus_config_is_valid_and_scrapes_hub_and_rabbitmq(compose) -> None:
@@ -278,6 +345,7 @@ def test_kustomization_has_the_expected_resources(built) -> None:
             "PodDisruptionBudget",
             "HorizontalPodAutoscaler",
             "RabbitmqCluster",
+            "Cluster",
         ]
     )
     assert {d["metadata"].get("namespace") for d in built if d["kind"] != "Namespace"} == {
@@ -287,8 +355,8 @@ def test_kustomization_has_the_expected_resources(built) -> None:
 
 def test_every_kubernetes_resource_validates_against_the_schemas(built) -> None:
     for doc in built:
-        if doc["apiVersion"].startswith("rabbitmq.com/"):
-            continue  # the operator's resource: checked below
+        if doc["apiVersion"].startswith(("rabbitmq.com/", "postgresql.cnpg.io/")):
+            continue  # the operators' resources: checked below
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
 
@@ -360,3 +428,113 @@ def test_disruption_budget_autoscaler_and_services_select_the_hub(built) -> None
         assert service["spec"]["selector"].items() <= labels.items()
     headless = {s["metadata"]["name"]: s for s in services}[statefulset["spec"]["serviceName"]]
     assert headless["spec"]["clusterIP"] == "None"
+
+
+# -- the shared index: CloudNativePG ------------------------------------------------------------
+
+
+def strict(schema: Any) -> Any:
+    """A CRD's structural schema as ``kubectl apply --validate=strict`` reads it: an object
+    that lists its ``properties`` takes no other field (unless it preserves unknown ones)."""
+    if isinstance(schema, list):
+        return [strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    made = {k: strict(v) if k != "enum" and k != "default" else v for k, v in schema.items()}
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        made["additionalProperties"] = False
+    return made
+
+
+@pytest.fixture(scope="module")
+def cluster_schema() -> jsonschema.protocols.Validator:
+    schema = strict(json.loads(CNPG_CLUSTER_SCHEMA.read_text()))
+    return jsonschema.Draft7Validator(schema)
+
+
+def test_postgres_cluster_validates_against_the_operator_s_schema(built, cluster_schema) -> None:
+    cluster = of_kind(built, "Cluster")
+    assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
+    cluster_schema.validate(cluster)
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "value"),
+    [
+        ((), "instance", 3),  # a misspelt field
+        (("storage",), "sizes", "20Gi"),
+        (("postgresql", "synchronous"), "dataDurability", "always"),  # not in the enum
+        (("postgresql", "parameters"), "max_connections", 200),  # parameters are strings
+        (("bootstrap", "initdb"), "database", ["hub"]),
+    ],
+)
+def test_the_cluster_schema_is_no_rubber_stamp(built, cluster_schema, where, key, value) -> None:
+    cluster = json.loads(json.dumps(of_kind(built, "Cluster")))
+    node = cluster["spec"]
+    for step in where:
+        node = node[step]
+    node[key] = value
+    with pytest.raises(jsonschema.ValidationError):
+        cluster_schema.validate(cluster)
+
+
+def test_postgres_cluster_survives_a_failover_with_what_the_replicas_claimed(built) -> None:
+    """Three instances on different nodes where possible; each commit on a standby too (a
+    claim lost in a failover would let another replica publish a retry again); the database
+    and owner made at bootstrap; the data and the WAL on volumes."""
+    spec = of_kind(built, "Cluster")["spec"]
+    assert spec["instances"] >= 3
+    sync = spec["postgresql"]["synchronous"]
+    assert 1 <= sync["number"] < spec["instances"] and sync["dataDurability"] == "required"
+    initdb = spec["bootstrap"]["initdb"]
+    assert initdb["database"] and initdb["owner"]
+    assert spec["storage"]["size"] and spec["walStorage"]["size"]
+    assert spec["affinity"]["topologyKey"] == "kubernetes.io/hostname"
+    assert re.fullmatch(r"\S+/postgresql:\d+(\.\d+)?", spec["imageName"])
+
+
+def test_the_hub_s_index_url_is_the_operator_s_uri_of_the_cluster_s_database(built) -> None:
+    """``HUB_INDEX_URL`` comes from the secret the operator makes for the database's owner
+    (``<cluster>-app``, key ``uri``); a URI of the form the operator writes there (its -rw
+    service: the primary) is one the hub's settings take, for that database."""
+    cluster = of_kind(built, "Cluster")
+    name, namespace = cluster["metadata"]["name"], cluster["metadata"]["namespace"]
+    initdb = cluster["spec"]["bootstrap"]["initdb"]
+    container = of_kind(built, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    ref = env["HUB_INDEX_URL"]["valueFrom"]["secretKeyRef"]
+    assert (ref["name"], ref["key"]) == (f"{name}-app", "uri")
+    assert ref.get("optional") is not True  # no index at all would be a hub alone, silently
+    password = secrets.token_urlsafe(48)
+    uri = (
+        f"postgresql://{initdb['owner']}:{password}@{name}-rw.{namespace}:5432/{initdb['database']}"
+    )
+    assert Settings(index_url=uri).index_url is not None
+    settings = of_kind(built, "ConfigMap")["data"]
+    assert "HUB_INDEX_URL" not in settings  # the patch's value, not an envFrom one that would win
+
+
+def test_the_cluster_and_compose_run_the_same_postgresql_major(built, compose) -> None:
+    cluster = of_kind(built, "Cluster")["spec"]["imageName"].rpartition(":")[2].split(".")[0]
+    assert compose["services"]["postgres"]["image"] == f"postgres:{cluster}"
+
+
+def test_the_monitoring_doc_says_what_the_cluster_is(built) -> None:
+    """docs/monitoring.md's description of the Cluster: its name, secret, version and sizes as
+    the manifests have them."""
+    doc = " ".join((ROOT / "docs" / "monitoring.md").read_text().split())  # lines joined
+    cluster = of_kind(built, "Cluster")
+    name, spec = cluster["metadata"]["name"], cluster["spec"]
+    major = spec["imageName"].rpartition(":")[2].split(".")[0]
+    assert (
+        f"**Cluster `{name}`** (CloudNativePG): the replicas' shared index, PostgreSQL {major}"
+        in doc
+    )
+    assert f"`{name}-app`, whose `uri`" in doc
+    data, wal = (spec[k]["size"].removesuffix("Gi") for k in ("storage", "walStorage"))
+    assert f"{data} Gi of data and {wal} Gi of WAL" in doc
+    assert f"`dataDurability: {spec['postgresql']['synchronous']['dataDurability']}`" in doc

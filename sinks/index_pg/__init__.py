@@ -52,7 +52,9 @@ has the first lookups, by message and by phone number); a replica that never com
 claimed, unpublished events: the ``replicas`` table says how far it recorded, a published mark
 and a takeover by another replica are to come); the backfill of a hub that ran alone; retention
 by batches; the worker's readiness and metrics while the database is away (it waits, events
-stay in the journal: see ``hub.forwarder``); deploy (CloudNativePG) and compose.
+stay in the journal: see ``hub.forwarder``). (Deploy:
+``deploy/kubernetes/postgres-cluster.yaml``, a CloudNativePG cluster, and compose's
+``postgres`` service.)
 
 - ``migrate``: the schema, brought to this version at start (alembic);
 - ``writer``: :class:`SharedIndex`, the worker's batches (a pool of psycopg connections);
