@@ -38,7 +38,7 @@ async def test_a_commit_that_does_not_come_tells_each_waiting_request_to_retry(t
         assert not journal.ready  # the commit under way outlasts the timeout
     finally:
         release.set()
-    await asyncio.to_thread(journal._writer.submit(lambda: None).result)  # the commit lands
+    await journal._writer.run(lambda: None)  # the commit lands (the thread runs in order)
     await journal.append([event(3)])  # and the journal takes writes again
     assert journal.ready
     assert not journal._timed, "requests answered are not kept for their deadline"

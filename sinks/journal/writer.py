@@ -29,7 +29,6 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -60,6 +59,7 @@ from sinks.journal.schema import (
     Writer,
     connect,
 )
+from sinks.journal.thread import WriterThread
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class Journal:
         self._committing: float | None = None
         """When the commit under way in the writer thread began (monotonic time), if one is."""
         self._conn: sqlite3.Connection | None = None
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
+        self._writer = WriterThread("journal-writer")
         self._checkpointer = Checkpointer(path)
         self._probing: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -307,7 +307,7 @@ class Journal:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._writer.shutdown(wait=True)
+        self._writer.shutdown()
         batch = [job for job in self._waiting if not job.future.done()]
         self._waiting = []
         if batch and self._conn is not None:
@@ -339,8 +339,8 @@ class Journal:
             settle(batch, failed(batch, "journal is closed", "journal_closed"))
             return
         self._committing = time.monotonic()
-        loop = self._loop = asyncio.get_running_loop()
-        done = loop.run_in_executor(self._writer, self._write, batch)
+        self._loop = asyncio.get_running_loop()
+        done = self._writer.run(self._write, batch)
         done.add_done_callback(lambda f: self._committed(batch, f))
 
     def _committed(
@@ -377,7 +377,7 @@ class Journal:
             return outcomes
         self._commits.trouble = GONE
         with suppress(RuntimeError):  # closing: the copy is the next start's to skip
-            self._writer.submit(self._commits.gone, self._conn, lost)
+            self._writer.call(self._commits.gone, self._conn, lost)
         return failed(batch, f"journal file {lost} gone or replaced", GONE)
 
     def _probe(self) -> None:
