@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
-
 
 @dataclass
 class Runtime:
@@ -232,20 +230,8 @@ async def _refuse(
 ) -> tuple[Reply, int | None]:
     """Keeps the request in the quarantine, then gives the provider its negative answer (and
     the request's quarantine number)."""
-    headers = {str(k): v for k, v in received.items() if k.lower() not in _PRIVATE_HEADERS}
-    entry = QuarantineEntry(
-        received_at=raw.received_at.isoformat(),
-        provider=raw.provider.value,
-        callback=raw.callback,
-        method=raw.method,
-        reason=error.reason,
-        content_type=raw.content_type,
-        headers=orjson.dumps(headers).decode(),
-        query=raw.query,
-        body=raw.body,
-    )
     try:
-        number = await app[JOURNAL].quarantine(entry)
+        number = await app[JOURNAL].quarantine(QuarantineEntry.of(raw, error.reason, received))
     except SinkUnavailable as exc:
         log.error("%s: could not quarantine a refused request (%s)", raw.provider.value, exc.reason)
         return module.retry(exc), None

@@ -165,11 +165,13 @@ async def test_refused_credentials_back_off_long_and_say_so(fake, journal, caplo
     assert polls[1].delay <= MAX_BACKOFF
 
 
-async def test_an_answer_not_understood_is_quarantined_once_without_the_token(fake, journal):
+async def test_an_answer_not_understood_is_quarantined_once_without_the_secrets(fake, journal):
+    """Neither the token (in the query) nor the provider's cookie or credentials headers."""
     server, url = fake
     server.add(_recent(1))
     page = b"<html><body>maintenance</body></html>"
-    server.fail((200, page), (200, page))
+    private = {"set-cookie": "session=s3cret", "Authorization": "Bearer t0ken"}
+    server.fail((200, page, {**private, "X-Trace": "r-1"}), (200, page))
     async with aiohttp.ClientSession() as session:
         poller = _poller(journal, url, session)
         polls = [await poller.poll() for _ in range(3)]
@@ -186,7 +188,10 @@ async def test_an_answer_not_understood_is_quarantined_once_without_the_token(fa
         page,
     )
     assert TOKEN.encode() not in entry.query and b"startDate=" in entry.query
-    assert orjson.loads(entry.headers)["X-Hub-Pull-Status"] == "200"
+    headers = orjson.loads(entry.headers)
+    assert headers["X-Hub-Pull-Status"] == "200" and headers["X-Trace"] == "r-1"
+    assert not {"set-cookie", "authorization"} & {k.lower() for k in headers}  # the provider's
+    assert b"s3cret" not in entry.headers.encode() and b"t0ken" not in entry.headers.encode()
     exposition = _exposition(poller)
     assert metric(exposition, "hub_pull_errors_total", outcome="unreadable") == 2
 
