@@ -4,8 +4,9 @@ aiohttp hands every request to the app, which resolves its route among every res
 callbacks, the console's pages, the API's operations) and runs it through the app's middlewares
 (the HTTP metrics, the operator's guard), one coroutine each. A callback's URL is
 ``/callbacks/<provider>/<secret>/<callback>``, so :class:`Front` finds its handler by splitting
-the path and one dictionary lookup, counts the HTTP metrics itself as the middleware counts them
-(same ``route`` label, method, status, duration), and calls the same handler the route calls
+the path and one dictionary lookup, counts the HTTP metrics with the middleware's own functions
+(``hub.handlers.raised_status``, ``count_http``: the same ``route`` label, method, status,
+duration), and calls the same handler the route calls
 (``hub.handlers.direct_handler``).
 
 Anything it does not recognize exactly goes to the app, as before: another path, a
@@ -20,14 +21,13 @@ which makes its own server, goes through the router: both ways are tested.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
 from hub.endpoints import endpoints
-from hub.handlers import RUNTIME, ClientClosedRequest, DirectHandler, direct_handler
+from hub.handlers import RUNTIME, DirectHandler, count_http, direct_handler, raised_status
 
 RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
@@ -65,20 +65,16 @@ class Front:
     async def _direct(
         self, request: web.Request, secret: str, route: str, handler: DirectHandler
     ) -> web.StreamResponse:
-        """``handler``, counted as ``hub.handlers.observe_http`` counts a routed request."""
+        """``handler``, counted as ``hub.handlers.observe_http`` counts a routed request (with its
+        ``raised_status`` and ``count_http``)."""
         started = time.perf_counter()
         status = 500
         try:
             response = await handler(self._app, request, secret)
             status = response.status
             return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        except asyncio.CancelledError:  # the client went away (handler cancellation) or shutdown
-            status = ClientClosedRequest.status_code
+        except BaseException as exc:
+            status = raised_status(exc)
             raise
         finally:
-            metrics = self._metrics
-            metrics.http_requests(route, request.method, str(status)).inc()
-            metrics.http_latency(route).observe(time.perf_counter() - started)
+            count_http(self._metrics, route, request.method, status, started)

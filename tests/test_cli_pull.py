@@ -13,7 +13,8 @@ import orjson
 import pytest
 
 from core.models import Provider
-from tests.fakes.smsmode import TOKEN, FakeSmsmode, Reply, Running
+from tests.fakes.base import Running
+from tests.fakes.smsmode import TOKEN, FakeSmsmode, Reply
 from tests.harness.hubproc import HubProcess
 from tests.support import SECRET, run_hub, wait_until
 
@@ -23,7 +24,7 @@ def _reply(n: int, minutes: int = 2) -> Reply:
 
 
 @pytest.fixture
-def fake() -> Iterator[tuple[FakeSmsmode, Running]]:
+def fake() -> Iterator[tuple[FakeSmsmode, Running[FakeSmsmode]]]:
     server = FakeSmsmode()
     with Running(server) as running:
         yield server, running
@@ -111,9 +112,9 @@ def test_the_running_hub_polls_and_a_restart_repeats_nothing(fake, tmp_path) -> 
         assert once.stdout.splitlines()[-1] == "smsmode: items: 0 new events journaled"
         assert hub.terminate() == 0
         server.add(_reply(3, minutes=0))
-        polled = len(server.requests)
+        polled = len(server.calls)
         hub.start()
-        wait_until(lambda: len(server.requests) > polled + 3, failure=hub.log_tail)
+        wait_until(lambda: len(server.calls) > polled + 3, failure=hub.log_tail)
         wait_until(lambda: len(_tail(env)) == 3, failure=hub.log_tail)
         assert sorted(_tail(env)) == ["resp-1", "resp-2", "resp-3"]
         assert TOKEN not in hub.log_file.read_text()

@@ -38,7 +38,8 @@ from hub.app import create_app, endpoints
 from hub.settings import Settings
 from sinks import journal as store
 from sinks.memory import MemorySink
-from tests.fakes.smsmode import BASE_PATH, TOKEN, FakeSmsmode, Reply, Running
+from tests.fakes.base import Running
+from tests.fakes.smsmode import BASE_PATH, TOKEN, FakeSmsmode, Reply
 from tests.golden import Case, all_cases
 from tests.harness.ports import free_port
 from tests.harness.prometheus import PROMTOOL_BIN, PrometheusServer, prometheus_available

@@ -27,7 +27,7 @@ from hub.pull.dmc import MAX_WINDOW, MIN_WINDOW, OVERLAP, DmcSource
 from hub.pull.poller import REFUSED_FACTOR, Poller
 from hub.settings import Settings
 from parsers.pull import dmc as api
-from parsers.pull.base import Outcome, Page
+from parsers.pull.base import Item, Outcome, Page
 from sinks import journal as store
 from sinks.journal import Journal
 from sinks.metrics import Metrics
@@ -341,3 +341,13 @@ def test_the_autumn_hour_read_twice_still_gives_a_period_dmc_reads_forward() -> 
     ask = _source().ask({"since": since.isoformat()}, now)
     assert b"<beginDate>2024-10-27T01:54:00</beginDate>" in ask.call.body
     assert b"<endDate>2024-10-27T02:05:00</endDate>" in ask.call.body
+
+
+def test_fresh_leaves_out_the_replies_remembered_and_a_repeat_in_the_page() -> None:
+    """``hub.pull.source.unseen``, DMC's ``fresh`` as sMsmode's: the keys the cursor's ``seen``
+    holds are left out, a key the page gives twice is kept once, the order kept."""
+    now = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+    cursor: dict = {"since": now.isoformat(), "seen": {"a": now.isoformat(), "b": 3}}
+    items = [Item(k, now, []) for k in ("c", "a", "b", "c", "d")]
+    assert [i.key for i in _source().fresh(cursor, Page(Outcome.ITEMS, items))] == ["c", "b", "d"]
+    assert [i.key for i in _source().fresh({}, Page(Outcome.ITEMS, items[:2]))] == ["c", "a"]

@@ -14,13 +14,14 @@ import orjson
 import pytest
 
 from sinks import journal as store
-from tests.fakes.ecall import PASSWORD, USERNAME, BufferedSms, FakeEcall, Running
+from tests.fakes.base import Running
+from tests.fakes.ecall import PASSWORD, USERNAME, BufferedSms, FakeEcall
 from tests.harness.hubproc import HubProcess
 from tests.support import clean_env, hub_env, run_hub, wait_until
 
 
 @pytest.fixture
-def fake() -> Iterator[tuple[FakeEcall, Running]]:
+def fake() -> Iterator[tuple[FakeEcall, Running[FakeEcall]]]:
     served = FakeEcall()
     with Running(served) as running:
         yield served, running
@@ -30,7 +31,7 @@ def _sms(text: str) -> BufferedSms:
     return BufferedSms("0041766012999", "0041791234567", text, "11.12.2025 10:37:00")
 
 
-def _overrides(running: Running, password: str = PASSWORD) -> dict[str, str]:
+def _overrides(running: Running[FakeEcall], password: str = PASSWORD) -> dict[str, str]:
     return {
         "HUB_ECALL_USERNAME": USERNAME,
         "HUB_ECALL_PASSWORD": password,

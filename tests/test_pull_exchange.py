@@ -24,6 +24,7 @@ import pytest
 
 from sinks import journal as store
 from tests.fakes import ecall, smsmode
+from tests.fakes.base import Running
 from tests.harness.hubproc import HubProcess
 from tests.support import CONSOLE_TOKEN, eventually, run_hub, unforwarded
 from tests.test_durability import subscribe
@@ -32,16 +33,16 @@ pytestmark = pytest.mark.broker
 
 
 @pytest.fixture
-def ecall_fake() -> Iterator[tuple[ecall.FakeEcall, ecall.Running]]:
+def ecall_fake() -> Iterator[tuple[ecall.FakeEcall, Running[ecall.FakeEcall]]]:
     served = ecall.FakeEcall()
-    with ecall.Running(served) as running:
+    with Running(served) as running:
         yield served, running
 
 
 @pytest.fixture
-def smsmode_fake() -> Iterator[tuple[smsmode.FakeSmsmode, smsmode.Running]]:
+def smsmode_fake() -> Iterator[tuple[smsmode.FakeSmsmode, Running[smsmode.FakeSmsmode]]]:
     served = smsmode.FakeSmsmode()
-    with smsmode.Running(served) as running:
+    with Running(served) as running:
         yield served, running
 
 
@@ -163,11 +164,11 @@ async def test_polled_items_are_on_the_exchange_in_tail_and_in_the_console_once_
             await eventually(all_there, 60)
             assert not buffered.call(lambda: list(buffer.buffer))  # emptied
             # more polls since, of the empty buffer and of windows that overlap: nothing new
-            asked = (len(buffered.call(lambda: list(buffer.calls))), len(replies.requests))
+            asked = (len(buffered.call(lambda: list(buffer.calls))), len(replies.calls))
 
             async def polled_again() -> bool:
                 calls = len(buffered.call(lambda: list(buffer.calls)))
-                return calls > asked[0] + 2 and len(replies.requests) > asked[1] + 2
+                return calls > asked[0] + 2 and len(replies.calls) > asked[1] + 2
 
             await eventually(polled_again)
             await eventually(lambda: _settled(hub))

@@ -29,7 +29,7 @@ from parsers.pull.smsmode import read_response_list
 from sinks import journal as store
 from sinks.journal import Journal, QuarantineEntry
 from sinks.metrics import Metrics
-from tests.fakes.smsmode import BASE_PATH, TOKEN, FakeSmsmode, Reply
+from tests.fakes.smsmode import TOKEN, FakeSmsmode, Reply
 from tests.support import OPERATOR, eventually, make_settings, metric
 
 INTERVAL = 0.1
@@ -43,9 +43,8 @@ def _recent(n: int, minutes: int = 2, **fields: str) -> Reply:
 @pytest.fixture
 async def fake() -> AsyncIterator[tuple[FakeSmsmode, str]]:
     """The fake, served; and its base address (``HUB_SMSMODE_API_URL``)."""
-    fake = FakeSmsmode()
-    async with TestServer(fake.app()) as server:
-        yield fake, str(server.make_url(BASE_PATH))
+    async with FakeSmsmode() as fake:
+        yield fake, fake.url
 
 
 @pytest.fixture
@@ -94,11 +93,11 @@ async def test_a_poll_journals_each_reply_once_and_the_next_window_overlaps(fake
         assert (third.outcome, third.events) == ("items", [])  # the overlap: read, not kept
     data_dir = journal.path.parent
     assert sorted(_journaled_ids(data_dir)) == sorted(e.id for e in first.events + second.events)
-    windows = [(q["startDate"], q["endDate"]) for q in server.requests[1:]]
+    windows = [(q["startDate"], q["endDate"]) for q in server.calls[1:]]
     parse = lambda t: datetime.strptime(t, "%d%m%Y-%H:%M")  # noqa: E731
     assert all(parse(start) <= parse(end) for start, end in windows)
     assert parse(windows[1][0]) <= parse(windows[0][1]) - OVERLAP + timedelta(minutes=1)
-    assert all(q["accessToken"] == TOKEN for q in server.requests)
+    assert all(q["accessToken"] == TOKEN for q in server.calls)
     saved = state.load(data_dir, "smsmode")
     assert saved.items == 3 and saved.outcome == "items" and saved.failures == 0
     assert set(saved.cursor["seen"]) == {"resp-1", "resp-2", "resp-3"}
@@ -165,11 +164,13 @@ async def test_refused_credentials_back_off_long_and_say_so(fake, journal, caplo
     assert polls[1].delay <= MAX_BACKOFF
 
 
-async def test_an_answer_not_understood_is_quarantined_once_without_the_token(fake, journal):
+async def test_an_answer_not_understood_is_quarantined_once_without_the_secrets(fake, journal):
+    """Neither the token (in the query) nor the provider's cookie or credentials headers."""
     server, url = fake
     server.add(_recent(1))
     page = b"<html><body>maintenance</body></html>"
-    server.fail((200, page), (200, page))
+    private = {"set-cookie": "session=s3cret", "Authorization": "Bearer t0ken"}
+    server.fail((200, page, {**private, "X-Trace": "r-1"}), (200, page))
     async with aiohttp.ClientSession() as session:
         poller = _poller(journal, url, session)
         polls = [await poller.poll() for _ in range(3)]
@@ -186,7 +187,10 @@ async def test_an_answer_not_understood_is_quarantined_once_without_the_token(fa
         page,
     )
     assert TOKEN.encode() not in entry.query and b"startDate=" in entry.query
-    assert orjson.loads(entry.headers)["X-Hub-Pull-Status"] == "200"
+    headers = orjson.loads(entry.headers)
+    assert headers["X-Hub-Pull-Status"] == "200" and headers["X-Trace"] == "r-1"
+    assert not {"set-cookie", "authorization"} & {k.lower() for k in headers}  # the provider's
+    assert b"s3cret" not in entry.headers.encode() and b"t0ken" not in entry.headers.encode()
     exposition = _exposition(poller)
     assert metric(exposition, "hub_pull_errors_total", outcome="unreadable") == 2
 
@@ -229,11 +233,11 @@ async def test_the_hub_polls_and_a_restart_neither_misses_nor_repeats(fake, tmp_
     # a crash between the journal and the cursor: the cursor on disk forgets the last poll
     state.save(data_dir, "smsmode", state.State())
     server.add(_recent(3, minutes=0))
-    polled_before = len(server.requests)
+    polled_before = len(server.calls)
     async with TestClient(TestServer(create_app(_settings(data_dir, url)))):
 
         async def three() -> bool:
-            return len(await _shown(data_dir)) == 3 and len(server.requests) > polled_before + 2
+            return len(await _shown(data_dir)) == 3 and len(server.calls) > polled_before + 2
 
         await eventually(three)
     shown = await _shown(data_dir)
@@ -257,7 +261,7 @@ async def test_an_unconfigured_source_is_off_and_counted_as_such(fake, tmp_path)
         assert metric(exposition, "hub_pull_configured", provider=provider) == 0
         assert metric(exposition, "hub_pull_polls_total", provider=provider, outcome="items") == 0
         assert metric(exposition, "hub_pull_lag_seconds", provider=provider) is None
-    assert server.requests == []
+    assert server.calls == []
 
 
 async def test_a_quarantined_answer_is_replayed_through_its_reader(journal):

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 
 from core.models import Provider
 from core.vocabulary import JsonValue
-from hub.pull.source import Advance, Ask, Cursor, Source, cursor_seen, cursor_time
+from hub.pull.source import Advance, Ask, Cursor, Source, cursor_seen, cursor_time, unseen
 from parsers.pull import dmc as api
 from parsers.pull.base import Item, Outcome, Page
 from parsers.times import PARIS
@@ -81,13 +81,7 @@ class DmcSource(Source):
         return Ask(METHOD, call, api.read_get_responses_sms, until, api.read_status, query)
 
     def fresh(self, cursor: Cursor, page: Page) -> Sequence[Item]:
-        seen = set(cursor_seen(cursor))
-        found = []
-        for item in page.items:
-            if item.key not in seen:
-                seen.add(item.key)
-                found.append(item)
-        return found
+        return unseen(cursor, page)
 
     def advance(self, cursor: Cursor, ask: Ask, page: Page, now: datetime) -> Advance:
         if page.outcome is Outcome.REQUEST_REFUSED and page.reason in NARROWING:

@@ -76,7 +76,7 @@ async def send(session: aiohttp.ClientSession, base_url: str, call: Call) -> Ans
             return Answer(
                 status=response.status,
                 content_type=response.headers.get("Content-Type", ""),
-                headers={str(k): v for k, v in response.headers.items() if k != "Set-Cookie"},
+                headers={str(k): v for k, v in response.headers.items()},
                 body=body,
             )
     except TimeoutError:

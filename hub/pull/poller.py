@@ -9,8 +9,9 @@ the source's pure reader. Then, by what it says:
   moved (``Source.advance``) and the state written. A crash anywhere before that repeats the
   poll: the same event ids, marked duplicate by the pipeline worker;
 - an answer no reader understands: its bytes quarantined (as a callback's are, with the
-  request's query without secrets; the same bytes again are counted, not kept twice), the cursor
-  kept, the source backs off;
+  request's query without secrets and the answer's headers without cookies and credentials,
+  ``QuarantineEntry.of``; the same bytes again are counted, not kept twice), the cursor kept,
+  the source backs off;
 - an error answer (``parsers.pull.base.Outcome``), no answer at all, a journal that cannot take
   the events: the cursor kept, the source backs off. A request the provider refuses as asked
   (``request_refused``) that the source will ask differently (``Source.advance`` moved the
@@ -36,7 +37,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-import orjson
 
 from core.errors import HubError, PayloadError, SinkUnavailable
 from core.models import Event, RawRequest, utc_now
@@ -256,19 +256,8 @@ class Poller:
             return None
         headers = dict(read.answer.headers) if read.answer else {}
         headers["X-Hub-Pull-Status"] = str(read.answer.status) if read.answer else ""
-        entry = QuarantineEntry(
-            received_at=raw.received_at.isoformat(),
-            provider=raw.provider.value,
-            callback=raw.callback,
-            method=raw.method,
-            reason=read.reason,
-            content_type=raw.content_type,
-            headers=orjson.dumps(headers).decode(),
-            query=raw.query,
-            body=raw.body,
-        )
         try:
-            number = await self.journal.quarantine(entry)
+            number = await self.journal.quarantine(QuarantineEntry.of(raw, read.reason, headers))
         except SinkUnavailable as exc:
             log.error("%s: could not quarantine an answer (%s)", self.source.name, exc.reason)
             return -1

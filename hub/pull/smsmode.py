@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from core.models import Provider
 from core.vocabulary import JsonValue
-from hub.pull.source import Advance, Ask, Cursor, Source, cursor_seen, cursor_time
+from hub.pull.source import Advance, Ask, Cursor, Source, cursor_seen, cursor_time, unseen
 from parsers.pull import smsmode as api
 from parsers.pull.base import Item, Outcome, Page
 
@@ -50,13 +50,7 @@ class SmsmodeSource(Source):
         return Ask(api.RESPONSE_LIST, call, api.read_response_list, until, api.read_status)
 
     def fresh(self, cursor: Cursor, page: Page) -> Sequence[Item]:
-        seen = set(cursor_seen(cursor))
-        found = []
-        for item in page.items:
-            if item.key not in seen:
-                seen.add(item.key)
-                found.append(item)
-        return found
+        return unseen(cursor, page)
 
     def advance(self, cursor: Cursor, ask: Ask, page: Page, now: datetime) -> Advance:
         if page.outcome not in (Outcome.ITEMS, Outcome.NOTHING_NEW) or ask.until is None:

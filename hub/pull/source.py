@@ -140,3 +140,15 @@ def cursor_seen(cursor: Mapping[str, JsonValue]) -> dict[str, str]:
     if not isinstance(seen, dict):
         return {}
     return {k: v for k, v in seen.items() if isinstance(v, str)}
+
+
+def unseen(cursor: Mapping[str, JsonValue], page: Page) -> list[Item]:
+    """The items of ``page`` whose key the cursor's ``seen`` map does not hold, each key once:
+    :meth:`Source.fresh` for a date window that overlaps the last one (sMsmode, DMC)."""
+    seen = set(cursor_seen(cursor))
+    found = []
+    for item in page.items:
+        if item.key not in seen:
+            seen.add(item.key)
+            found.append(item)
+    return found

@@ -17,12 +17,14 @@ Tables:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.models import Envelope, Event
+import orjson
+
+from core.models import Envelope, Event, RawRequest
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -100,6 +102,28 @@ class QuarantineEntry:
     """The request headers as a JSON object."""
     query: bytes
     body: bytes
+
+    @classmethod
+    def of(cls, raw: RawRequest, reason: str, headers: Mapping[str, str]) -> QuarantineEntry:
+        """``raw`` kept for ``reason`` with ``headers`` (a callback's request headers, a pull
+        source's answer headers), the :data:`PRIVATE_HEADERS` left out."""
+        kept = {str(k): v for k, v in headers.items() if k.lower() not in PRIVATE_HEADERS}
+        return cls(
+            received_at=raw.received_at.isoformat(),
+            provider=raw.provider.value,
+            callback=raw.callback,
+            method=raw.method,
+            reason=reason,
+            content_type=raw.content_type,
+            headers=orjson.dumps(kept).decode(),
+            query=raw.query,
+            body=raw.body,
+        )
+
+
+PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "set-cookie"})
+"""Headers never kept in the quarantine (lower case): credentials and cookies, a caller's or a
+provider's."""
 
 
 @dataclass(frozen=True, slots=True)

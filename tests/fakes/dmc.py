@@ -21,28 +21,26 @@ Refusals are SOAP faults (HTTP 500) in the shape of 1.1.5.5's sample:
 
 Every request is kept in :attr:`FakeDmc.calls` (its time on the clock and its parameters but
 the password), refused ones too: a test asserts from it that a source never called twice within
-a minute.
+a minute. Served as every fake is (``tests.fakes.base``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Self
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from core.errors import PayloadError
 from parsers.times import PARIS
 from parsers.xml import parse_xml
+from tests.fakes.base import Fake
 
 SERVICE_ID, SERVICE_PASSWORD, SPACE_ID = "123456", "654321", "69"
 PATH = "/SupervisionWS/getResponsesSMS"
@@ -78,19 +76,15 @@ class Received:
 
 
 @dataclass
-class FakeDmc:
+class FakeDmc(Fake[Received]):
     service_id: str = SERVICE_ID
     service_password: str = SERVICE_PASSWORD
     space_id: str = SPACE_ID
     replies: list[Reply] = field(default_factory=list)
-    calls: list[Received] = field(default_factory=list)
     fail: Fail | None = None
     max_period: timedelta | None = None
     clock: Callable[[], float] = time.monotonic
-    url: str = ""
     _last: float | None = None
-    _server: TestServer | None = None
-    _release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def queue(self, reply: Reply) -> Reply:
         self.replies.append(reply)
@@ -107,17 +101,6 @@ class FakeDmc:
         app.router.add_post(PATH, self._get_responses_sms)
         return app
 
-    async def __aenter__(self) -> Self:
-        self._server = TestServer(self.app(), host="127.0.0.1", port=0)
-        await self._server.start_server()
-        self.url = str(self._server.make_url("")).rstrip("/")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._release.set()
-        if self._server is not None:
-            await self._server.close()
-
     async def _get_responses_sms(self, request: web.Request) -> web.Response:
         now = self.clock()
         try:
@@ -128,7 +111,7 @@ class FakeDmc:
         answered, response = self._answer(fields, password, now)
         self.calls.append(Received(now, fields, answered))
         if self.fail is Fail.HANG:
-            await self._release.wait()  # until the fake stops: the client times out first
+            await self.hold()  # the client times out first
         return response
 
     def _answer(

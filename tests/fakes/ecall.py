@@ -6,8 +6,9 @@ the calls received (:attr:`FakeEcall.calls`); a switch (:attr:`FakeEcall.fail`) 
 does when it refuses: unknown credentials (HTTP 401, 4.1), a technical problem (ResultCode 11903),
 a server error (HTTP 500), or no answer at all until the client gives up (:attr:`Fail.HANG`);
 and a switch (:attr:`FakeEcall.hold_deletes`) that leaves every ``DeleteMessage`` unanswered and
-undone (a client that dies before its deletion completes): recorded, never carried out.
-:class:`Running` serves the fake from a thread of its own, for a hub in a process of its own.
+undone (a client that dies before its deletion completes): recorded, never carried out. Served
+as every fake is (``tests.fakes.base``: ``Running`` from a thread of its own, for a hub in a
+process of its own).
 
 Query names are read case-insensitively (3); credentials are ``UserName``/``Password``; the
 buffer answers HTTP 200 with its XML whatever the result (4.1), 11204 when it is empty.
@@ -19,24 +20,17 @@ buffer answers HTTP 200 with its XML whatever the result (4.1), 11204 when it is
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from types import TracebackType
-from typing import Self, TypeVar
 from xml.sax.saxutils import escape
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
-from tests.harness.ports import free_port
+from tests.fakes.base import Fake
 
 USERNAME, PASSWORD = "hub-user", "ecall-pass-0123456789"
-_T = TypeVar("_T")
 
 
 class Fail(Enum):
@@ -68,20 +62,15 @@ class Received:
 
 
 @dataclass
-class FakeEcall:
+class FakeEcall(Fake[Received]):
     username: str = USERNAME
     password: str = PASSWORD
     buffer: list[BufferedSms] = field(default_factory=list)
-    calls: list[Received] = field(default_factory=list)
     fail: Fail | None = None
     hold_deletes: bool = False
     """``DeleteMessage`` requests are recorded, then left without an answer until the fake
     stops, and delete nothing (the buffer keeps the message)."""
-    url: str = ""
-    """The base address once started (``http://127.0.0.1:PORT``)."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _server: TestServer | None = None
-    _release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def queue(self, sms: BufferedSms) -> BufferedSms:
         """Put ``sms`` in the buffer (newest last); it gets an id if it has none."""
@@ -96,24 +85,13 @@ class FakeEcall:
         app.router.add_get("/Api/Cache/DeleteMessage", self._delete_message)
         return app
 
-    async def __aenter__(self) -> Self:
-        self._server = TestServer(self.app(), host="127.0.0.1", port=0)
-        await self._server.start_server()
-        self.url = str(self._server.make_url("")).rstrip("/")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._release.set()  # a hung request ends with the server
-        if self._server is not None:
-            await self._server.close()
-
     # -- handlers ---------------------------------------------------------------------------
 
     async def _refusal(self, request: web.Request) -> tuple[dict[str, str], web.Response | None]:
         query = {k.lower(): v for k, v in request.query.items()}
         self.calls.append(Received(time.monotonic(), request.method, request.path, query))
         if self.fail is Fail.HANG:
-            await self._release.wait()  # until the fake stops: the client times out first
+            await self.hold()  # the client times out first
         if self.fail is Fail.SERVER_ERROR:
             return query, web.Response(status=500, text="InternalServerError")
         wrong = query.get("username") != self.username or query.get("password") != self.password
@@ -151,7 +129,7 @@ class FakeEcall:
         if refusal is not None:
             return refusal
         if self.hold_deletes:
-            await self._release.wait()  # until the fake stops
+            await self.hold()
             return web.Response(status=503, text="held")  # deleted nothing
         message_id = query.get("messageid", "")
         if not message_id:
@@ -184,54 +162,3 @@ def _same(number: str, other: str) -> bool:
         return digits.removeprefix("0")
 
     return national(number) == national(other)
-
-
-class Running:
-    """The fake served on a free loopback port from a thread of its own (``with Running(fake)
-    as running: running.api_url``), stopped on leaving. The fake's state is changed from the
-    test's thread through :meth:`call` (in the fake's loop)."""
-
-    def __init__(self, fake: FakeEcall) -> None:
-        self.fake = fake
-        self.port = free_port()
-        self._loop = asyncio.new_event_loop()
-        self._runner = web.AppRunner(fake.app())
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    @property
-    def api_url(self) -> str:
-        """What ``HUB_ECALL_API_URL`` is set to."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def call(self, function: Callable[[], _T]) -> _T:
-        """``function()`` run in the fake's loop, its result."""
-
-        async def run() -> _T:
-            return function()
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
-
-    def __enter__(self) -> Running:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        self.fake.url = self.api_url
-        return self
-
-    async def _start(self) -> None:
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def _stop(self) -> None:
-        self.fake._release.set()  # a held request ends with the server
-        await self._runner.cleanup()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()

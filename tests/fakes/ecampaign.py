@@ -12,24 +12,23 @@ that has no feedback. The methods take no period: there is no "date range too wi
 State: the replies and blacklist entries per channel (:meth:`FakeEcampaign.reply`,
 :meth:`FakeEcampaign.blacklist`), listed at every call (eCampaign documents no way to
 acknowledge them); the calls received (:attr:`FakeEcampaign.calls`, without the ``xml`` field);
-:attr:`FakeEcampaign.fail` for a server error (HTTP 500) or no answer at all.
+:attr:`FakeEcampaign.fail` for a server error (HTTP 500) or no answer at all. Served as every
+fake is (``tests.fakes.base``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Self
 from xml.sax.saxutils import escape
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from core.errors import PayloadError
 from parsers.xml import parse_xml
+from tests.fakes.base import Fake
 
 USER, PASSWORD = "demo", "s3cret"
 CHANNELS = ("sms", "fax", "mail")
@@ -66,16 +65,12 @@ class Received:
 
 
 @dataclass
-class FakeEcampaign:
+class FakeEcampaign(Fake[Received]):
     user: str = USER
     password: str = PASSWORD
     responses: dict[str, list[Entry]] = field(default_factory=lambda: {c: [] for c in CHANNELS})
     blacklists: dict[str, list[Entry]] = field(default_factory=lambda: {c: [] for c in CHANNELS})
-    calls: list[Received] = field(default_factory=list)
     fail: Fail | None = None
-    url: str = ""
-    _server: TestServer | None = None
-    _release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def reply(self, channel: str, entry: Entry) -> Entry:
         self.responses[channel].append(entry)
@@ -92,17 +87,6 @@ class FakeEcampaign:
         )
         return app
 
-    async def __aenter__(self) -> Self:
-        self._server = TestServer(self.app(), host="127.0.0.1", port=0)
-        await self._server.start_server()
-        self.url = str(self._server.make_url("")).rstrip("/")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._release.set()
-        if self._server is not None:
-            await self._server.close()
-
     async def _feedback(self, request: web.Request) -> web.Response:
         form = await request.post()
         document = form.get("xml")
@@ -112,7 +96,7 @@ class FakeEcampaign:
             Received(time.monotonic(), request.path, user, "http_500" if failed else code)
         )
         if self.fail is Fail.HANG:
-            await self._release.wait()  # until the fake stops: the client times out first
+            await self.hold()  # the client times out first
         if failed:
             return web.Response(status=500, text="Internal Server Error")
         method = request.match_info["method"]

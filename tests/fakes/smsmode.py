@@ -13,23 +13,22 @@ with pagination, or a date it cannot read. sMsmode documents no limit on the win
 nor on the rate of calls: the fake has none either.
 
 :attr:`FakeSmsmode.answers` queues answers given instead of the next ones (a failure: ``31 |
-Erreur interne``, an HTTP 503, a page of HTML); :attr:`FakeSmsmode.requests` records each
-request's query. :class:`Running` serves the fake from a thread of its own, for a hub in a
-process of its own.
+Erreur interne``, an HTTP 503, a page of HTML); :attr:`FakeSmsmode.calls` records each
+request's query. Served as every fake is (``tests.fakes.base``: ``Running`` from a thread of
+its own, for a hub in a process of its own); its state is safe to change from the test's thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from types import TracebackType
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from tests.harness.ports import free_port
+from tests.fakes.base import Fake
 
 PARIS = ZoneInfo("Europe/Paris")
 BASE_PATH = "/http/1.6"
@@ -60,12 +59,12 @@ class Reply:
 
 
 @dataclass
-class FakeSmsmode:
+class FakeSmsmode(Fake[dict[str, str]]):
+    base_path: ClassVar[str] = BASE_PATH
     token: str = TOKEN
     replies: list[Reply] = field(default_factory=list)
     answers: list[tuple[int, bytes, dict[str, str]]] = field(default_factory=list)
     """(status, body, headers) given instead of the next answers, first first."""
-    requests: list[dict[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, *replies: Reply) -> None:
@@ -86,7 +85,7 @@ class FakeSmsmode:
     async def _response_list(self, request: web.Request) -> web.Response:
         query = dict(request.query)
         with self._lock:
-            self.requests.append(query)
+            self.calls.append(query)
             if self.answers:
                 status, body, headers = self.answers.pop(0)
                 return web.Response(status=status, body=body, headers=headers)
@@ -131,40 +130,3 @@ def _minute(value: str) -> datetime:
 def _floor(when: datetime) -> datetime:
     local = when.astimezone(PARIS)
     return local - timedelta(seconds=local.second, microseconds=local.microsecond)
-
-
-class Running:
-    """The fake served on a free loopback port from a thread of its own (``with Running(fake)
-    as running: running.api_url``), stopped on leaving."""
-
-    def __init__(self, fake: FakeSmsmode) -> None:
-        self.fake = fake
-        self.port = free_port()
-        self._loop = asyncio.new_event_loop()
-        self._runner = web.AppRunner(fake.app())
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    @property
-    def api_url(self) -> str:
-        """What ``HUB_SMSMODE_API_URL`` is set to."""
-        return f"http://127.0.0.1:{self.port}{BASE_PATH}"
-
-    def __enter__(self) -> Running:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        return self
-
-    async def _start(self) -> None:
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
