@@ -22,7 +22,10 @@ The index is never behind the forwarder's cursor: an index file newer than the j
 upgrade) is first brought up to it, nothing published meanwhile. An index of an earlier format
 (no read model) keeps its rows and decisions; once caught up, the worker fills their read
 model's columns from the journal's bodies, a batch at a time between its other work (the index
-never opens the journal). Index writes run in a thread, so that an inline worker never holds
+never opens the journal). Likewise with a shared index (``HUB_INDEX_URL``) set on a hub that
+ran alone: once caught up, the worker records there the events its local index had before,
+still in the journal, with their local decisions (:class:`Backfill`, once: the shared index
+keeps how far it got). Index writes run in a thread, so that an inline worker never holds
 the hub's event loop on a disk that stalls.
 
 It only reads the journal, so it runs in a process of its own (``hub forward``, what
@@ -33,13 +36,21 @@ publishes (``sinks.base.Sink``, none without a broker) and where it keeps its cu
 (:class:`Cursor`, ``sinks.progress.ProgressFile``).
 
 - ``ports``: those interfaces;
-- ``rounds``: one batch (index, publish, cursor) and one batch of the refill;
+- ``rounds``: one batch (index, publish, cursor), one batch of the refill, of the backfill;
 - ``worker``: :class:`Forwarder`, the loop around the rounds: start and stop, pruning, waits,
   the pauses of an outage (the broker, the shared index).
 """
 
-from hub.forwarder.ports import Cursor, Index, Pending
+from hub.forwarder.ports import Backfill, Cursor, Index, Pending
 from hub.forwarder.rounds import RESEND_LOOKBACK_BATCHES
 from hub.forwarder.worker import PRUNE_INTERVAL, Forwarder
 
-__all__ = ["PRUNE_INTERVAL", "RESEND_LOOKBACK_BATCHES", "Cursor", "Forwarder", "Index", "Pending"]
+__all__ = [
+    "PRUNE_INTERVAL",
+    "RESEND_LOOKBACK_BATCHES",
+    "Backfill",
+    "Cursor",
+    "Forwarder",
+    "Index",
+    "Pending",
+]

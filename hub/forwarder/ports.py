@@ -2,7 +2,8 @@
 what it reads (:class:`Pending`, the journal's ``PendingReader``), its index (:class:`Index`,
 ``sinks.index.IndexFile`` or, with a shared index, ``hub.shared_index.ReplicatedIndex``), where
 it keeps its cursor (:class:`Cursor`, ``sinks.progress.ProgressFile``) and where it publishes
-(``sinks.base.Sink``, none without a broker)."""
+(``sinks.base.Sink``, none without a broker); with a shared index, the history it is filled
+with from the local one (:class:`Backfill`)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,19 @@ class Index(Protocol):
 
     def prune(self, received_before: float) -> int:
         """Forgets events received before the given time; how many."""
+        ...
+
+
+class Backfill(Protocol):
+    """A shared index's history to fill from the local index, once (``hub.shared_index.
+    ReplicatedIndex``: a hub that ran alone before ``HUB_INDEX_URL``)."""
+
+    def backfilling(self) -> tuple[int, int] | None:
+        """The events after the first ``seq`` and up to the second still to record there."""
+        ...
+
+    def backfill(self, events: list[Journaled], window: float, up_to: int) -> None:
+        """Records those of ``events`` in the span; every one up to ``up_to`` is done."""
         ...
 
 

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 
 from core.errors import SinkUnavailable
-from hub.forwarder.ports import Cursor, Index, Pending
+from hub.forwarder.ports import Backfill, Cursor, Index, Pending
 from sinks.base import Sink
 from sinks.journal import DAY, Stored
 from sinks.progress import Progress
@@ -37,6 +37,7 @@ class Rounds:
         *,
         dedup_window: float = 7 * DAY,
         batch: int = 512,
+        backfill: Backfill | None = None,
     ) -> None:
         self.pending = pending
         self.sink = sink
@@ -57,6 +58,8 @@ class Rounds:
         """The batch after the one in flight, read before its confirms (see ``forward_batch``)."""
         self._refilled_from = index.refilling[0] if index.refilling is not None else 0
         """Where the refill of old rows stood at start (logged once when it begins)."""
+        self.backfill = backfill
+        self._backfill_said = False
 
     async def forward_batch(self) -> bool:
         """Processes one batch; whether there may be more to do right away."""
@@ -132,6 +135,28 @@ class Rounds:
         await asyncio.to_thread(self.index.refill, fresh, done)
         if self.index.refilling is None:
             log.info("index: read model filled up to event %d", up_to)
+            return False
+        return True
+
+    async def backfill_batch(self) -> bool:
+        """Once caught up, with a shared index: one batch of the events the local index had
+        before it (a hub that ran alone), read from the journal and recorded there with the
+        local decisions; whether some remain."""
+        if self.backfill is None:
+            return False
+        span = await asyncio.to_thread(self.backfill.backfilling)
+        if span is None:
+            return False
+        after, up_to = span
+        if not self._backfill_said:
+            log.info("shared index: recording the local index's events %d to %d", after + 1, up_to)
+            self._backfill_said = True
+        rows = [r for r in self._read(after) if r.seq <= up_to]
+        done = rows[-1].seq if len(rows) == self.batch else up_to  # (none left: all done)
+        events = [(r.seq, r.envelope.id, r.received_at, r.envelope.body) for r in rows]
+        await asyncio.to_thread(self.backfill.backfill, events, self.dedup_window, done)
+        if await asyncio.to_thread(self.backfill.backfilling) is None:
+            log.info("shared index: the local index's events recorded up to event %d", up_to)
             return False
         return True
 

@@ -12,7 +12,7 @@ import math
 import time
 
 from core.errors import IndexUnavailable
-from hub.forwarder.ports import Cursor, Index, Pending
+from hub.forwarder.ports import Backfill, Cursor, Index, Pending
 from hub.forwarder.rounds import Rounds
 from sinks.base import Sink
 from sinks.journal import DAY
@@ -37,8 +37,11 @@ class Forwarder(Rounds):
         retry_interval: float = 1.0,
         poll_interval: float = 0.01,
         shared_index: bool = False,
+        backfill: Backfill | None = None,
     ) -> None:
-        super().__init__(pending, sink, cursor, index, dedup_window=dedup_window, batch=batch)
+        super().__init__(
+            pending, sink, cursor, index, dedup_window=dedup_window, batch=batch, backfill=backfill
+        )
         self.retention = retention
         """Seconds the index keeps an event (the journal's retention, at least the window)."""
         self._pruned = -math.inf
@@ -92,7 +95,7 @@ class Forwarder(Rounds):
                     await asyncio.to_thread(self.index.prune, time.time() - self.retention)
                 while await self.forward_batch():
                     pass
-                more = await self.refill_batch()
+                more = await self.refill_batch() or await self.backfill_batch()
             except IndexUnavailable as exc:  # the shared index away: its batch waits, journaled
                 if not self._index_away:
                     waiting = self.pending.last_seq() - self._done()

@@ -22,7 +22,9 @@ migrate once):
   for retention).
 - ``claims``: one row per event id, the copy that was **not** a duplicate: its reception
   time and the ``(replica, seq)`` that owns it.
-- ``replicas``: how far each replica has recorded (its last ``seq`` here).
+- ``replicas``: how far each replica has recorded (its last ``seq`` here), and what of its
+  history, from before it used this index, remains to record (``backfill_after`` < ``seq`` <=
+  ``backfill_up_to``, :meth:`SharedIndex.begin_backfill`; ``hub.shared_index``).
 
 A replica is named by its data directory, not its host (``hub.shared_index``): a journal's
 ``seq`` means something only with the journal it numbers.
@@ -50,7 +52,7 @@ StatefulSet's volume).
 **Not built yet** (next sessions): the console's and the API's reads from here (``queries``
 has the first lookups, by message and by phone number); a replica that never comes back (its
 claimed, unpublished events: the ``replicas`` table says how far it recorded, a published mark
-and a takeover by another replica are to come); the backfill of a hub that ran alone; retention
+and a takeover by another replica are to come); retention
 by batches; the worker's readiness and metrics while the database is away (it waits, events
 stay in the journal: see ``hub.forwarder``); deploy (CloudNativePG) and compose.
 
