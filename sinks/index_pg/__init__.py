@@ -52,9 +52,13 @@ StatefulSet's volume).
 **Not built yet** (next sessions): the console's and the API's reads from here (``queries``
 has the first lookups, by message and by phone number); a replica that never comes back (its
 claimed, unpublished events: the ``replicas`` table says how far it recorded, a published mark
-and a takeover by another replica are to come); retention
-by batches; the worker's readiness and metrics while the database is away (it waits, events
-stay in the journal: see ``hub.forwarder``); deploy (CloudNativePG) and compose.
+and a takeover by another replica are to come); retention by batches; deploy (CloudNativePG)
+and compose. Built since: the backfill of a hub that ran
+alone (``hub.shared_index``: its local index's events recorded here once, the ``replicas``
+table keeping how far); the database away said by ``/metrics`` (``hub_shared_index_connected``,
+the alert ``HubSharedIndexUnreachable``), ``/api/v1/status``, the console's overview and ``hub
+check``, the hub staying ready as during a broker outage (events wait in the journal: see
+``hub.forwarder``).
 
 - ``migrate``: the schema, brought to this version at start (alembic);
 - ``writer``: :class:`SharedIndex`, the worker's batches (a pool of psycopg connections);
