@@ -60,6 +60,8 @@ class Rounds:
         """Where the refill of old rows stood at start (logged once when it begins)."""
         self.backfill = backfill
         self._backfill_said = False
+        self._backfilled = False
+        """The backfill is done (or there was none): not asked again at each idle round."""
 
     async def forward_batch(self) -> bool:
         """Processes one batch; whether there may be more to do right away."""
@@ -142,10 +144,11 @@ class Rounds:
         """Once caught up, with a shared index: one batch of the events the local index had
         before it (a hub that ran alone), read from the journal and recorded there with the
         local decisions; whether some remain."""
-        if self.backfill is None:
+        if self.backfill is None or self._backfilled:
             return False
         span = await asyncio.to_thread(self.backfill.backfilling)
         if span is None:
+            self._backfilled = True
             return False
         after, up_to = span
         if not self._backfill_said:
@@ -157,6 +160,7 @@ class Rounds:
         await asyncio.to_thread(self.backfill.backfill, events, self.dedup_window, done)
         if await asyncio.to_thread(self.backfill.backfilling) is None:
             log.info("shared index: the local index's events recorded up to event %d", up_to)
+            self._backfilled = True
             return False
         return True
 
