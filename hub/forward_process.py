@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from hub.forwarder import RESEND_LOOKBACK_BATCHES, Forwarder, Index
+from hub.forwarder import RESEND_LOOKBACK_BATCHES, Backfill, Forwarder, Index
 from hub.settings import Settings
 from sinks.base import Sink
 from sinks.index import IndexFile
@@ -93,7 +93,7 @@ def worker(settings: Settings, journal: Path, sink: Sink | None) -> Iterator[For
     try:
         local = IndexFile.open(settings.data_dir)
         try:
-            with _indexes(settings, local) as index:
+            with _indexes(settings, local) as (index, backfill):
                 yield Forwarder(
                     PendingReader(journal),
                     sink,
@@ -103,6 +103,7 @@ def worker(settings: Settings, journal: Path, sink: Sink | None) -> Iterator[For
                     retention=settings.retention,
                     batch=settings.forward_batch,
                     shared_index=settings.index_url is not None,
+                    backfill=backfill,
                 )
         finally:
             local.close()
@@ -111,10 +112,11 @@ def worker(settings: Settings, journal: Path, sink: Sink | None) -> Iterator[For
 
 
 @contextlib.contextmanager
-def _indexes(settings: Settings, local: IndexFile) -> Iterator[Index]:
-    """The local index alone, or with ``HUB_INDEX_URL`` the local and the shared one."""
+def _indexes(settings: Settings, local: IndexFile) -> Iterator[tuple[Index, Backfill | None]]:
+    """The local index alone, or with ``HUB_INDEX_URL`` the local and the shared one (and the
+    shared one's backfill from the local one)."""
     if settings.index_url is None:
-        yield local
+        yield local, None
         return
     # The shared index's driver is the optional extra (callback-hub[postgres]): imported only
     # where it is configured, since loading it costs every other hub a second at each start.
@@ -122,7 +124,7 @@ def _indexes(settings: Settings, local: IndexFile) -> Iterator[Index]:
 
     url = settings.index_url.get_secret_value()
     with replicated(url, settings.data_dir, local, timeout=settings.index_timeout) as index:
-        yield index
+        yield index, index
 
 
 async def _locked(fd: int, stop: asyncio.Event) -> bool:

@@ -269,7 +269,12 @@ async def live(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     """Callbacks can be made safe now: the journal is open and the hub is not shutting down.
 
-    The broker is not a condition: while it is away, events wait in the journal.
+    Neither the broker nor the shared index (``HUB_INDEX_URL``) is a condition: while either
+    is away, callbacks are still acknowledged and their events wait in the journal (the worker
+    catches up in order once it is back); ``/metrics`` (``hub_broker_connected``,
+    ``hub_shared_index_connected``) and ``/api/v1/status`` say so, and alerts fire on them.
+    A replica taken out of its load balancer for it would only move its callbacks onto others
+    that, reaching the same database, wait as well.
     """
     checks = {
         "journal": request.app[JOURNAL].ready,

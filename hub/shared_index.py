@@ -10,6 +10,15 @@ between them records the batch again at its next start and gets the same decisio
 claims are its own), and the local index, which the forwarder's publishing and a restart go by,
 never says "not a duplicate" of an event another replica has.
 
+**Backfill**: a hub that ran alone has events in its local index the shared one never saw.
+Before its first batch is recorded, the shared index is asked what this replica's local index
+holds (up to its cursor) that it does not (:meth:`SharedIndex.begin_backfill`: all of it for a
+replica never seen there, what came after its last record for one that ran alone meanwhile);
+the worker then gives those events, read from the journal, to :meth:`ReplicatedIndex.backfill`
+a batch at a time between its other work, with the local index's decisions: they take their
+claims as a normal batch does (an id another replica already claimed is a duplicate there; the
+local decision stays as it was, published or not). The ``replicas`` table keeps how far it got.
+
 The replica is named by its data directory (``replica`` there, made at the worker's first start
 with the host's name and a random part): the ``seq`` it records are its journal's.
 """
@@ -23,7 +32,7 @@ import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from sinks.index import IndexFile, Journaled
+from sinks.index import Entry, IndexFile, Journaled, entry
 from sinks.index_pg import SharedIndex
 from sinks.index_pg.writer import Record
 
@@ -36,6 +45,8 @@ class ReplicatedIndex:
     def __init__(self, local: IndexFile, shared: SharedIndex) -> None:
         self.local = local
         self.shared = shared
+        self._backfilling: tuple[int, int] | None = None
+        self._begun = False
 
     @property
     def cursor(self) -> int:
@@ -49,13 +60,33 @@ class ReplicatedIndex:
         """Indexes events after the cursor, here and in the shared index; for each, whether it
         is a duplicate (of a copy here, or of one another replica had first). Raises
         ``IndexUnavailable`` with nothing written when the shared index cannot be reached."""
+        self.backfilling()  # decided before this replica's first record (which moves it on)
         prepared = self.local.prepare(events, window)
-        records = [
-            Record(e.seq, e.id, e.key[0], e.received_at, e.duplicate, e.columns, e.body)
-            for e in prepared.entries
-        ]
-        elsewhere = self.shared.record(records, window)
+        elsewhere = self.shared.record([_record(e) for e in prepared.entries], window)
         return self.local.commit(prepared, elsewhere)
+
+    def backfilling(self) -> tuple[int, int] | None:
+        """The events after the first ``seq`` and up to the second that the local index has
+        and the shared one does not (it ran alone before), None if none (raises
+        ``IndexUnavailable``: asked again)."""
+        if not self._begun:
+            self._backfilling = self.shared.begin_backfill(self.local.cursor)
+            self._begun = True
+        return self._backfilling
+
+    def backfill(self, events: Sequence[Journaled], window: float, up_to: int) -> None:
+        """Records in the shared index these events of the local index (in ``seq`` order, read
+        from the journal), with its decisions, and that every one up to ``up_to`` is done."""
+        span = self.backfilling()
+        if span is None:
+            return
+        after, end = span
+        wanted = [e for e in events if after < e[0] <= end]
+        marked = self.local.duplicates(wanted[0][0] - 1, wanted[-1][0]) if wanted else set()
+        records = [_record(entry(e, e[0] in marked)) for e in wanted]
+        done = min(max(up_to, after), end)
+        self.shared.backfill(records, window, done)
+        self._backfilling = (done, end) if done < end else None
 
     def refill(self, events: Sequence[Journaled], up_to: int) -> None:
         self.local.refill(events, up_to)
@@ -67,6 +98,10 @@ class ReplicatedIndex:
         deleted = self.local.prune(received_before)
         self.shared.prune(received_before)
         return deleted
+
+
+def _record(e: Entry) -> Record:
+    return Record(e.seq, e.id, e.key[0], e.received_at, e.duplicate, e.columns, e.body)
 
 
 def replica_name(data_dir: Path) -> str:

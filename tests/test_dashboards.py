@@ -1,8 +1,9 @@
 """Dashboards and alert rules: valid files, queries on the hub's own metrics, and end to end.
 
 End to end, the test runs the monitoring stack for real: a RabbitMQ node (with its Prometheus
-plugin and ``deploy/rabbitmq/definitions.json`` loaded), a ``hub serve`` process publishing to it,
-and Debian's Prometheus scraping both and evaluating the alert rules. It sends every golden case
+plugin and ``deploy/rabbitmq/definitions.json`` loaded), a ``hub serve`` process publishing to it
+(with a shared index, on a throwaway PostgreSQL), and Debian's Prometheus scraping both and
+evaluating the alert rules. It sends every golden case
 of every provider, then asks Prometheus each dashboard panel's query: each must return data.
 """
 
@@ -38,10 +39,12 @@ from hub.app import create_app, endpoints
 from hub.settings import Settings
 from sinks import journal as store
 from sinks.memory import MemorySink
+from sinks.progress import ProgressCollector
 from tests.fakes.base import Running
 from tests.fakes.smsmode import BASE_PATH, TOKEN, FakeSmsmode, Reply
 from tests.golden import Case, all_cases
 from tests.harness.ports import free_port
+from tests.harness.postgres import PostgresServer
 from tests.harness.prometheus import PROMTOOL_BIN, PrometheusServer, prometheus_available
 from tests.harness.rabbitmq import RabbitNode, broker_required, rabbitmq_available
 from tests.support import SECRET, eventually, hub_env, make_settings, metric, raw_url, wait_until
@@ -207,10 +210,16 @@ def expositions(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def exported(expositions: tuple[str, str]) -> dict[str, set[str]]:
-    """Every sample name the hub exports, with its label names."""
+def exported(
+    expositions: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, set[str]]:
+    """Every sample name the hub exports, with its label names; those of a hub with a shared
+    index too (``HUB_INDEX_URL``: the worker's families then, as ``/metrics`` collects them)."""
+    shared = ProgressCollector(
+        tmp_path_factory.mktemp("shared"), [], forwarding=True, shared=True
+    ).collect()
     names: dict[str, set[str]] = {}
-    for family in text_string_to_metric_families(expositions[1]):
+    for family in [*text_string_to_metric_families(expositions[1]), *shared]:
         suffixes = {
             "counter": ("_total", "_created"),
             "histogram": ("_bucket", "_count", "_sum", "_created"),
@@ -301,6 +310,7 @@ def test_every_alert_is_proven_to_fire_by_a_unit_test() -> None:
     alerts = {q.where.split(": ")[1] for q in rule_queries()}
     assert {
         "HubBrokerUnreachable",
+        "HubSharedIndexUnreachable",
         "HubJournalBacklogGrowing",
         "HubOldestUnforwardedTooOld",
         "HubWorkerBehind",
@@ -507,7 +517,7 @@ def _start_or_fail(start: Any, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer) -> Iterator[Stack]:
     if not (rabbitmq_available() and prometheus_available()):
         if broker_required():
             pytest.fail("rabbitmq-server and prometheus must be installed (make test does)")
@@ -532,6 +542,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             HUB_SMSMODE_ACCESS_TOKEN=TOKEN,
             HUB_SMSMODE_API_URL=fake.api_url,
             HUB_SMSMODE_PULL_INTERVAL="1",
+            # a shared index too, so that its gauge is scraped (the panel, the alert)
+            HUB_INDEX_URL=_database(postgres, "stack_index"),
         )
         hub = subprocess.Popen(
             [sys.executable, "-m", "hub", "serve"],
@@ -573,6 +585,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         hub_log.close()
         node.stop()
         fake.__exit__(None, None, None)
+
+
+def _database(postgres: PostgresServer, name: str) -> str:
+    """The URL of a new, empty database on the harness's PostgreSQL."""
+    postgres.psql(f"CREATE DATABASE {name}")
+    return postgres.url.rsplit("/", 1)[0] + "/" + name
 
 
 def _feed(prometheus: PrometheusServer, hub_url: str, cases: list[Case]) -> None:
@@ -707,6 +725,7 @@ def test_alert_rules_evaluate_cleanly_on_live_data(stack: Stack) -> None:
     quiet = {r["name"]: r["state"] for r in rules}
     for name in (
         "HubBrokerUnreachable",
+        "HubSharedIndexUnreachable",
         "HubAbsent",
         "HubProviderSilent",
         "HubCallbacksUnavailable",

@@ -1,12 +1,15 @@
-"""``GET /api/v1/status``: the journal, the pipeline worker, the broker, the quarantine, the
-callbacks' rates and the pull sources, as an operator's overview reads them.
+"""``GET /api/v1/status``: the journal, the pipeline worker, the broker, the shared index, the
+quarantine, the callbacks' rates and the pull sources, as an operator's overview reads them.
 
 Everything is read from where it is kept, off the event loop (a stalled disk must not hold up
 the callbacks): the journal's own files and numbers, the worker's index (``sinks.index``) and
 progress file (``sinks.progress``), the hub's journal writer for its readiness, and the rates
 sampled from the hub's callback counter (``hub.rates``). Whether the broker is connected is the
 inline worker's sink's word when the worker runs in the hub (``HUB_FORWARDER=inline``), else
-what the worker process last wrote in its progress file.
+what the worker process last wrote in its progress file; whether the shared index
+(``HUB_INDEX_URL``) is reached likewise (the inline worker's last batch, or the progress file).
+Neither is a condition of readiness: while either is away, callbacks are acknowledged and wait
+in the journal (``hub.handlers.ready``).
 """
 
 from __future__ import annotations
@@ -62,6 +65,16 @@ class BrokerStatus(msgspec.Struct, frozen=True):
     """Every event up to this number was confirmed by the broker."""
 
 
+class SharedIndexStatus(msgspec.Struct, frozen=True):
+    configured: bool
+    """A shared index is configured (``HUB_INDEX_URL``): the worker records every event there."""
+    connected: bool | None
+    """The worker's last batch was recorded there (None: none configured, or no worker ran
+    yet). While it is not, callbacks are still acknowledged and wait in the journal."""
+    waiting_events: int
+    """Events journaled and not yet recorded there (nor indexed: the worker's lag)."""
+
+
 class QuarantineStatus(msgspec.Struct, frozen=True):
     waiting: int
     """Refused requests not replayed yet."""
@@ -114,6 +127,7 @@ class Status(msgspec.Struct, frozen=True):
     journal: JournalStatus
     worker: WorkerStatus
     broker: BrokerStatus
+    shared_index: SharedIndexStatus
     quarantine: QuarantineStatus
     rates: dict[str, RateStatus]
     """Callbacks over the last minute and the last 15 minutes, from the hub's own counter."""
@@ -164,6 +178,10 @@ async def current(app: web.Application, settings: Settings) -> Status:
     connected = files.progress.broker_connected if files.progress is not None else None
     if forwarder is not None and forwarder.sink is not None:
         connected = forwarder.sink.ready  # the sink's own word, in this process
+    shared = settings.index_url is not None
+    index_connected = files.progress.index_connected if files.progress is not None else None
+    if forwarder is not None and forwarder.shared_index:
+        index_connected = forwarder.progress.index_connected  # the inline worker's own word
     sampled = app[rates.RATES]
     return Status(
         indexed_up_to=files.indexed,
@@ -192,6 +210,11 @@ async def current(app: web.Application, settings: Settings) -> Status:
             connected=connected if forwarding else None,
             forwarded_up_to=files.progress.cursor if files.progress is not None else 0,
         ),
+        shared_index=SharedIndexStatus(
+            configured=shared,
+            connected=index_connected if shared else None,
+            waiting_events=max(files.last_seq - files.indexed, 0) if shared else 0,
+        ),
         quarantine=QuarantineStatus(waiting=files.waiting),
         rates={name: _rate(sampled.over(s)) for name, s in RATE_WINDOWS.items()},
         pull=[msgspec.convert(p.as_json(), PullStatus) for p in files.pull],
@@ -204,8 +227,8 @@ def register(api: Api, settings: Settings) -> None:
     @api.operation(
         "GET",
         "/status",
-        "The journal, the pipeline worker, the broker, the quarantine, the callbacks' rates and"
-        " the pull sources",
+        "The journal, the pipeline worker, the broker, the shared index, the quarantine, the"
+        " callbacks' rates and the pull sources",
         responses={200: ("The status", Status)},
     )
     async def get_status(request: web.Request) -> web.Response:

@@ -3,7 +3,8 @@
 The hub is reached as a provider reaches it, and nothing is kept: each callback URL gets a
 ``HEAD`` (the hub's probe: 200 once the secret and the source pass, 404 for a wrong secret, 403
 for a source its allowlist refuses), readiness is ``/health/ready``, the broker is
-``hub_broker_connected`` in ``/metrics``. Exit status 1 when any check fails."""
+``hub_broker_connected`` in ``/metrics``, the shared index ``hub_shared_index_connected``. Exit
+status 1 when any check fails."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from hub.settings import Settings
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = commands.add_parser(
-        "check", help="check a running hub from outside: URLs, secrets, allowlists, broker"
+        "check",
+        help="check a running hub from outside: URLs, secrets, allowlists, broker, shared index",
     )
     check.add_argument("--url", help="the hub's base URL (default: HUB_HOST and HUB_PORT's)")
     check.add_argument("--timeout", type=float, default=10.0, help="seconds for each answer")
@@ -61,6 +63,7 @@ def _checks(settings: Settings, base: str, timeout: float) -> list[Result]:
     else:
         results += [_endpoint(settings, base, timeout, e, secrets) for e in endpoints()]
     results.append(_broker(settings, base, timeout))
+    results.append(_shared_index(settings, base, timeout))
     return results
 
 
@@ -133,4 +136,27 @@ def _broker(settings: Settings, base: str, timeout: float) -> Result:
         return Result(True, "broker: connected (hub_broker_connected 1)")
     return Result(
         False, "broker: not connected (hub_broker_connected 0); events wait in the journal"
+    )
+
+
+_SHARED_INDEX = re.compile(rb"^hub_shared_index_connected (\S+)$", re.MULTILINE)
+
+
+def _shared_index(settings: Settings, base: str, timeout: float) -> Result:
+    try:
+        answer = remote.fetch(base, "/metrics", timeout)
+    except remote.Unreachable as exc:
+        return Result(False, f"shared index: {exc}")
+    if answer.status != 200:
+        return Result(False, f"shared index: /metrics answered {answer.status}")
+    found = _SHARED_INDEX.search(answer.body)
+    if found is None:
+        if settings.index_url is not None:
+            return Result(False, "shared index: HUB_INDEX_URL is set here, the hub has none")
+        return Result(True, "shared index: none (this hub's own index alone)")
+    if float(found.group(1)) == 1:
+        return Result(True, "shared index: connected (hub_shared_index_connected 1)")
+    return Result(
+        False,
+        "shared index: not reachable (hub_shared_index_connected 0); events wait in the journal",
     )

@@ -5,7 +5,7 @@ CSRF checks and the security headers are there.
 
 - ``render``: the layout, its navigation, the templates;
 - ``login``: the login form, the logout;
-- ``overview_page``: events per minute, backlog, quarantine, broker;
+- ``overview_page``: events per minute, backlog, quarantine, broker, shared index;
 - ``events_page``: the events a filter finds, the live view, the CSV export;
 - ``message_page``: one message's timeline, replies and documents;
 - ``rows``: events read into what the pages show;

@@ -2,7 +2,8 @@
 over the last hour by provider and state (a plot drawn on the server, inline SVG: no script,
 nothing external), from the worker's index; and the hub's status as ``GET /api/v1/status``
 computes it (``hub.api.status.current``): backlog and its age, the quarantine, the broker, the
-journal and the worker, the callbacks' rate."""
+shared index (with ``HUB_INDEX_URL``: reached or not, the events waiting for it), the journal
+and the worker, the callbacks' rate."""
 
 from __future__ import annotations
 

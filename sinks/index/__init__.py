@@ -55,7 +55,7 @@ from sinks.index.queries import (
     reading,
 )
 from sinks.index.schema import INDEX_FILE, VERSION, NewerIndex
-from sinks.index.worker import Entry, IndexFile, Journaled, Prepared
+from sinks.index.worker import Entry, IndexFile, Journaled, Prepared, entry
 
 __all__ = [
     "EVENT_LABELS",
@@ -78,6 +78,7 @@ __all__ = [
     "State",
     "Step",
     "duplicates",
+    "entry",
     "read",
     "reading",
     "retained_duplicates",

@@ -15,7 +15,7 @@ from sinks.eventrow import COLUMNS, Journaled, looked_up
 from sinks.index.counts import EVENT_LABELS, Counts, marked_duplicates
 from sinks.index.schema import INDEX_FILE, connect, transaction
 
-__all__ = ["COLUMNS", "Entry", "IndexFile", "Journaled", "Prepared", "looked_up"]
+__all__ = ["COLUMNS", "Entry", "IndexFile", "Journaled", "Prepared", "entry", "looked_up"]
 
 _STATE = EVENT_LABELS.index("state")
 _CHUNK = 400
@@ -55,6 +55,15 @@ class Prepared:
     entries: list[Entry]
 
 
+def entry(event: Journaled, duplicate: bool) -> Entry:
+    """A journaled event read into its labels and columns, with its duplicate mark."""
+    seq, id_, received_at, body = event
+    doc = orjson.loads(body)
+    data = doc.get("data") or {}
+    key = tuple(str(data.get(label) or "") for label in EVENT_LABELS)
+    return Entry(seq, id_, received_at, body, key, duplicate, looked_up(doc, data))
+
+
 class IndexFile:
     """The worker's handle on its file (one writer: the worker; one thread at a time)."""
 
@@ -89,15 +98,13 @@ class IndexFile:
         fresh = [e for e in events if e[0] > self.cursor]
         latest = self._latest({e[1] for e in fresh}) if fresh else {}
         entries: list[Entry] = []
-        for seq, id_, received_at, body in fresh:
-            doc = orjson.loads(body)
-            data = doc.get("data") or {}
+        for event in fresh:
+            _, id_, received_at, _ = event
             last = latest.get(id_)
             duplicate = last is not None and last >= received_at - window
             if not duplicate:
                 latest[id_] = received_at  # a later copy in the same batch is a duplicate
-            key = tuple(str(data.get(label) or "") for label in EVENT_LABELS)
-            entries.append(Entry(seq, id_, received_at, body, key, duplicate, looked_up(doc, data)))
+            entries.append(entry(event, duplicate))
         return Prepared(entries)
 
     def commit(self, prepared: Prepared, elsewhere: frozenset[int] = frozenset()) -> list[bool]:

@@ -22,7 +22,9 @@ migrate once):
   for retention).
 - ``claims``: one row per event id, the copy that was **not** a duplicate: its reception
   time and the ``(replica, seq)`` that owns it.
-- ``replicas``: how far each replica has recorded (its last ``seq`` here).
+- ``replicas``: how far each replica has recorded (its last ``seq`` here), and what of its
+  history, from before it used this index, remains to record (``backfill_after`` < ``seq`` <=
+  ``backfill_up_to``, :meth:`SharedIndex.begin_backfill`; ``hub.shared_index``).
 
 A replica is named by its data directory, not its host (``hub.shared_index``): a journal's
 ``seq`` means something only with the journal it numbers.
@@ -50,11 +52,14 @@ StatefulSet's volume).
 **Not built yet** (next sessions): the console's and the API's reads from here (``queries``
 has the first lookups, by message and by phone number); a replica that never comes back (its
 claimed, unpublished events: the ``replicas`` table says how far it recorded, a published mark
-and a takeover by another replica are to come); the backfill of a hub that ran alone; retention
-by batches; the worker's readiness and metrics while the database is away (it waits, events
-stay in the journal: see ``hub.forwarder``). (Deploy:
+and a takeover by another replica are to come). Built since: the backfill of a hub that ran
+alone (``hub.shared_index``: its local index's events recorded here once, the ``replicas``
+table keeping how far); the database away said by ``/metrics`` (``hub_shared_index_connected``,
+the alert ``HubSharedIndexUnreachable``), ``/api/v1/status``, the console's overview and ``hub
+check``, the hub staying ready as during a broker outage (events wait in the journal: see
+``hub.forwarder``); retention by batches (:meth:`SharedIndex.prune`); deploy:
 ``deploy/kubernetes/postgres-cluster.yaml``, a CloudNativePG cluster, and compose's
-``postgres`` service.)
+``postgres`` service.
 
 - ``migrate``: the schema, brought to this version at start (alembic);
 - ``writer``: :class:`SharedIndex`, the worker's batches (a pool of psycopg connections);

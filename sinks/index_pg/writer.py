@@ -77,6 +77,24 @@ RETURNING e.seq, e.duplicate
 """A batch (its candidates' ids all different): the claims, the replica's progress and the
 events in one statement; which events are duplicates."""
 
+_BEGIN_BACKFILL = """
+INSERT INTO replicas AS r (replica, recorded_up_to, recorded_at, backfill_after, backfill_up_to)
+VALUES (%(replica)s, 0, now(), 0, %(cursor)s)
+ON CONFLICT (replica) DO UPDATE
+    SET backfill_after = CASE WHEN r.backfill_after < r.backfill_up_to
+                              THEN LEAST(r.backfill_after, r.recorded_up_to)
+                              ELSE r.recorded_up_to END,
+        backfill_up_to = excluded.backfill_up_to
+    WHERE r.recorded_up_to < excluded.backfill_up_to
+"""
+"""What this replica's local index holds (up to its cursor) and the shared one does not: all of
+it for a replica never seen here, the events after the last it recorded for one that ran alone
+meanwhile (a backfill under way starts again no later than where it stood)."""
+
+_BACKFILLED = """
+UPDATE replicas SET backfill_after = GREATEST(backfill_after, %(done)s) WHERE replica = %(replica)s
+"""
+
 _PRUNE = """
 DELETE FROM {table} WHERE ctid = ANY(ARRAY(
     SELECT ctid FROM {table} WHERE received_at < to_timestamp(%(before)s) LIMIT %(chunk)s
@@ -159,14 +177,34 @@ class SharedIndex:
         if not batch:
             return frozenset()
         self.migrate()
-        duplicates: set[int] = set()
         with self.connection() as conn:
-            for chunk in _chunks(batch):
-                rows = conn.execute(_RECORD, self._params(chunk, window)).fetchall()
-                duplicates.update(
-                    seq for seq, duplicate in rows if duplicate and seq in chunk.candidates
-                )
-        return frozenset(duplicates)
+            return self._record(conn, batch, window)
+
+    def begin_backfill(self, cursor: int) -> tuple[int, int] | None:
+        """What this replica's local index holds up to its ``cursor`` and the shared index
+        does not (it ran alone before): the ``seq`` after which and up to which its events
+        remain to be recorded (:meth:`backfill`), None if none. Decided once, before this
+        replica's first batch is recorded, and kept here: a restart goes on where it stood."""
+        self.migrate()
+        with self.connection() as conn:
+            conn.execute(_BEGIN_BACKFILL, {"replica": self.replica, "cursor": cursor})
+            row = conn.execute(
+                "SELECT backfill_after, backfill_up_to FROM replicas WHERE replica = %s",
+                (self.replica,),
+            ).fetchone()
+        assert row is not None  # (made by the statement above)
+        after, up_to = int(row[0]), int(row[1])
+        return (after, up_to) if after < up_to else None
+
+    def backfill(self, batch: Sequence[Record], window: float, done: int) -> frozenset[int]:
+        """Records a batch of the backfill as :meth:`record` does (claims taken, the local
+        decisions given in ``batch``), and that every event up to ``done`` is backfilled, in
+        the same transaction; the ``seq`` of those another replica has."""
+        self.migrate()
+        with self.connection() as conn:
+            duplicates = self._record(conn, batch, window) if batch else frozenset[int]()
+            conn.execute(_BACKFILLED, {"replica": self.replica, "done": done})
+        return duplicates
 
     def prune(self, received_before: float, chunk: int = 5000) -> int:
         """Forgets events and claims received before the given time, ``chunk`` rows a
@@ -185,6 +223,17 @@ class SharedIndex:
                 if count < chunk:
                     break
         return deleted
+
+    def _record(
+        self, conn: psycopg.Connection[Any], batch: Sequence[Record], window: float
+    ) -> frozenset[int]:
+        duplicates: set[int] = set()
+        for chunk in _chunks(batch):
+            rows = conn.execute(_RECORD, self._params(chunk, window)).fetchall()
+            duplicates.update(
+                seq for seq, duplicate in rows if duplicate and seq in chunk.candidates
+            )
+        return frozenset(duplicates)
 
     def _params(self, chunk: _Chunk, window: float) -> dict[str, Any]:
         columns = list(zip(*(r.columns for r in chunk.records), strict=True))
