@@ -91,10 +91,11 @@ def search(
     ``after`` (the console's live view: what came since)."""
     where, params = _where(filters, before, after)
     if not filters.parties:
-        rows = conn.execute(
+        rows = _rows(
+            conn,
             f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY n DESC LIMIT %s",  # noqa: S608
             (*params, limit),
-        ).fetchall()
+        )
         return [_found(row) for row in rows]
     # One arm per column and number, each on its own index in ``n`` order and cut at the page,
     # merged: an OR would collect every event of a busy number before sorting them.
@@ -108,11 +109,12 @@ def search(
                 " ORDER BY n DESC LIMIT %s)"
             )
             values.extend([*given, *params, limit])
-    rows = conn.execute(
+    rows = _rows(
+        conn,
         f"SELECT {_COLUMNS} FROM events WHERE n IN ({' UNION '.join(arms)})"  # noqa: S608
         " ORDER BY n DESC LIMIT %s",
         (*values, limit),
-    ).fetchall()
+    )
     return [_found(row) for row in rows]
 
 
@@ -123,12 +125,13 @@ def message(conn: psycopg.Connection[Any], provider: str, message_id: str) -> Me
     replies = _steps(conn, "related_message_id = %s AND provider = %s", key)
     if not timeline and not replies:
         return None
-    row = conn.execute(
+    rows = _rows(
+        conn,
         "SELECT related_message_id FROM events WHERE message_id = %s AND provider = %s"
         " AND NOT duplicate AND related_message_id IS NOT NULL LIMIT 1",
         key,
-    ).fetchone()
-    return Message(provider, message_id, timeline, replies, None if row is None else row[0])
+    )
+    return Message(provider, message_id, timeline, replies, rows[0][0] if rows else None)
 
 
 def by_message(
@@ -191,15 +194,28 @@ def _text(value: str) -> str:
 
 
 def _steps(conn: psycopg.Connection[Any], condition: str, params: tuple[str, ...]) -> list[Step]:
-    rows = conn.execute(
+    rows = _rows(
+        conn,
         f"{_STEP} WHERE {condition} AND NOT duplicate ORDER BY time, n LIMIT %s",
         (*params, TIMELINE_LIMIT),
-    ).fetchall()
+    )
     return [
         Step(int(r[0]), str(r[1]), int(r[2]), r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9],
              bytes(r[10]))
         for r in rows
     ]  # fmt: skip
+
+
+def _rows(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> list[Any]:
+    """The statement's rows; none while the schema is not there (no replica's worker has
+    recorded anything yet: it makes the schema at its start), as the local index finds nothing
+    before its file exists."""
+    try:
+        return conn.execute(sql, params).fetchall()
+    except psycopg.errors.UndefinedTable:
+        if not conn.autocommit:
+            conn.rollback()
+        return []
 
 
 def _found(row: tuple[Any, ...]) -> Found:

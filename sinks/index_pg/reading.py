@@ -55,15 +55,11 @@ class SharedReading:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection of the pool; :class:`IndexUnavailable` when none can be had, a
-        statement outlasts the timeout, or the schema is not there yet (the first worker to
-        start makes it)."""
+        """A connection of the pool (autocommit: each lookup a statement or a few);
+        :class:`IndexUnavailable` when none can be had or a statement outlasts the
+        timeout."""
         try:
             with self._pool.connection() as conn:
                 yield conn
         except (psycopg.OperationalError, psycopg.errors.QueryCanceled, TimeoutError) as exc:
             raise IndexUnavailable(_short(exc)) from None
-        except psycopg.errors.UndefinedTable:
-            raise IndexUnavailable(
-                "no schema yet (a replica's worker makes it at its start)"
-            ) from None
