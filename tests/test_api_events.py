@@ -169,7 +169,9 @@ async def test_every_filter_finds_what_it_says(aiohttp_client, index_backend, da
         ("0699999999", []),
     ],
 )
-async def test_phone_numbers_as_people_type_them(aiohttp_client, index_backend, data_dir, typed, numbers) -> None:
+async def test_phone_numbers_as_people_type_them(
+    aiohttp_client, index_backend, data_dir, typed, numbers
+) -> None:
     client = await aiohttp_client(hub(data_dir, index_backend))
     assert await found(client, phone=typed) == numbers
 
@@ -183,7 +185,9 @@ def many(tmp_path: Path, index_backend: dict[str, Any]) -> Path:
     return directory
 
 
-async def test_pages_give_every_event_once_while_new_ones_arrive(aiohttp_client, index_backend, many) -> None:
+async def test_pages_give_every_event_once_while_new_ones_arrive(
+    aiohttp_client, index_backend, many
+) -> None:
     data_dir = many
     client = await aiohttp_client(hub(data_dir, index_backend))
     seen: list[int] = []
@@ -212,7 +216,9 @@ async def caught_up(data_dir: Path, seq: int) -> bool:
     return journaled.processed(data_dir) >= seq
 
 
-async def test_the_items_are_the_journaled_documents(aiohttp_client, index_backend, data_dir) -> None:
+async def test_the_items_are_the_journaled_documents(
+    aiohttp_client, index_backend, data_dir
+) -> None:
     client = await aiohttp_client(hub(data_dir, index_backend))
     page = await (await client.get("/api/v1/events?message_id=m2", headers=OPERATOR)).json()
     [item] = page["items"]
@@ -220,7 +226,6 @@ async def test_the_items_are_the_journaled_documents(aiohttp_client, index_backe
     assert item["received_at"] == "2026-03-01T11:01:00Z"
     # the replica that received it: null with the local index (this hub's own)
     assert (item["seq"], item["replica"]) == (2, replica_of(data_dir, index_backend))
-
 
 
 @pytest.mark.parametrize(

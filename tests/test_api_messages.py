@@ -69,7 +69,9 @@ def later(body: bytes, old: str, new: str) -> bytes:
     return body.replace(old.encode(), new.encode())
 
 
-async def test_a_dmc_sms_its_timeline_its_state_and_its_reply(aiohttp_client, index_backend, tmp_path) -> None:
+async def test_a_dmc_sms_its_timeline_its_state_and_its_reply(
+    aiohttp_client, index_backend, tmp_path
+) -> None:
     data_dir = tmp_path / "data"
     client = await aiohttp_client(hub(data_dir, index_backend))
     for body in (SENT, RECEIVED, ANSWERED, SENT):  # the last one: DMC's retry, a duplicate
@@ -166,7 +168,9 @@ def conversation(tmp_path: Path, index_backend: dict[str, Any]) -> Path:
     return data_dir
 
 
-async def test_replies_and_the_message_they_answer(aiohttp_client, index_backend, conversation) -> None:
+async def test_replies_and_the_message_they_answer(
+    aiohttp_client, index_backend, conversation
+) -> None:
     client = await aiohttp_client(hub(conversation, index_backend))
     sent = await message(client, "smsmode", "out-1")
     assert [r["event"]["data"]["message_id"] for r in sent["replies"]] == ["in-1", "in-2"]
@@ -191,7 +195,9 @@ async def test_replies_and_the_message_they_answer(aiohttp_client, index_backend
 
 
 @pytest.mark.parametrize("path", ["/api/v1/messages/smsmode/nope", "/api/v1/messages/pigeon/out-1"])
-async def test_an_unknown_message_is_a_404_problem(aiohttp_client, index_backend, conversation, path) -> None:
+async def test_an_unknown_message_is_a_404_problem(
+    aiohttp_client, index_backend, conversation, path
+) -> None:
     client = await aiohttp_client(hub(conversation, index_backend))
     answer = await client.get(path, headers=OPERATOR)
     assert answer.status == 404

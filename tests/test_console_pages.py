@@ -113,7 +113,9 @@ def seqs(text: str) -> list[int]:
     return [int(s) for s in re.findall(r'<tr data-seq="(\d+)"[ >]', text)]
 
 
-async def test_the_events_page_finds_a_phone_number_as_typed(aiohttp_client, index_backend, data_dir) -> None:
+async def test_the_events_page_finds_a_phone_number_as_typed(
+    aiohttp_client, index_backend, data_dir
+) -> None:
     client = await aiohttp_client(hub(data_dir, index_backend))
     text = await page(client, "/console/events")
     assert seqs(text) == [5, 4, 3, 2, 1]
@@ -134,7 +136,9 @@ async def test_the_events_page_finds_a_phone_number_as_typed(aiohttp_client, ind
     assert "since: expected" in html.unescape(text)
 
 
-async def test_the_events_pages_go_on_with_the_cursor(aiohttp_client, index_backend, data_dir) -> None:
+async def test_the_events_pages_go_on_with_the_cursor(
+    aiohttp_client, index_backend, data_dir
+) -> None:
     client = await aiohttp_client(hub(data_dir, index_backend))
     shown: list[int] = []
     path, params = "/console/events", {"limit": "2"}
@@ -232,7 +236,9 @@ async def test_the_csv_export_is_bounded_and_says_where_it_was_cut(
     assert len(list(csv.reader(io.StringIO(await answer.text())))) == 4
 
 
-async def test_a_message_s_timeline_reply_and_documents(aiohttp_client, index_backend, data_dir) -> None:
+async def test_a_message_s_timeline_reply_and_documents(
+    aiohttp_client, index_backend, data_dir
+) -> None:
     client = await aiohttp_client(hub(data_dir, index_backend))
     text = await page(client, "/console/messages/isendpro/42")
     assert re.search(r'id="current-state">delivered</span> \(final\)', text)
@@ -377,7 +383,9 @@ async def test_the_quarantine_filter_narrows_the_list_and_the_replay(
     assert bad.status == 400
 
 
-async def test_the_pages_and_the_export_are_for_an_operator_only(aiohttp_client, index_backend, data_dir) -> None:
+async def test_the_pages_and_the_export_are_for_an_operator_only(
+    aiohttp_client, index_backend, data_dir
+) -> None:
     client = await aiohttp_client(hub(data_dir, index_backend))
     for path in [
         "/console/overview",
