@@ -19,7 +19,16 @@ import psycopg
 
 from sinks.lookups import Filters, Party, current
 
-__all__ = ["TIMELINE_LIMIT", "Found", "Message", "Step", "by_message", "by_phone", "message"]
+__all__ = [
+    "TIMELINE_LIMIT",
+    "Found",
+    "Message",
+    "Step",
+    "by_message",
+    "by_phone",
+    "message",
+    "search",
+]
 
 TIMELINE_LIMIT = 1000
 """Events read of one message's timeline, and of its replies (the oldest ones)."""
