@@ -7,6 +7,7 @@ replica's events."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+import msgspec
 from aiohttp import web
 
 from core.vocabulary import Channel, Failure, Kind, Provider, State
@@ -136,25 +138,33 @@ def safe_cell(value: object) -> str:
 
 
 async def _csv(model: readmodel.ReadModel, query: Query) -> tuple[str, int | None]:
-    """The CSV of the query's events (at most :data:`CSV_ROWS`); the cursor where it was cut."""
+    """The CSV of the query's events (at most :data:`CSV_ROWS`); the cursor where it was cut.
+    The pages are read by the read model (in its threads), the file written in a thread too:
+    ten thousand documents read and quoted would hold the loop that answers providers."""
+    items: list[readmodel.EventItem[msgspec.Raw]] = []
+    cursor = None
+    while len(items) < CSV_ROWS:
+        query = replace(query, limit=min(lookup.MAX_LIMIT, CSV_ROWS - len(items)))
+        page = await model.events(query)
+        items += page.items
+        cursor = page.next_cursor
+        if cursor is None or not page.items:
+            return await asyncio.to_thread(_written, items, cut=False), None
+        query = replace(query, before=cursor)
+    return await asyncio.to_thread(_written, items, cut=True), cursor
+
+
+def _written(items: list[readmodel.EventItem[msgspec.Raw]], *, cut: bool) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    written, cursor = 0, None
-    while written < CSV_ROWS:
-        query = replace(query, limit=min(lookup.MAX_LIMIT, CSV_ROWS - written))
-        page = await model.events(query)
-        for found in page.items:
-            r = row(found)
-            values = {**r.__dict__, "received_at": r.received_at.isoformat()}
-            writer.writerow([safe_cell(values[c]) for c in CSV_COLUMNS])
-        written += len(page.items)
-        cursor = page.next_cursor
-        if cursor is None or not page.items:
-            return out.getvalue(), None
-        query = replace(query, before=cursor)
-    writer.writerow([f"# cut at {CSV_ROWS} rows: more events match (narrow the filter)"])
-    return out.getvalue(), cursor
+    for found in items:
+        r = row(found)
+        values = {**r.__dict__, "received_at": r.received_at.isoformat()}
+        writer.writerow([safe_cell(values[c]) for c in CSV_COLUMNS])
+    if cut:
+        writer.writerow([f"# cut at {CSV_ROWS} rows: more events match (narrow the filter)"])
+    return out.getvalue()
 
 
 async def export(request: web.Request) -> web.Response:

@@ -1,6 +1,6 @@
 """The lookups' own pool on the shared index: the connections a hub's API and console read
-every replica's events through (the worker writes through its own, ``writer``), in
-read-only transactions, each wait bounded; a database away, or a schema not made yet, is an
+every replica's events through (the worker writes through its own, ``writer``), read-only,
+each wait bounded; a database away (or refusing a statement) is an
 :class:`~core.errors.IndexUnavailable` naming why in a line, never the URL."""
 
 from __future__ import annotations
@@ -56,10 +56,11 @@ class SharedReading:
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection of the pool (autocommit: each lookup a statement or a few);
-        :class:`IndexUnavailable` when none can be had or a statement outlasts the
-        timeout."""
+        :class:`IndexUnavailable` when none can be had, a statement outlasts the timeout, or
+        the database refuses it (a schema it does not know, rights): said in a line, a 503
+        for the API, never a traceback."""
         try:
             with self._pool.connection() as conn:
                 yield conn
-        except (psycopg.OperationalError, psycopg.errors.QueryCanceled, TimeoutError) as exc:
+        except (psycopg.Error, TimeoutError) as exc:
             raise IndexUnavailable(_short(exc)) from None
