@@ -272,3 +272,14 @@ async def test_no_journal_yet_finds_nothing(aiohttp_client, index_backend, tmp_p
     client = await aiohttp_client(hub(tmp_path / "data", index_backend))
     page = await (await client.get("/api/v1/events?phone=0612345678", headers=OPERATOR)).json()
     assert page == {"items": [], "next_cursor": None}
+
+
+async def test_the_document_says_which_replica_an_event_came_from(aiohttp_client, tmp_path) -> None:
+    client = await aiohttp_client(hub(tmp_path / "data", {}))
+    document = await (await client.get("/api/v1/openapi.json", headers=OPERATOR)).json()
+    schemas = document["components"]["schemas"]
+    for name in ("EventItem_Event_", "TimelineEntry_Event_"):
+        assert "replica" in schemas[name]["required"]
+        assert schemas[name]["properties"]["replica"] == {
+            "anyOf": [{"type": "string"}, {"type": "null"}]
+        }
