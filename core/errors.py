@@ -5,8 +5,9 @@
     │                       The provider gets its negative answer; the request is quarantined.
     ├── SinkUnavailable     our fault: the event could not be made safe (broker down, journal
     │                       unwritable). The provider gets the answer that makes it retry.
-    └── IndexUnavailable    the pipeline worker cannot record a batch in the shared index (the
-                            database away): the batch waits in the journal, tried again.
+    └── IndexUnavailable    the shared index cannot be reached (the database away): the
+                            pipeline worker's batch waits in the journal, tried again; a
+                            lookup of the API or the console is a 503.
 
 Code branches on the type and on ``reason``, never on the message text.
 """
@@ -43,7 +44,7 @@ class SinkUnavailable(HubError):
 
 
 class IndexUnavailable(HubError):
-    """The shared index (``HUB_INDEX_URL``) could not record a batch: nothing of it was
-    decided, the worker tries it again (its events wait in the journal)."""
+    """The shared index (``HUB_INDEX_URL``) could not record a batch (nothing of it was
+    decided, the worker tries it again: its events wait in the journal), or answer a lookup."""
 
     reason = "index_unavailable"

@@ -28,7 +28,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from core.errors import SinkUnavailable
-from hub import api, backlog, console, disk, handlers, logs, operator, requestline, sse
+from hub import api, backlog, console, disk, handlers, logs, operator, readmodel, requestline, sse
 from hub.endpoints import endpoints
 from hub.forward_process import ForwarderProcess, sink_of, worker
 from hub.handlers import FORWARDER, JOURNAL, RUNTIME, Runtime
@@ -86,6 +86,7 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
     console.setup(app, settings)
     app.on_shutdown.append(_drain)
     # one context per resource, opened in this order and closed in the reverse one
+    app.cleanup_ctx.append(_read_model(settings))
     app.cleanup_ctx.append(_journal(settings, sink))
     # the pipeline worker, with a broker or without: a process of its own, or in this loop
     if sink is None and settings.forwarder == "process":
@@ -100,6 +101,18 @@ def create_app(settings: Settings, *, sink: Sink | None = None) -> web.Applicati
 async def _drain(app: web.Application) -> None:
     """Shutdown begun (SIGTERM): readiness goes false while requests in flight finish."""
     app[RUNTIME].draining = True
+
+
+def _read_model(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """What the API and the console look events up in: this hub's index, or with
+    ``HUB_INDEX_URL`` every replica's (its own small pool of connections, closed at shutdown)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with readmodel.opened(settings) as model:
+            app[readmodel.READ_MODEL] = model
+            yield
+
+    return ctx
 
 
 def _journal(

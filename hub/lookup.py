@@ -93,17 +93,19 @@ def parties(text: str) -> tuple[Party, ...]:
 
 
 MAX_CURSOR = 2**63 - 1
-"""The largest ``seq`` SQLite holds: a cursor past it is no cursor this API gave."""
+"""The largest integer SQLite holds (PostgreSQL's ``bigint`` too): a cursor past it is no
+cursor this API gave."""
 
 
-def cursor_of(seq: int) -> int:
-    """The cursor of a page that goes on after (below) ``seq``: that ``seq`` (as the
+def cursor_of(place: int) -> int:
+    """The cursor of a page that goes on after (below) ``place``, an event's place in the
+    index's order (the local index's ``seq``, the shared index's ``n``): that number (as the
     quarantine's pages have it)."""
-    return seq
+    return place
 
 
 def seq_of(cursor: str) -> int:
-    """The ``seq`` a cursor stands for; BadQuery for anything else."""
+    """The place in the index's order a cursor stands for; BadQuery for anything else."""
     if not (cursor.isascii() and cursor.isdigit()) or not 1 <= int(cursor) <= MAX_CURSOR:
         raise BadQuery("cursor: not a cursor this API gave (take next_cursor as it is)")
     return int(cursor)
@@ -116,9 +118,9 @@ class Query:
     filters: Filters
     limit: int = DEFAULT_LIMIT
     before: int | None = None
-    """Only events with a ``seq`` below it (the cursor's page)."""
+    """Only events placed below it in the index's order (the cursor's page)."""
     after: int | None = None
-    """Only events with a ``seq`` above it (the console's live view; not an API parameter)."""
+    """Only events placed above it (the console's live view; not an API parameter)."""
 
 
 PARAMETERS: Mapping[str, str] = {

@@ -148,3 +148,13 @@ def database(postgres: PostgresServer) -> str:
     name = f"t_{uuid.uuid4().hex[:12]}"
     postgres.psql(f"CREATE DATABASE {name}")
     return postgres.url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["local", "shared"])
+def index_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The read model a test of the API or the console runs on, as settings: this hub's own
+    index (``local``), or the shared index (``shared``: ``index_url``, a database of the
+    test's own on the module's PostgreSQL). The same assertions hold on both."""
+    if request.param == "local":
+        return {}
+    return {"index_url": request.getfixturevalue("database")}

@@ -242,9 +242,10 @@ def clean_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def write_journal(data_dir: Path, events: list[Event]) -> None:
-    """A journal in ``data_dir`` holding ``events``, processed by the pipeline worker's index,
-    as a hub would have left it."""
+def write_journal(data_dir: Path, events: list[Event], *, index_url: str | None = None) -> None:
+    """A journal in ``data_dir`` holding ``events``, processed by the pipeline worker's index
+    (with ``index_url``, the worker's local index and the shared one, as a replica's worker
+    records them), as a hub would have left it."""
 
     async def write() -> None:
         journal = Journal.open(data_dir)
@@ -255,14 +256,25 @@ def write_journal(data_dir: Path, events: list[Event]) -> None:
 
     asyncio.run(write())
     rows = store.select(data_dir / store.JOURNAL_FILE, limit=100_000)
+    journaled = [(r.seq, r.envelope.id, r.received_at, r.envelope.body) for r in rows]
+    window = Settings().dedup_window
     index_file = index.IndexFile.open(data_dir)
     try:
-        window = Settings().dedup_window
-        index_file.process(
-            [(r.seq, r.envelope.id, r.received_at, r.envelope.body) for r in rows], window
-        )
+        if index_url is None:
+            index_file.process(journaled, window)
+            return
+        from hub.shared_index import replicated  # the postgres extra's driver
+
+        with replicated(index_url, data_dir, index_file, timeout=10.0) as both:
+            both.process(journaled, window)
     finally:
         index_file.close()
+
+
+def replica_of(data_dir: Path, backend: dict[str, Any]) -> str | None:
+    """The name the shared index knows ``data_dir``'s events by, with the settings ``backend``
+    (``tests.conftest``'s ``index_backend``); None with the local index (this hub's own)."""
+    return (data_dir / "replica").read_text().strip() if backend.get("index_url") else None
 
 
 async def keep_refused(data_dir: Path, *, query: bytes, reason: str = "parser_error") -> int:

@@ -1,11 +1,15 @@
 """``GET /api/v1/events`` through the aiohttp test client, on a journal the pipeline worker has
 indexed: every filter, phone numbers as people type them, pagination across pages (no event
-twice, none missing, new ones arriving meanwhile), duplicates absent, bad parameters refused."""
+twice, none missing, new ones arriving meanwhile), duplicates absent, bad parameters refused.
+
+Each test runs on both read models (``index_backend``): this hub's own index, and the shared
+index on a throwaway PostgreSQL (``HUB_INDEX_URL``), with the same assertions."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -14,7 +18,15 @@ from core.models import Channel, Code, Event, EventData, Failure, Kind, Provider
 from hub import journaled
 from hub.app import create_app
 from parsers.phones import to_e164
-from tests.support import DLR, OPERATOR, dlr_query, eventually, get_raw, make_settings
+from tests.support import (
+    DLR,
+    OPERATOR,
+    dlr_query,
+    eventually,
+    get_raw,
+    make_settings,
+    replica_of,
+)
 from tests.support import write_journal as write
 
 T0 = datetime(2026, 3, 1, 10, tzinfo=UTC)
@@ -23,8 +35,8 @@ CENTURY = 100 * 365 * 86400.0
 """The hub's retention in these tests: it keeps events received in March."""
 
 
-def hub(data_dir: Path):
-    return create_app(make_settings(data_dir, retention=CENTURY))
+def hub(data_dir: Path, backend: dict[str, Any]):
+    return create_app(make_settings(data_dir, retention=CENTURY, **backend))
 
 
 def made(
@@ -92,9 +104,9 @@ def retry_of(e: Event) -> Event:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
+def data_dir(tmp_path: Path, index_backend: dict[str, Any]) -> Path:
     directory = tmp_path / "data"
-    write(directory, [*EVENTS.values(), retry_of(EVENTS[1])])
+    write(directory, [*EVENTS.values(), retry_of(EVENTS[1])], **index_backend)
     return directory
 
 
@@ -113,8 +125,8 @@ async def found(client, **params: str) -> list[int]:
             return numbers
 
 
-async def test_every_filter_finds_what_it_says(aiohttp_client, data_dir) -> None:
-    client = await aiohttp_client(hub(data_dir))
+async def test_every_filter_finds_what_it_says(aiohttp_client, index_backend, data_dir) -> None:
+    client = await aiohttp_client(hub(data_dir, index_backend))
     # newest first, the retry of the first event left out
     assert await found(client) == [7, 6, 5, 4, 3, 2, 1]
     assert await found(client, provider="ecall") == [4, 3]
@@ -157,22 +169,27 @@ async def test_every_filter_finds_what_it_says(aiohttp_client, data_dir) -> None
         ("0699999999", []),
     ],
 )
-async def test_phone_numbers_as_people_type_them(aiohttp_client, data_dir, typed, numbers) -> None:
-    client = await aiohttp_client(hub(data_dir))
+async def test_phone_numbers_as_people_type_them(
+    aiohttp_client, index_backend, data_dir, typed, numbers
+) -> None:
+    client = await aiohttp_client(hub(data_dir, index_backend))
     assert await found(client, phone=typed) == numbers
 
 
 @pytest.fixture
-def many(tmp_path: Path) -> Path:
+def many(tmp_path: Path, index_backend: dict[str, Any]) -> Path:
     """23 reports to the same number."""
     directory = tmp_path / "data"
-    write(directory, [made(n, Provider.ISENDPRO, hours=n, recipient=FR) for n in range(1, 24)])
+    events = [made(n, Provider.ISENDPRO, hours=n, recipient=FR) for n in range(1, 24)]
+    write(directory, events, **index_backend)
     return directory
 
 
-async def test_pages_give_every_event_once_while_new_ones_arrive(aiohttp_client, many) -> None:
+async def test_pages_give_every_event_once_while_new_ones_arrive(
+    aiohttp_client, index_backend, many
+) -> None:
     data_dir = many
-    client = await aiohttp_client(hub(data_dir))
+    client = await aiohttp_client(hub(data_dir, index_backend))
     seen: list[int] = []
     cursor = None
     pages = 0
@@ -199,12 +216,16 @@ async def caught_up(data_dir: Path, seq: int) -> bool:
     return journaled.processed(data_dir) >= seq
 
 
-async def test_the_items_are_the_journaled_documents(aiohttp_client, data_dir) -> None:
-    client = await aiohttp_client(hub(data_dir))
+async def test_the_items_are_the_journaled_documents(
+    aiohttp_client, index_backend, data_dir
+) -> None:
+    client = await aiohttp_client(hub(data_dir, index_backend))
     page = await (await client.get("/api/v1/events?message_id=m2", headers=OPERATOR)).json()
     [item] = page["items"]
     assert Event.from_json(msgspec.json.encode(item["event"])) == EVENTS[2]
     assert item["received_at"] == "2026-03-01T11:01:00Z"
+    # the replica that received it: null with the local index (this hub's own)
+    assert (item["seq"], item["replica"]) == (2, replica_of(data_dir, index_backend))
 
 
 @pytest.mark.parametrize(
@@ -230,16 +251,16 @@ async def test_the_items_are_the_journaled_documents(aiohttp_client, data_dir) -
         ("colour=red", "colour"),
     ],
 )
-async def test_a_bad_parameter_is_a_400_naming_it(aiohttp_client, data_dir, query, named) -> None:
-    client = await aiohttp_client(hub(data_dir))
+async def test_a_bad_parameter_is_a_400_naming_it(aiohttp_client, tmp_path, query, named) -> None:
+    client = await aiohttp_client(hub(tmp_path / "data", {}))  # refused before any lookup
     answer = await client.get(f"/api/v1/events?{query}", headers=OPERATOR)
     assert answer.status == 400
     body = await answer.json()
     assert body["error"] == "bad_parameter" and body["detail"].startswith(f"{named}:")
 
 
-async def test_the_lookups_want_the_token(aiohttp_client, data_dir) -> None:
-    client = await aiohttp_client(hub(data_dir))
+async def test_the_lookups_want_the_token(aiohttp_client, index_backend, data_dir) -> None:
+    client = await aiohttp_client(hub(data_dir, index_backend))
     for path in ("/api/v1/events", "/api/v1/messages/isendpro/m1"):
         assert (await client.get(path)).status == 401
         wrong = {"Authorization": "Bearer not-the-token"}
@@ -247,7 +268,18 @@ async def test_the_lookups_want_the_token(aiohttp_client, data_dir) -> None:
         assert (await client.get(path, headers=OPERATOR)).status == 200
 
 
-async def test_no_journal_yet_finds_nothing(aiohttp_client, tmp_path) -> None:
-    client = await aiohttp_client(hub(tmp_path / "data"))
+async def test_no_journal_yet_finds_nothing(aiohttp_client, index_backend, tmp_path) -> None:
+    client = await aiohttp_client(hub(tmp_path / "data", index_backend))
     page = await (await client.get("/api/v1/events?phone=0612345678", headers=OPERATOR)).json()
     assert page == {"items": [], "next_cursor": None}
+
+
+async def test_the_document_says_which_replica_an_event_came_from(aiohttp_client, tmp_path) -> None:
+    client = await aiohttp_client(hub(tmp_path / "data", {}))
+    document = await (await client.get("/api/v1/openapi.json", headers=OPERATOR)).json()
+    schemas = document["components"]["schemas"]
+    for name in ("EventItem_Event_", "TimelineEntry_Event_"):
+        assert "replica" in schemas[name]["required"]
+        assert schemas[name]["properties"]["replica"] == {
+            "anyOf": [{"type": "string"}, {"type": "null"}]
+        }

@@ -1,12 +1,16 @@
 """``GET /api/v1/messages/{provider}/{message_id}`` through the aiohttp test client: DMC's
 documented reports of one SMS sent through the real callback path (sent, received, answered),
 its timeline in the provider's time whatever the order of arrival, a final state never replaced
-by a later one that is not, a provider's retry absent, replies linked both ways."""
+by a later one that is not, a provider's retry absent, replies linked both ways.
+
+Each test runs on both read models (``index_backend``): this hub's own index, and the shared
+index on a throwaway PostgreSQL (``HUB_INDEX_URL``), with the same assertions."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +18,15 @@ from core.models import Channel, Event, EventData, Kind, Provider, State
 from hub import journaled
 from hub.app import create_app
 from sinks import journal as store
-from tests.support import OPERATOR, PAYLOADS, SECRET, eventually, make_settings, write_journal
+from tests.support import (
+    OPERATOR,
+    PAYLOADS,
+    SECRET,
+    eventually,
+    make_settings,
+    replica_of,
+    write_journal,
+)
 
 CRA = f"/callbacks/dmc/{SECRET}/cra"
 SMS = "10020008248118"
@@ -27,8 +39,8 @@ CENTURY = 100 * 365 * 86400.0
 """DMC's samples are of 2014: events kept for a century, a retry recognized over one."""
 
 
-def hub(data_dir: Path):
-    settings = make_settings(data_dir, retention=CENTURY, dedup_window=CENTURY)
+def hub(data_dir: Path, backend: dict[str, Any]):
+    settings = make_settings(data_dir, retention=CENTURY, dedup_window=CENTURY, **backend)
     return create_app(settings)
 
 
@@ -57,9 +69,11 @@ def later(body: bytes, old: str, new: str) -> bytes:
     return body.replace(old.encode(), new.encode())
 
 
-async def test_a_dmc_sms_its_timeline_its_state_and_its_reply(aiohttp_client, tmp_path) -> None:
+async def test_a_dmc_sms_its_timeline_its_state_and_its_reply(
+    aiohttp_client, index_backend, tmp_path
+) -> None:
     data_dir = tmp_path / "data"
-    client = await aiohttp_client(hub(data_dir))
+    client = await aiohttp_client(hub(data_dir, index_backend))
     for body in (SENT, RECEIVED, ANSWERED, SENT):  # the last one: DMC's retry, a duplicate
         await post(client, body)
     await indexed(client, data_dir)
@@ -80,6 +94,7 @@ async def test_a_dmc_sms_its_timeline_its_state_and_its_reply(aiohttp_client, tm
     # each entry carries its CloudEvents document, as journaled
     assert timeline[0]["event"]["data"]["raw"]["sms"]["@status"] == "SENT"
     assert timeline[0]["event"]["subject"] == SMS
+    assert {e["replica"] for e in timeline} == {replica_of(data_dir, index_backend)}
     # the contact's answer is linked to it
     [reply] = found["replies"]
     assert (reply["kind"], reply["state"], reply["status"]["code"]) == (
@@ -92,9 +107,9 @@ async def test_a_dmc_sms_its_timeline_its_state_and_its_reply(aiohttp_client, tm
     assert found["in_reply_to"] is None
 
 
-async def test_out_of_order_a_final_state_stays(aiohttp_client, tmp_path) -> None:
+async def test_out_of_order_a_final_state_stays(aiohttp_client, index_backend, tmp_path) -> None:
     data_dir = tmp_path / "data"
-    client = await aiohttp_client(hub(data_dir))
+    client = await aiohttp_client(hub(data_dir, index_backend))
     # received first, then the older "sent": the timeline is in the provider's time
     await post(client, RECEIVED)
     await post(client, SENT)
@@ -135,7 +150,7 @@ def made(message_id: str, kind: Kind, state: State, minutes: int, **fields: str)
 
 
 @pytest.fixture
-def conversation(tmp_path: Path) -> Path:
+def conversation(tmp_path: Path, index_backend: dict[str, Any]) -> Path:
     """An sMsmode SMS (sent, delivered), two replies with ids of their own, another message."""
     data_dir = tmp_path / "data"
     write_journal(
@@ -148,12 +163,15 @@ def conversation(tmp_path: Path) -> Path:
             made("in-2", Kind.INBOUND, State.RECEIVED, 9, related_message_id="out-1"),
             made("in-3", Kind.INBOUND, State.RECEIVED, 10, related_message_id="gone"),
         ],
+        **index_backend,
     )
     return data_dir
 
 
-async def test_replies_and_the_message_they_answer(aiohttp_client, conversation) -> None:
-    client = await aiohttp_client(hub(conversation))
+async def test_replies_and_the_message_they_answer(
+    aiohttp_client, index_backend, conversation
+) -> None:
+    client = await aiohttp_client(hub(conversation, index_backend))
     sent = await message(client, "smsmode", "out-1")
     assert [r["event"]["data"]["message_id"] for r in sent["replies"]] == ["in-1", "in-2"]
     assert sent["state"] == "delivered" and sent["in_reply_to"] is None
@@ -177,8 +195,10 @@ async def test_replies_and_the_message_they_answer(aiohttp_client, conversation)
 
 
 @pytest.mark.parametrize("path", ["/api/v1/messages/smsmode/nope", "/api/v1/messages/pigeon/out-1"])
-async def test_an_unknown_message_is_a_404_problem(aiohttp_client, conversation, path) -> None:
-    client = await aiohttp_client(hub(conversation))
+async def test_an_unknown_message_is_a_404_problem(
+    aiohttp_client, index_backend, conversation, path
+) -> None:
+    client = await aiohttp_client(hub(conversation, index_backend))
     answer = await client.get(path, headers=OPERATOR)
     assert answer.status == 404
     assert (await answer.json())["error"] == "not_found"

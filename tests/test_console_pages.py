@@ -3,7 +3,10 @@ an operator by the bearer token): the filters in the address (a phone number as 
 pages of events and their links to each message, the live view's rows, the CSV export (the
 filter applied, the bound, cells a spreadsheet would read as formulas made text), one message's
 timeline, replies and documents, the overview's plot and status, and the quarantine's list
-filtered and replaying all that a filter matches as a background job."""
+filtered and replaying all that a filter matches as a background job.
+
+The events and message pages run on both read models (``index_backend``): this hub's own
+index, and the shared index on a throwaway PostgreSQL (``HUB_INDEX_URL``)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ import html
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +35,7 @@ from tests.support import (
     get_raw,
     keep_refused,
     make_settings,
+    replica_of,
     write_journal,
 )
 
@@ -87,14 +93,14 @@ EVENTS = [
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
+def data_dir(tmp_path: Path, index_backend: dict[str, Any]) -> Path:
     directory = tmp_path / "data"
-    write_journal(directory, EVENTS)
+    write_journal(directory, EVENTS, **index_backend)
     return directory
 
 
-def hub(data_dir: Path):
-    return create_app(make_settings(data_dir, retention=CENTURY))
+def hub(data_dir: Path, backend: dict[str, Any] | None = None):
+    return create_app(make_settings(data_dir, retention=CENTURY, **(backend or {})))
 
 
 async def page(client, path: str, status: int = 200, **params: str) -> str:
@@ -104,11 +110,13 @@ async def page(client, path: str, status: int = 200, **params: str) -> str:
 
 
 def seqs(text: str) -> list[int]:
-    return [int(s) for s in re.findall(r'<tr data-seq="(\d+)">', text)]
+    return [int(s) for s in re.findall(r'<tr data-seq="(\d+)"[ >]', text)]
 
 
-async def test_the_events_page_finds_a_phone_number_as_typed(aiohttp_client, data_dir) -> None:
-    client = await aiohttp_client(hub(data_dir))
+async def test_the_events_page_finds_a_phone_number_as_typed(
+    aiohttp_client, index_backend, data_dir
+) -> None:
+    client = await aiohttp_client(hub(data_dir, index_backend))
     text = await page(client, "/console/events")
     assert seqs(text) == [5, 4, 3, 2, 1]
     text = await page(client, "/console/events", phone="06 12 34 56 78")
@@ -128,8 +136,10 @@ async def test_the_events_page_finds_a_phone_number_as_typed(aiohttp_client, dat
     assert "since: expected" in html.unescape(text)
 
 
-async def test_the_events_pages_go_on_with_the_cursor(aiohttp_client, data_dir) -> None:
-    client = await aiohttp_client(hub(data_dir))
+async def test_the_events_pages_go_on_with_the_cursor(
+    aiohttp_client, index_backend, data_dir
+) -> None:
+    client = await aiohttp_client(hub(data_dir, index_backend))
     shown: list[int] = []
     path, params = "/console/events", {"limit": "2"}
     while True:
@@ -143,9 +153,9 @@ async def test_the_events_pages_go_on_with_the_cursor(aiohttp_client, data_dir) 
     assert shown == [5, 4, 3, 2, 1]
 
 
-async def test_the_live_view_gives_what_came_since(aiohttp_client, tmp_path) -> None:
+async def test_the_live_view_gives_what_came_since(aiohttp_client, index_backend, tmp_path) -> None:
     data_dir = tmp_path / "data"
-    client = await aiohttp_client(create_app(make_settings(data_dir)))
+    client = await aiohttp_client(create_app(make_settings(data_dir, **index_backend)))
     text = await page(client, "/console/events", live="1", phone="0612345678")
     assert 'id="live" data-after="0"' in text and " checked>" in text
     answer = await get_raw(client, f"{DLR}?{dlr_query(7001)}")
@@ -176,18 +186,22 @@ async def test_the_live_view_gives_what_came_since(aiohttp_client, tmp_path) -> 
         assert answer.status == 400 and (await answer.json())["error"] == "bad_parameter"
 
 
-async def test_a_message_id_of_any_characters_has_its_page(aiohttp_client, tmp_path) -> None:
+async def test_a_message_id_of_any_characters_has_its_page(
+    aiohttp_client, index_backend, tmp_path
+) -> None:
     data_dir = tmp_path / "data"
-    await asyncio.to_thread(write_journal, data_dir, [made(1, message_id="a/b c%é")])
-    client = await aiohttp_client(hub(data_dir))
+    events = [made(1, message_id="a/b c%é\x00")]  # a NUL too: PostgreSQL's text holds none
+    await asyncio.to_thread(partial(write_journal, data_dir, events, **index_backend))
+    client = await aiohttp_client(hub(data_dir, index_backend))
     text = await page(client, "/console/events")
-    assert 'href="/console/messages/isendpro/a%2Fb%20c%25%C3%A9"' in text
-    text = await page(client, "/console/messages/isendpro/a%2Fb%20c%25%C3%A9")
-    assert "Message <code>a/b c%é</code>" in text
+    assert 'href="/console/messages/isendpro/a%2Fb%20c%25%C3%A9%00"' in text
+    text = await page(client, "/console/messages/isendpro/a%2Fb%20c%25%C3%A9%00")
+    assert "Message <code>a/b c%é\x00</code>" in text
+    assert 'id="current-state">delivered</span>' in text
 
 
-async def test_the_csv_export_of_a_filter(aiohttp_client, data_dir) -> None:
-    client = await aiohttp_client(hub(data_dir))
+async def test_the_csv_export_of_a_filter(aiohttp_client, index_backend, data_dir) -> None:
+    client = await aiohttp_client(hub(data_dir, index_backend))
     answer = await client.get(
         "/console/events.csv", params={"phone": "06 12 34 56 78"}, headers=OPERATOR
     )
@@ -206,10 +220,10 @@ async def test_the_csv_export_of_a_filter(aiohttp_client, data_dir) -> None:
 
 
 async def test_the_csv_export_is_bounded_and_says_where_it_was_cut(
-    aiohttp_client, data_dir, monkeypatch
+    aiohttp_client, index_backend, data_dir, monkeypatch
 ) -> None:
     monkeypatch.setattr(events_page, "CSV_ROWS", 3)
-    client = await aiohttp_client(hub(data_dir))
+    client = await aiohttp_client(hub(data_dir, index_backend))
     answer = await client.get("/console/events.csv", headers=OPERATOR)
     assert answer.headers["X-Export-Cut"] == "3"
     lines = list(csv.reader(io.StringIO(await answer.text())))
@@ -222,18 +236,22 @@ async def test_the_csv_export_is_bounded_and_says_where_it_was_cut(
     assert len(list(csv.reader(io.StringIO(await answer.text())))) == 4
 
 
-async def test_a_message_s_timeline_reply_and_documents(aiohttp_client, data_dir) -> None:
-    client = await aiohttp_client(hub(data_dir))
+async def test_a_message_s_timeline_reply_and_documents(
+    aiohttp_client, index_backend, data_dir
+) -> None:
+    client = await aiohttp_client(hub(data_dir, index_backend))
     text = await page(client, "/console/messages/isendpro/42")
     assert re.search(r'id="current-state">delivered</span> \(final\)', text)
     timeline, _, replies = text.partition("<h2>Timeline</h2>")[2].partition("<h2>Replies</h2>")
     assert timeline.index(">sent<") < timeline.index(">delivered<"), "in the provider's time"
     assert "status <code>S1</code> status 1" in timeline
     # each event: the raw fields, the normalized event, the CloudEvents document, copy buttons
+    replica = replica_of(data_dir, index_backend)  # with the shared index, in each event's id
     for seq in (1, 2):
+        anchor = f"e{seq}-{replica}" if replica else f"e{seq}"
         for part in ("raw", "data", "doc"):
-            assert f'<pre id="e{seq}-{part}">' in timeline
-            assert f'data-copy-from="e{seq}-{part}"' in timeline
+            assert f'<pre id="{anchor}-{part}">' in timeline
+            assert f'data-copy-from="{anchor}-{part}"' in timeline
     assert "&#34;specversion&#34;: &#34;1.0&#34;" in timeline
     assert "&#34;statut&#34;: &#34;S1&#34;" in timeline
     # the reply, its text escaped, linked to its own page, which links back
@@ -365,8 +383,10 @@ async def test_the_quarantine_filter_narrows_the_list_and_the_replay(
     assert bad.status == 400
 
 
-async def test_the_pages_and_the_export_are_for_an_operator_only(aiohttp_client, data_dir) -> None:
-    client = await aiohttp_client(hub(data_dir))
+async def test_the_pages_and_the_export_are_for_an_operator_only(
+    aiohttp_client, index_backend, data_dir
+) -> None:
+    client = await aiohttp_client(hub(data_dir, index_backend))
     for path in [
         "/console/overview",
         "/console/events?phone=0612345678",

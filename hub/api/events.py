@@ -1,12 +1,11 @@
 """``GET /api/v1/events``: the events matching filters (provider, channel, kind, state,
 failure, message id, reference, phone number, times), newest first, a page at a time with a
-cursor (keyset pagination on the journal's ``seq``: no event twice, none missing, however
-many arrive meanwhile)."""
+cursor (keyset pagination on the index's order: no event twice, none missing, however many
+arrive meanwhile); with the shared index (``HUB_INDEX_URL``), every replica's events, each
+naming its ``replica``."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +15,6 @@ from core.vocabulary import Channel, Failure, Kind, Provider, State
 from hub import lookup, readmodel
 from hub.api.spec import Api, Param, Problem, json_response, problem
 from hub.settings import Settings
-from sinks.index import NotReady
 
 _SCHEMAS: dict[str, dict[str, Any]] = {
     "provider": {"type": "string", "enum": [p.value for p in Provider]},
@@ -32,7 +30,10 @@ PARAMS = [
     Param(name, "query", text, _SCHEMAS.get(name, {"type": "string"}))
     for name, text in lookup.PARAMETERS.items()
 ]
-UNAVAILABLE = "The index is being upgraded, or cannot be read: try again shortly"
+UNAVAILABLE = (
+    "The index is being upgraded or cannot be read, or the shared index (HUB_INDEX_URL) cannot"
+    " be reached: try again shortly"
+)
 
 
 def register(api: Api, settings: Settings) -> None:
@@ -56,7 +57,7 @@ def register(api: Api, settings: Settings) -> None:
         except lookup.BadQuery as exc:
             return problem(400, "bad_parameter", str(exc))
         try:
-            page = await asyncio.to_thread(readmodel.events, settings.data_dir, query)
-        except (NotReady, sqlite3.Error):
-            return problem(503, "index_unavailable", UNAVAILABLE)
-        return json_response(page)
+            found = await request.app[readmodel.READ_MODEL].events(query)
+        except readmodel.Unavailable as exc:
+            return problem(503, "index_unavailable", str(exc))
+        return json_response(found.page)

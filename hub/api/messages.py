@@ -4,9 +4,6 @@ error), the replies it got, and for a reply the message it answers."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-
 from aiohttp import web
 
 from core.models import Event
@@ -15,7 +12,6 @@ from hub import readmodel
 from hub.api.events import UNAVAILABLE
 from hub.api.spec import Api, Param, Problem, json_response, problem
 from hub.settings import Settings
-from sinks.index import NotReady
 
 PARAMS = [
     Param(
@@ -45,11 +41,9 @@ def register(api: Api, settings: Settings) -> None:
         if provider not in {p.value for p in Provider}:
             return problem(404, "not_found", "no such provider")
         try:
-            found = await asyncio.to_thread(
-                readmodel.message, settings.data_dir, provider, message_id
-            )
-        except (NotReady, sqlite3.Error):
-            return problem(503, "index_unavailable", UNAVAILABLE)
+            found = await request.app[readmodel.READ_MODEL].message(provider, message_id)
+        except readmodel.Unavailable as exc:
+            return problem(503, "index_unavailable", str(exc))
         if found is None:
             return problem(404, "not_found", "the hub has no event of this message")
         return json_response(found)

@@ -1,18 +1,18 @@
 """The console's events: the list the read model finds for a filter (the filters of
 ``GET /api/v1/events``, in the address: every view a deep link), a page at a time with the
 cursor; the live view's new rows (what came since the newest shown, read from the index, so
-with no broker too); and the filter's CSV export (bounded: :data:`CSV_ROWS`)."""
+with no broker too); and the filter's CSV export (bounded: :data:`CSV_ROWS`). All of it from
+the app's read model (``hub.readmodel``): this hub's index, or with ``HUB_INDEX_URL`` every
+replica's events."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
 import io
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlencode
 
 import msgspec
@@ -24,7 +24,6 @@ from hub.console.render import fragment, render
 from hub.console.rows import Row, row
 from hub.lookup import BadQuery, Query
 from hub.settings import Settings
-from sinks.index import NotReady
 
 FILTERS = [name for name in lookup.PARAMETERS if name != "cursor"]
 """What the address keeps of a view: the API's filters and the page's size."""
@@ -45,12 +44,10 @@ CSV_ROWS = 10_000
 """Rows a CSV export holds at most (newest first); a cut file says so in its last line and in
 its ``X-Export-Cut`` header."""
 CSV_COLUMNS = [
-    "seq", "received_at", "time", "provider", "channel", "kind", "state", "final", "failure",
-    "message_id", "related_message_id", "reference", "sender", "recipient", "status", "error",
-    "text",
+    "seq", "replica", "received_at", "time", "provider", "channel", "kind", "state", "final",
+    "failure", "message_id", "related_message_id", "reference", "sender", "recipient", "status",
+    "error", "text",
 ]  # fmt: skip
-UNREADABLE = "The index is being upgraded, or cannot be read: try again shortly."
-DATA_DIR = web.AppKey("console_data_dir", Path)
 
 
 def given(request: web.Request) -> dict[str, str]:
@@ -62,21 +59,21 @@ def _query(request: web.Request, **extra: str) -> Query:
     return lookup.query({**given(request), **extra})
 
 
-async def _events(request: web.Request, query: Query) -> readmodel.EventPage[msgspec.Raw]:
-    return await asyncio.to_thread(readmodel.events, request.app[DATA_DIR], query)
+async def _events(request: web.Request, query: Query) -> readmodel.Listing:
+    return await request.app[readmodel.READ_MODEL].events(query)
 
 
 async def listing(request: web.Request) -> web.Response:
     filters = given(request)
     cursor = request.query.get("cursor", "").strip()
-    error, rows, next_cursor, status = "", list[Row](), None, 200
+    error, rows, next_cursor, newest, status = "", list[Row](), None, None, 200
     try:
         page = await _events(request, _query(request, **({"cursor": cursor} if cursor else {})))
-        rows, next_cursor = [row(i) for i in page.items], page.next_cursor
+        rows, next_cursor, newest = [row(i) for i in page.items], page.next_cursor, page.newest
     except BadQuery as exc:
         error, status = str(exc), 400
-    except (NotReady, sqlite3.Error):
-        error, status = UNREADABLE, 503
+    except readmodel.Unavailable as exc:
+        error, status = f"{exc}.", 503
     return render(
         request,
         "events.html",
@@ -89,7 +86,8 @@ async def listing(request: web.Request) -> web.Response:
         rows=rows,
         error=error,
         paged=bool(cursor),
-        newest=rows[0].seq if rows else 0,
+        newest=newest or 0,
+        shared=request.app[readmodel.READ_MODEL].shared,
         live=request.query.get("live") == "1" and not cursor,
         here=urlencode(filters),
         next_page=urlencode({**filters, "cursor": next_cursor}) if next_cursor else None,
@@ -97,35 +95,38 @@ async def listing(request: web.Request) -> web.Response:
 
 
 async def live(request: web.Request) -> web.Response:
-    """``?<filters>&after=SEQ``: the events past ``after``, as rows to put atop the list
-    (JSON: ``rows``, HTML; ``last``, the newest ``seq``; ``more``: some were left out)."""
+    """``?<filters>&after=N``: the events past ``after``, as rows to put atop the list
+    (JSON: ``rows``, HTML; ``last``, where the newest stands in the index's order, the next
+    ``after``; ``more``: some were left out)."""
     try:
         after = _after(request.query.get("after", "").strip())
         query = _query(request, limit=str(LIVE_ROWS))
         page = await _events(request, replace(query, after=after))
     except BadQuery as exc:
         return web.json_response({"error": "bad_parameter", "detail": str(exc)}, status=400)
-    except (NotReady, sqlite3.Error):
-        return web.json_response({"error": "index_unavailable", "detail": UNREADABLE}, status=503)
+    except readmodel.Unavailable as exc:
+        return web.json_response({"error": "index_unavailable", "detail": str(exc)}, status=503)
     rows = [row(i) for i in page.items]
+    shared = request.app[readmodel.READ_MODEL].shared
     return web.json_response(
         {
-            "rows": fragment("_event_rows.html", rows=rows),
+            "rows": fragment("_event_rows.html", rows=rows, shared=shared),
             "count": len(rows),
-            "last": rows[0].seq if rows else after,
+            "last": page.newest if page.newest is not None else after,
             "more": page.next_cursor is not None,
         }
     )
 
 
 def _after(text: str) -> int:
-    """The live view's ``after``: 0 (from the start), or a ``seq`` (BadQuery otherwise)."""
+    """The live view's ``after``: 0 (from the start), or the place of the newest event shown
+    (the ``last`` of the previous answer; BadQuery otherwise)."""
     if text in ("", "0"):
         return 0
     try:
         return lookup.seq_of(text)
     except BadQuery:
-        raise BadQuery("after: the seq of the newest event shown") from None
+        raise BadQuery("after: the place of the newest event shown (its last)") from None
 
 
 def safe_cell(value: object) -> str:
@@ -136,35 +137,43 @@ def safe_cell(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def _csv(data_dir: Path, query: Query) -> tuple[str, int | None]:
-    """The CSV of the query's events (at most :data:`CSV_ROWS`); the cursor where it was cut."""
+async def _csv(model: readmodel.ReadModel, query: Query) -> tuple[str, int | None]:
+    """The CSV of the query's events (at most :data:`CSV_ROWS`); the cursor where it was cut.
+    The pages are read by the read model (in its threads), the file written in a thread too:
+    ten thousand documents read and quoted would hold the loop that answers providers."""
+    items: list[readmodel.EventItem[msgspec.Raw]] = []
+    cursor = None
+    while len(items) < CSV_ROWS:
+        query = replace(query, limit=min(lookup.MAX_LIMIT, CSV_ROWS - len(items)))
+        page = await model.events(query)
+        items += page.items
+        cursor = page.next_cursor
+        if cursor is None or not page.items:
+            return await asyncio.to_thread(_written, items, cut=False), None
+        query = replace(query, before=cursor)
+    return await asyncio.to_thread(_written, items, cut=True), cursor
+
+
+def _written(items: list[readmodel.EventItem[msgspec.Raw]], *, cut: bool) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    written, cursor = 0, None
-    while written < CSV_ROWS:
-        query = replace(query, limit=min(lookup.MAX_LIMIT, CSV_ROWS - written))
-        page = readmodel.events(data_dir, query)
-        for found in page.items:
-            r = row(found)
-            values = {**r.__dict__, "received_at": r.received_at.isoformat()}
-            writer.writerow([safe_cell(values[c]) for c in CSV_COLUMNS])
-        written += len(page.items)
-        cursor = page.next_cursor
-        if cursor is None or not page.items:
-            return out.getvalue(), None
-        query = replace(query, before=cursor)
-    writer.writerow([f"# cut at {CSV_ROWS} rows: more events match (narrow the filter)"])
-    return out.getvalue(), cursor
+    for found in items:
+        r = row(found)
+        values = {**r.__dict__, "received_at": r.received_at.isoformat()}
+        writer.writerow([safe_cell(values[c]) for c in CSV_COLUMNS])
+    if cut:
+        writer.writerow([f"# cut at {CSV_ROWS} rows: more events match (narrow the filter)"])
+    return out.getvalue()
 
 
 async def export(request: web.Request) -> web.Response:
     try:
-        text, cut = await asyncio.to_thread(_csv, request.app[DATA_DIR], _query(request))
+        text, cut = await _csv(request.app[readmodel.READ_MODEL], _query(request))
     except BadQuery as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from exc
-    except (NotReady, sqlite3.Error) as exc:
-        raise web.HTTPServiceUnavailable(text=f"{UNREADABLE}\n") from exc
+    except readmodel.Unavailable as exc:
+        raise web.HTTPServiceUnavailable(text=f"{exc}.\n") from exc
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     response = web.Response(text=text, content_type="text/csv", charset="utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="events-{stamp}.csv"'
@@ -174,7 +183,6 @@ async def export(request: web.Request) -> web.Response:
 
 
 def register(app: web.Application, settings: Settings) -> None:
-    app[DATA_DIR] = settings.data_dir
     app.router.add_get("/console/events", listing, name="events")
     app.router.add_get("/console/events/live", live, name="events-live")
     app.router.add_get("/console/events.csv", export, name="events-csv")

@@ -2,12 +2,11 @@
 model knows of one message (``hub.readmodel.message``, what ``GET /api/v1/messages/...``
 sends): its current state, its timeline in the provider's time with the provider's status and
 error, its replies and the message it answers, and for each event the provider's raw fields
-beside the normalized event and the CloudEvents document, each with a copy button."""
+beside the normalized event and the CloudEvents document, each with a copy button. With the
+shared index (``HUB_INDEX_URL``), whichever replica received them, each event naming it."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +16,8 @@ from aiohttp import web
 
 from core.vocabulary import Provider
 from hub import readmodel
-from hub.console.events_page import DATA_DIR, UNREADABLE
 from hub.console.render import render
 from hub.console.rows import message_path
-from sinks.index import NotReady
 
 
 @dataclass(frozen=True)
@@ -37,7 +34,10 @@ class Shown:
 
     @property
     def anchor(self) -> str:
-        return f"e{self.entry.seq}"
+        """The event's id on the page (with the shared index, two replicas' ``seq`` may be
+        the same: the replica's name too)."""
+        replica = self.entry.replica
+        return f"e{self.entry.seq}" + (f"-{replica}" if replica else "")
 
 
 def _pretty(value: Any) -> str:
@@ -64,11 +64,9 @@ async def message(request: web.Request) -> web.Response:
     if provider not in {p.value for p in Provider}:
         raise web.HTTPNotFound(text="no such provider\n")
     try:
-        found = await asyncio.to_thread(
-            readmodel.message, request.app[DATA_DIR], provider, message_id
-        )
-    except (NotReady, sqlite3.Error) as exc:
-        raise web.HTTPServiceUnavailable(text=f"{UNREADABLE}\n") from exc
+        found = await request.app[readmodel.READ_MODEL].message(provider, message_id)
+    except readmodel.Unavailable as exc:
+        raise web.HTTPServiceUnavailable(text=f"{exc}.\n") from exc
     if found is None:
         return render(
             request,

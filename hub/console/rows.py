@@ -19,6 +19,8 @@ class Row:
     """One event of a list."""
 
     seq: int
+    replica: str | None
+    """The replica that received it (with the shared index; None: this hub)."""
     received_at: datetime
     time: str
     provider: str
@@ -66,6 +68,7 @@ def row(item: EventItem[msgspec.Raw]) -> Row:
     data = doc.get("data") or {}
     return Row(
         seq=item.seq,
+        replica=item.replica,
         received_at=item.received_at,
         time=str(doc.get("time", "")),
         provider=str(data.get("provider", "")),

@@ -31,7 +31,8 @@ lookups give back is ``seq``: ``hub`` joins them with the journal's documents.
 - ``worker``: :class:`IndexFile`, the worker's writes (index, refill, prune), a batch decided
   (:meth:`IndexFile.prepare`) before it is written (:meth:`IndexFile.commit`);
 - ``counts``: the cursor and counts as anyone reads them, the duplicates, the collector;
-- ``queries``: the read model's lookups (:func:`reading`).
+- ``queries``: the read model's lookups (:func:`reading`; what they take, :class:`Filters`,
+  is ``sinks.lookups``', shared with the shared index).
 """
 
 from sinks.index.counts import (
@@ -45,17 +46,16 @@ from sinks.index.counts import (
 )
 from sinks.index.queries import (
     TIMELINE_LIMIT,
-    Filters,
     Hit,
     Message,
     NotReady,
-    Party,
     Reader,
     Step,
     reading,
 )
 from sinks.index.schema import INDEX_FILE, VERSION, NewerIndex
 from sinks.index.worker import Entry, IndexFile, Journaled, Prepared, entry
+from sinks.lookups import Filters, Party
 
 __all__ = [
     "EVENT_LABELS",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sinks.index.schema import INDEX_FILE, VERSION, read_only, version
+from sinks.lookups import Filters, current
 
 TIMELINE_LIMIT = 1000
 """Events read of one message's timeline, and of its replies (the oldest ones)."""
@@ -31,38 +32,6 @@ wider, by bisection on the primary key, then filtered exactly."""
 
 class NotReady(RuntimeError):
     """The index file is of an older format: the worker upgrades it when it starts."""
-
-
-@dataclass(frozen=True, slots=True)
-class Party:
-    """A number (or an address) as the parsers store it, looked for as sender and recipient."""
-
-    value: str
-    providers: tuple[str, ...] | None = None
-    """Only in events of these providers (None: any): the form some parsers give a number."""
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """What events must match (None or empty: anything)."""
-
-    provider: str | None = None
-    channel: str | None = None
-    kind: str | None = None
-    state: str | None = None
-    failure: str | None = None
-    message_id: str | None = None
-    reference: str | None = None
-    parties: tuple[Party, ...] = ()
-    """The sender or the recipient is one of these."""
-    since: float | None = None
-    """The event's time (the provider's), epoch seconds: at or after."""
-    until: float | None = None
-    """... before."""
-    received_since: float | None = None
-    """The reception time, epoch seconds: at or after."""
-    received_until: float | None = None
-    """... before."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +72,9 @@ class Message:
 
     @property
     def current(self) -> Step | None:
-        """Its state now: the latest of its events in the provider's time, but a final one is
-        never replaced by one that is not (a status arriving late, out of order); delivery
-        reports first: a click or an open does not change whether it was delivered."""
-        deliveries = [s for s in self.timeline if s.kind == "delivery"] or self.timeline
-        finals = [s for s in deliveries if s.final] or deliveries
-        return max(finals, key=lambda s: (s.time, s.seq), default=None)
+        """Its state now (``sinks.lookups.current``: a final state is never replaced by a
+        later one that is not)."""
+        return current(self.timeline)
 
 
 _STEP = "SELECT seq, time, received_at, kind, state, final, failure, message_id FROM indexed"

@@ -49,8 +49,13 @@ recorded again (the claims it owns come back its own: nothing doubles, nothing i
 published then. That holds while the replica comes back with its data directory (a
 StatefulSet's volume).
 
-**Not built yet** (next sessions): the console's and the API's reads from here (``queries``
-has the first lookups, by message and by phone number); a replica that never comes back (its
+**Reads**: the API and the console of every replica look events up here (``hub.readmodel``'s
+shared backend), on a pool of their own (:class:`SharedReading`: read-only, autocommit, none
+connected until asked), with the local index's lookups for the same ``sinks.lookups.Filters``
+(``queries``): duplicates left out, newest first by ``n``, keyset pages on it, a message's
+timeline in the provider's time then ``n``, its replies, what it answers.
+
+**Not built yet** (next sessions): a replica that never comes back (its
 claimed, unpublished events: the ``replicas`` table says how far it recorded, a published mark
 and a takeover by another replica are to come). Built since: the backfill of a hub that ran
 alone (``hub.shared_index``: its local index's events recorded here once, the ``replicas``
@@ -63,20 +68,27 @@ check``, the hub staying ready as during a broker outage (events wait in the jou
 
 - ``migrate``: the schema, brought to this version at start (alembic);
 - ``writer``: :class:`SharedIndex`, the worker's batches (a pool of psycopg connections);
-- ``queries``: the lookups of every replica's events.
+- ``reading``: :class:`SharedReading`, the lookups' own pool (the hub's serve process);
+- ``queries``: the read model's lookups of every replica's events (``search``, ``message``).
 """
 
 from sinks.index_pg.migrate import NewerSchema, head, upgrade
-from sinks.index_pg.queries import Found, by_message, by_phone
+from sinks.index_pg.queries import Found, Message, Step, by_message, by_phone, message, search
+from sinks.index_pg.reading import SharedReading
 from sinks.index_pg.writer import IndexUnavailable, SharedIndex
 
 __all__ = [
     "Found",
     "IndexUnavailable",
+    "Message",
     "NewerSchema",
     "SharedIndex",
+    "SharedReading",
+    "Step",
     "by_message",
     "by_phone",
     "head",
+    "message",
+    "search",
     "upgrade",
 ]
