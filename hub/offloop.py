@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from concurrent.futures import Executor
+from functools import partial
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -34,15 +36,23 @@ _usual = sys.getswitchinterval()
 
 
 async def read(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """``fn(*args, **kwargs)`` in a thread (``asyncio.to_thread``), the GIL offered every
-    :data:`READ_SWITCH_INTERVAL` seconds meanwhile."""
+    """``fn(*args, **kwargs)`` in a thread of the loop's default executor, the GIL offered
+    every :data:`READ_SWITCH_INTERVAL` seconds meanwhile."""
+    return await read_in(None, fn, *args, **kwargs)
+
+
+async def read_in(
+    executor: Executor | None, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """:func:`read` in a thread of ``executor`` (None: the loop's default one)."""
     global _reads, _usual
     if _reads == 0:
         _usual = sys.getswitchinterval()
         sys.setswitchinterval(READ_SWITCH_INTERVAL)
     _reads += 1
     try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, partial(fn, *args, **kwargs))
     finally:
         _reads -= 1
         if _reads == 0:

@@ -68,3 +68,12 @@ async def test_a_failed_or_cancelled_read_puts_the_interval_back(usual_interval)
         await task
     release.set()  # (the thread itself finishes on its own)
     assert sys.getswitchinterval() == usual_interval
+
+
+async def test_a_read_in_an_executor_of_its_own_runs_there(usual_interval) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="own-readers") as own:
+        name = await offloop.read_in(own, lambda: threading.current_thread().name)
+    assert name.startswith("own-readers")
+    assert sys.getswitchinterval() == usual_interval

@@ -7,7 +7,6 @@ replica's events."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ import msgspec
 from aiohttp import web
 
 from core.vocabulary import Channel, Failure, Kind, Provider, State
-from hub import lookup, readmodel
+from hub import lookup, offloop, readmodel
 from hub.console.render import fragment, render
 from hub.console.rows import Row, row
 from hub.lookup import BadQuery, Query
@@ -149,9 +148,9 @@ async def _csv(model: readmodel.ReadModel, query: Query) -> tuple[str, int | Non
         items += page.items
         cursor = page.next_cursor
         if cursor is None or not page.items:
-            return await asyncio.to_thread(_written, items, cut=False), None
+            return await offloop.read(_written, items, cut=False), None
         query = replace(query, before=cursor)
-    return await asyncio.to_thread(_written, items, cut=True), cursor
+    return await offloop.read(_written, items, cut=True), cursor
 
 
 def _written(items: list[readmodel.EventItem[msgspec.Raw]], *, cut: bool) -> str:

@@ -9,7 +9,6 @@ bodies twice would double the disk the hub needs.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import msgspec
 
+from hub import offloop
 from hub.lookup import Query, cursor_of
 from hub.readmodel.views import (
     EventItem,
@@ -38,7 +38,7 @@ UNREADABLE = "The index is being upgraded, or cannot be read: try again shortly"
 
 class LocalReadModel:
     """The read model of one data directory (``HUB_INDEX_URL`` unset), read in a thread of the
-    loop's default executor."""
+    loop's default executor (``hub.offloop``)."""
 
     shared = False
 
@@ -55,7 +55,7 @@ class LocalReadModel:
         self, read: Callable[Concatenate[Path, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         try:
-            return await asyncio.to_thread(read, self.data_dir, *args, **kwargs)
+            return await offloop.read(read, self.data_dir, *args, **kwargs)
         except (index.NotReady, sqlite3.Error) as exc:
             raise Unavailable(UNREADABLE) from exc
 

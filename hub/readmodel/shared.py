@@ -23,6 +23,7 @@ import msgspec
 import psycopg
 
 from core.errors import IndexUnavailable
+from hub import offloop
 from hub.lookup import Query, cursor_of
 from hub.readmodel.views import (
     EventItem,
@@ -71,7 +72,7 @@ class SharedReadModel:
                 return read(conn)
 
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._threads, run)
+            return await offloop.read_in(self._threads, run)
         except IndexUnavailable as exc:
             log.warning("shared index: a lookup not answered (%s)", exc)
             raise Unavailable(UNREACHABLE) from None
