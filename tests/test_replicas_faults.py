@@ -18,7 +18,8 @@ import time
 
 import pytest
 
-from tests.replicas import Replicas, check_once, replicas_fixture  # noqa: F401 - the fixture
+from tests.harness.hubproc import HubProcess
+from tests.replicas import BATCH, Replicas, check_once, replicas_fixture  # noqa: F401 - the fixture
 from tests.support import Results, acked, eventually, stream
 from tests.test_durability import _gone, scrape
 
@@ -30,17 +31,23 @@ A_IDS, B_IDS = range(0, 5_000), range(10_000, 15_000)
 """The callbacks streamed to A and to B: the most each stream sends (a test stops them before)."""
 RETRIES = range(0, 5_000, 10)
 """A's callbacks sent again to B (a tenth of them)."""
+AWAY = 600
+"""Callbacks each replica acknowledges while the shared index is away (after both said so):
+some 10 s at the streams' pace."""
+INDEX_TIMEOUT = 10.0
+"""HUB_INDEX_TIMEOUT's default: a batch waits that long at most for a connection, and the next
+one tries a fresh one; the database back, both replicas reach it again within that time."""
+
+
+async def forwarded_by(hub: HubProcess) -> float:
+    return await scrape(hub, "hub_forwarded_events_total", provider="isendpro") or 0
 
 
 async def forwarding(pair: Replicas, at_least: float) -> None:
     """Until both replicas have forwarded ``at_least`` events each."""
 
     async def both() -> bool:
-        counts = [
-            await scrape(hub, "hub_forwarded_events_total", provider="isendpro") or 0
-            for hub in pair.both
-        ]
-        return min(counts) >= at_least
+        return min([await forwarded_by(hub) for hub in pair.both]) >= at_least
 
     await eventually(both, 60)
 
@@ -77,14 +84,14 @@ async def test_shared_index_stopped_under_load_and_restarted(replicas: Replicas)
         try:
             await replicas.until("hub_shared_index_connected", 0)
             said = time.monotonic() - stopped
-            # still acknowledging: 100 more on each while it is away, none of them forwarded
+            # still acknowledging: AWAY more on each while it is away, none of them forwarded
             before = [len(a.acked), len(b.acked)]
             forwarded = await replicas.total("hub_forwarded_events_total", provider="isendpro")
-            await acked(a, before[0] + 100, streams[0])
-            await acked(b, before[1] + 100, streams[1])
+            await acked(a, before[0] + AWAY, streams[0])
+            await acked(b, before[1] + AWAY, streams[1])
             assert not streams[0].done() and not streams[1].done(), "streams long enough"
             backlogs = await replicas.gauges("hub_journal_backlog_events")
-            assert all(n is not None and n >= 100 for n in backlogs), backlogs
+            assert all(n is not None and n >= AWAY for n in backlogs), backlogs
             assert forwarded == await replicas.total(
                 "hub_forwarded_events_total", provider="isendpro"
             )
@@ -111,6 +118,7 @@ async def test_shared_index_stopped_under_load_and_restarted(replicas: Replicas)
         len(retried.acked),
         backlogs,
     )
+    assert back - stopped - outage < INDEX_TIMEOUT, "reached again long after the restart"
     assert not any(r.refused or r.failed for r in results), [r.refused for r in results]
     sent = set(A_IDS) | set(B_IDS)
     check_once(replicas, merged(a, b, retried), copies, sent)
@@ -135,6 +143,7 @@ async def test_replica_killed_mid_stream_and_restarted(replicas: Replicas) -> No
         os.kill(forwarder, signal.SIGKILL)
         assert await asyncio.to_thread(replicas.a.kill) == -9
         killed = time.monotonic()
+        b_at_kill = await forwarded_by(replicas.b)
         await to_a
         assert a.failed, "the kill came in the middle of A's stream"
         await eventually(lambda: _gone(forwarder), 20)
@@ -145,6 +154,7 @@ async def test_replica_killed_mid_stream_and_restarted(replicas: Replicas) -> No
         await asyncio.to_thread(replicas.a.start)
         await replicas.connected()
         down = time.monotonic() - killed
+        b_meanwhile = await forwarded_by(replicas.b) - b_at_kill
         after = await stream(replicas.a.url, range(20_000, 20_100), Results(), in_flight=8)
         assert after.acked == set(range(20_000, 20_100))
         done.set()
@@ -154,8 +164,10 @@ async def test_replica_killed_mid_stream_and_restarted(replicas: Replicas) -> No
         copies = await replicas.on_exchange()
     found = [line for line in replicas.a.log_file.read_text().splitlines() if "already" in line]
     log.info(
-        "A down %.1f s; acked %d by A before the kill, %d after; %d by B (+%d retries); %s",
+        "A down %.1f s (B published %d meanwhile); acked %d by A before the kill, %d after;"
+        " %d by B (+%d retries); %s",
         down,
+        b_meanwhile,
         len(a.acked),
         len(after.acked),
         len(b.acked),
@@ -163,5 +175,7 @@ async def test_replica_killed_mid_stream_and_restarted(replicas: Replicas) -> No
         found,
     )
     assert not a.refused and not b.refused and not b.failed
+    # more than A's forwarder would have read back by offsets alone (2 batches)
+    assert b_meanwhile > 2 * BATCH, f"B published {b_meanwhile} while A was away"
     sent = set(A_IDS) | set(B_IDS) | set(range(20_000, 20_100))
     check_once(replicas, merged(a, b, retried, after), copies, sent)
