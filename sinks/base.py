@@ -20,8 +20,11 @@ from core.models import Envelope
 class Sink(Protocol):
     async def publish(self, envelopes: Sequence[Envelope]) -> None: ...
 
-    async def already_published(self, envelopes: Sequence[Envelope]) -> set[str] | None:
-        """The ids of ``envelopes`` that are at the destination already (bounded in time)."""
+    async def already_published(
+        self, envelopes: Sequence[Envelope], *, since: float | None = None
+    ) -> set[str] | None:
+        """The ids of ``envelopes`` that are at the destination already (bounded in time);
+        ``since``: a wall-clock time before which none of them was sent (None: not known)."""
         ...
 
     async def close(self) -> None: ...

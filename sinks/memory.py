@@ -19,7 +19,9 @@ class MemorySink:
             raise SinkUnavailable("memory sink set to fail", reason="test_failure")
         self.envelopes.extend(envelopes)
 
-    async def already_published(self, envelopes: Sequence[Envelope]) -> set[str] | None:
+    async def already_published(
+        self, envelopes: Sequence[Envelope], *, since: float | None = None
+    ) -> set[str] | None:
         if self.failing:
             raise SinkUnavailable("memory sink set to fail", reason="test_failure")
         kept = {e.id for e in self.envelopes}

@@ -20,6 +20,7 @@ caller's to say (``ProgressFile.open``'s ``start``).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -63,11 +64,16 @@ class Progress:
     unchecked_resends: int = 0
     """Batches sent again after an interruption without the sink saying what it had of them
     already (its stream gone, or too slow to read): each may have put copies on the broker."""
+    confirmed_at: float = 0.0
+    """When the cursor last moved (wall clock; 0: not known): what lies after the cursor was
+    sent after it if at all, or within the publish timeout before it (the rest of a batch
+    confirmed in part): ``Sink.already_published``'s ``since``."""
 
     def confirmed(self, seq: int, providers: Mapping[str, int], seconds: float | None) -> None:
         """Events up to ``seq`` are confirmed (``providers``: how many each); ``seconds``: the
         batch's confirm time, if it was confirmed whole."""
         self.cursor = max(self.cursor, seq)
+        self.confirmed_at = time.time()
         for provider, count in providers.items():
             self.forwarded[provider] = self.forwarded.get(provider, 0) + count
         if seconds is not None:
@@ -87,6 +93,7 @@ class Progress:
                 "broker_connected": self.broker_connected,
                 "index_connected": self.index_connected,
                 "unchecked_resends": self.unchecked_resends,
+                "confirmed_at": self.confirmed_at,
             }
         )
 
@@ -101,6 +108,7 @@ class Progress:
         progress.broker_connected = bool(doc.get("broker_connected", False))
         progress.index_connected = bool(doc.get("index_connected", False))
         progress.unchecked_resends = int(doc.get("unchecked_resends", 0))
+        progress.confirmed_at = float(doc.get("confirmed_at", 0.0))
         return progress
 
 

@@ -25,10 +25,12 @@ before a consumer could attach was lost, none after).
 
 What reached the exchange, the stream tells (:meth:`RabbitMQSink.already_published`): before
 publishing again what it had in flight, after a start (a crash, the broker staying up), the
-forwarder asks which of those events are there already, and the sink reads the stream's last
-``lookback`` offsets (``sinks.stream``), once ready (the stream is up then: what it routed before
-is in it). Bounded in time (``check_timeout``): a broker too slow, or a stream an operator
-deleted, gives no answer (None), and the forwarder publishes, accepting copies.
+forwarder asks which of those events are there already, and the sink reads what the stream took
+since the forwarder's last confirm (other hubs may publish any number meanwhile), or its last
+``lookback`` offsets when that time is not known (``sinks.stream``), once ready (the stream is up
+then: what it routed before is in it). Bounded in time (``check_timeout``): a broker too slow, or
+a stream an operator deleted, gives no answer (None), and the forwarder publishes, accepting
+copies.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +78,11 @@ STREAM_POLL_INTERVAL = 0.1
 TAIL_FIRST_WAIT = 1.0
 """Seconds :meth:`RabbitMQSink.already_published` waits for the stream's last chunk (sent at once
 when there is one): what an empty stream costs each time it is asked."""
+
+
+SINCE_SLACK = 2.0
+"""Seconds read before :meth:`RabbitMQSink.already_published`'s ``since``: the interval's whole
+seconds, the clocks of two hosts (a replica restarted elsewhere)."""
 
 
 def unrouted_name(exchange: str) -> str:
@@ -328,10 +336,15 @@ class RabbitMQSink:
         assert isinstance(error, BaseException)
         raise SinkUnavailable(_describe(error), reason=_reason(error), done=done) from error
 
-    async def already_published(self, envelopes: Sequence[Envelope]) -> set[str] | None:
-        """The ids of ``envelopes`` already on the exchange, read in the stream's last
-        ``lookback`` offsets (or as many as ``envelopes``, if more): a message whose confirm never
-        came back is there all the same. Empty without a stream (nothing to read: they are sent
+    async def already_published(
+        self, envelopes: Sequence[Envelope], *, since: float | None = None
+    ) -> set[str] | None:
+        """The ids of ``envelopes`` already on the exchange: a message whose confirm never came
+        back is there all the same. Read in what the stream took since ``since`` (the
+        forwarder's last confirm; less the publish timeout and :data:`SINCE_SLACK`): other
+        hubs on the exchange may have written any number of messages after these meanwhile;
+        without ``since``, in the stream's last ``lookback`` offsets (or as many as
+        ``envelopes``, if more). Empty without a stream (nothing to read: they are sent
         again). None when it cannot tell: the stream is gone (said once), or the broker did not
         answer within ``check_timeout`` (said each time). A lost connection raises
         :class:`SinkUnavailable`, to be asked again once ready."""
@@ -352,7 +365,13 @@ class RabbitMQSink:
                         log.warning("stream %s not found: events are sent again unchecked", name)
                         self._said_gone = True
                     return None
-                seen = await stream_reading.tail_ids(stream, window, first_wait=TAIL_FIRST_WAIT)
+                if since is None:
+                    seen = await stream_reading.tail_ids(stream, window, first_wait=TAIL_FIRST_WAIT)
+                else:
+                    seconds = time.time() - since + self.publish_timeout + SINCE_SLACK
+                    seen = await stream_reading.ids_since(
+                        stream, seconds, first_wait=TAIL_FIRST_WAIT
+                    )
         except (TimeoutError, stream_reading.StreamStalled):
             log.warning(
                 "stream %s not read within %g s: %d events sent again unchecked",

@@ -8,14 +8,15 @@ offset up to that one. A broker that stops sending before that offset raises
 :class:`StreamStalled`. Nothing reads the whole stream: each reading is given its window.
 
 Two users: ``hub tail`` (``hub.cli.broker``: the last N events matching a pattern, :func:`history`)
-and the RabbitMQ sink (:func:`tail_ids`: which of the events the forwarder had in flight before a
-crash or a lost connection are on the exchange already).
+and the RabbitMQ sink (:func:`tail_ids`, :func:`ids_since`: which of the events the forwarder had
+in flight before a crash or a lost connection are on the exchange already).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
@@ -157,6 +158,32 @@ async def tail_ids(
             seen.add(message.message_id)
 
     await scan(stream, max(end - window + 1, 0), end, keep)
+    return seen
+
+
+async def ids_since(
+    stream: AbstractQueue, seconds: float, *, first_wait: float = FIRST_WAIT
+) -> set[str]:
+    """The message ids of what the stream took in the last ``seconds`` (rounded up to whole
+    seconds, by the broker's clock: its ``x-stream-offset`` interval; and the chunk it starts
+    in), up to its last offset now; empty when it took nothing then. However many other
+    publishers (other hubs) wrote meanwhile: the window is one of time, not of offsets."""
+    end = await last_offset(stream, first_wait=first_wait)
+    if end is None:
+        return set()
+    seen: set[str] = set()
+    async with reading(stream, f"{max(math.ceil(seconds), 1)}s") as inbox:
+        try:  # sent at once if it took any since; else the reading waits for the next one
+            async with asyncio.timeout(first_wait):
+                message = await inbox.get()
+        except TimeoutError:
+            return seen
+        while (offset := offset_of(message)) <= end:
+            if message.message_id is not None:
+                seen.add(message.message_id)
+            if offset == end:
+                break
+            message = await _next(inbox)
     return seen
 
 

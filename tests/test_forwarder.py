@@ -236,7 +236,9 @@ class LostConfirmsSink(MemorySink):
 class BlindSink(MemorySink):
     """A sink that cannot tell what it has (its stream gone, or too slow to read)."""
 
-    async def already_published(self, envelopes: Sequence[Envelope]) -> set[str] | None:
+    async def already_published(
+        self, envelopes: Sequence[Envelope], *, since: float | None = None
+    ) -> set[str] | None:
         return None
 
 

@@ -1,21 +1,41 @@
-"""Two real hubs (``hub serve``, each on its own data directory, without a broker) on one
-shared index (``HUB_INDEX_URL``, a throwaway PostgreSQL): a provider's retry sent to the other
-replica is one event in the shared index and in the counts.
+"""Two real hubs (``hub serve``, each on its own data directory) on one shared index
+(``HUB_INDEX_URL``, a throwaway PostgreSQL): a provider's retry sent to the other replica is one
+event in the shared index, in the counts and, with a broker (``tests.replicas``), on the
+exchange; the same callbacks sent to both at once too.
 
-What issue 19 asks beyond (one RabbitMQ, PostgreSQL stopped under load, a replica SIGKILLed
-mid-stream, the console of one replica finding what the other took) builds on this."""
+Faults (PostgreSQL stopped under load, a replica SIGKILLed mid-stream): ``test_replicas_faults``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import urllib.request
 
+import pytest
+
 from tests.harness.hubproc import HubProcess
-from tests.support import DLR, dlr_query, metric, sql, wait_until
+from tests.replicas import check_once, replicas_fixture  # noqa: F401 - the fixture
+from tests.support import (
+    DLR,
+    Results,
+    dlr_query,
+    eventually,
+    journaled,
+    metric,
+    sql,
+    stream,
+    wait_until,
+)
+from tests.test_durability import scrape
 
 
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as answer:
         return answer.read().decode()
+
+
+async def forwarded(hub: HubProcess, count: int) -> bool:
+    return await scrape(hub, "hub_forwarded_events_total", provider="isendpro") == count
 
 
 def test_a_retry_sent_to_the_other_replica_is_one_event(postgres, database, tmp_path) -> None:
@@ -53,3 +73,60 @@ def test_a_retry_sent_to_the_other_replica_is_one_event(postgres, database, tmp_
     logs = {hub: hub.log_file.read_text() for hub in (a, b)}
     assert any("shared index: schema migrated" in log for log in logs.values())  # the workers'
     assert not any("s3cret" in log for log in logs.values())
+
+
+# -- with a broker: one event on the exchange ---------------------------------------------------
+
+
+@pytest.mark.broker
+async def test_a_retry_sent_to_the_other_replica_is_one_event_on_the_exchange(replicas) -> None:
+    """The same callback sent to replica A, published, then to replica B (the provider's retry,
+    elsewhere): one event on the exchange (a queue bound to '#'), one row in the shared index
+    not marked duplicate, one in the counts (``hub_events_total`` over both ``/metrics``); B
+    counts a duplicate."""
+    labels = {"provider": "isendpro", "kind": "delivery", "state": "delivered"}
+    async with asyncio.timeout(120):
+        first = await stream(replicas.a.url, range(1), Results())
+        await eventually(lambda: forwarded(replicas.a, 1))
+        again = await stream(replicas.b.url, range(1), Results())
+
+        async def recognized() -> bool:
+            return await scrape(replicas.b, "hub_duplicate_events_total", provider="isendpro") == 1
+
+        await eventually(recognized)
+        await replicas.caught_up()
+        counted = await replicas.total("hub_events_total", **labels)
+        published = await replicas.total("hub_forwarded_events_total", provider="isendpro")
+        await replicas.stop()
+        copies = await replicas.on_exchange()
+    assert first.acked == again.acked == {0}
+    assert counted == 1
+    assert published == 1
+    check_once(replicas, {0}, copies, {0})
+    assert replicas.index() == {0: (1, 2)}  # B's copy recorded, as a duplicate
+
+
+@pytest.mark.broker
+async def test_the_same_callbacks_sent_to_both_replicas_at_once_are_each_one_event(
+    replicas,
+) -> None:
+    """200 callbacks, each sent to A and to B at the same time (both workers record the same
+    ids in their batches together; the claims decide): each callback is one event on the
+    exchange, once not a duplicate in the shared index, and counted once over both
+    replicas."""
+    ids = range(200)
+    async with asyncio.timeout(120):
+        sent = await asyncio.gather(
+            *(stream(hub.url, ids, Results(), in_flight=8) for hub in replicas.both)
+        )
+        await replicas.caught_up()
+        counted = await replicas.total("hub_events_total", provider="isendpro")
+        duplicates = await replicas.total("hub_duplicate_events_total", provider="isendpro")
+        await replicas.stop()
+        copies = await replicas.on_exchange()
+    assert [r.acked for r in sent] == [set(ids), set(ids)]
+    journal = check_once(replicas, set(ids), copies, set(ids))
+    assert (counted, duplicates) == (200, 200)
+    # both took some first (not a test of the claims if one replica always wins)
+    a_first = journaled(replicas.a.data_dir).keys()
+    assert 0 < len(a_first) < len(journal), f"A first for {len(a_first)} of {len(journal)}"

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 
 import aio_pika
@@ -85,6 +86,36 @@ async def test_it_reads_back_at_least_as_far_as_it_is_asked(sink) -> None:
     sent = envelopes(1, 40)
     await publish_in_batches(sink, sent, 4)
     assert await sink.already_published(sent) == {e.id for e in sent}
+
+
+async def test_since_the_last_confirm_it_reads_past_what_other_hubs_wrote_after(sink) -> None:
+    """The batch in flight (5 events), then 100 of another hub on the same exchange (5 times the
+    lookback of 20): by offsets alone the 5 are out of the window; asked with the time of the
+    forwarder's last confirm, the sink finds them."""
+    confirmed_at = time.time()
+    in_flight = envelopes(1, 5)
+    await sink.publish(in_flight)
+    await publish_in_batches(sink, envelopes(100, 100), 10)
+    assert await sink.already_published(in_flight) == set()
+    found = await sink.already_published(in_flight, since=confirmed_at)
+    assert found == {e.id for e in in_flight}
+
+
+async def test_a_stream_quiet_since_then_is_read_at_once(sink, rabbit, exchange_name) -> None:
+    """Nothing taken in the interval asked about: an empty answer at once (not a wait for the
+    next message, nor a stall)."""
+    await sink.publish(envelopes(1, 3))
+    published = time.monotonic()
+    async with (
+        await aio_pika.connect(rabbit.url) as connection,
+        stream_reading.opened(connection, stream_name(exchange_name)) as stream,
+    ):
+        assert stream is not None
+        await asyncio.sleep(3)  # the interval's length, past: not a wait for a condition
+        started_at = time.monotonic()
+        assert await stream_reading.ids_since(stream, time.monotonic() - published - 1.5) == set()
+        assert time.monotonic() - started_at < stream_reading.STALL
+        assert len(await stream_reading.ids_since(stream, 60)) == 3
 
 
 async def test_without_a_stream_nothing_is_read(rabbit, exchange_name) -> None:

@@ -188,7 +188,8 @@ class Rounds:
     async def _not_yet_published(self, rows: list[Stored]) -> list[Stored]:
         """``rows`` but those the sink has already (raises ``SinkUnavailable``: ask again)."""
         assert self.sink is not None
-        found = await self.sink.already_published([r.envelope for r in rows])
+        since = self.progress.confirmed_at or None  # (other hubs publish meanwhile)
+        found = await self.sink.already_published([r.envelope for r in rows], since=since)
         self._unsure = False
         if found is None:  # the sink could not tell (and said why): copies are possible
             self.progress.unchecked_resends += 1

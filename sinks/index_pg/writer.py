@@ -118,6 +118,11 @@ class SharedIndex:
             max_size=2,
             open=False,
             timeout=timeout,
+            # The pool's own attempts to reconnect back off (1, 2, 4... s): for 5 minutes by
+            # default, the next attempt could come minutes after the database is back. Given up
+            # after ``timeout``, the next batch starts a fresh one at once (each batch waits
+            # ``timeout`` at most: the worker's retry loop is the one that lasts).
+            reconnect_timeout=timeout,
             check=ConnectionPool.check_connection,
             name="shared-index",
             kwargs={
