@@ -21,8 +21,11 @@ from sinks.progress import Progress
 log = logging.getLogger("hub.forwarder")  # one logger for the worker, whichever part speaks
 
 RESEND_LOOKBACK_BATCHES = 2
-"""How many batches back the sink looks for what it has already (``lookback``, in messages): one
-batch is in flight at a time; the second covers other hubs publishing on the same exchange."""
+"""How many batches back the sink looks for what it has already (``lookback``, in messages)
+when it cannot read since the last confirm (a progress file of an earlier hub, without
+``confirmed_at``): one batch is in flight at a time. Other hubs publishing on the same exchange
+meanwhile can push it past that window (``tests/test_replicas_faults.py`` saw it): the read
+since the last confirm is what holds then."""
 
 
 class Rounds:
