@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +66,24 @@ def current(timeline: Sequence[S]) -> S | None:
     deliveries = [s for s in timeline if s.kind == "delivery"] or list(timeline)
     finals = [s for s in deliveries if s.final] or deliveries
     return finals[-1] if finals else None
+
+
+@dataclass(frozen=True, slots=True)
+class Message(Generic[S]):
+    """A message (provider and provider's message id) as an index knows it, its steps of that
+    index's kind (``sinks.index.Step``, ``sinks.index_pg.Step``)."""
+
+    provider: str
+    message_id: str
+    timeline: list[S]
+    """Its events in the provider's time (then arrival order)."""
+    replies: list[S]
+    """Events answering it (their ``related_message_id`` is its id), in the provider's time."""
+    answers: str | None
+    """For a reply: the provider's id of the message it answers."""
+
+    @property
+    def current(self) -> S | None:
+        """Its state now (:func:`current`: a final state is never replaced by a later one that
+        is not)."""
+        return current(self.timeline)

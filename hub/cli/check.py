@@ -117,46 +117,55 @@ def _endpoint(
     return Result(False, f"{name}: HEAD answered {answer.status} {answer.reason}, not 200")
 
 
-_BROKER = re.compile(rb"^hub_broker_connected (\S+)$", re.MULTILINE)
+@dataclass(frozen=True)
+class Link:
+    """A connection of the hub's that a gauge of its ``/metrics`` says up (1) or down (0)."""
+
+    what: str
+    gauge: str
+    setting: str
+    none: str
+    """What it means that the hub exports no such gauge (none configured there)."""
+    down: str
+
+
+BROKER = Link(
+    "broker",
+    "hub_broker_connected",
+    "HUB_RABBITMQ_URL",
+    "events stay in the journal",
+    "not connected",
+)
+SHARED_INDEX = Link(
+    "shared index",
+    "hub_shared_index_connected",
+    "HUB_INDEX_URL",
+    "this hub's own index alone",
+    "not reachable",
+)
 
 
 def _broker(settings: Settings, base: str, timeout: float) -> Result:
-    try:
-        answer = remote.fetch(base, "/metrics", timeout)
-    except remote.Unreachable as exc:
-        return Result(False, f"broker: {exc}")
-    if answer.status != 200:
-        return Result(False, f"broker: /metrics answered {answer.status}")
-    found = _BROKER.search(answer.body)
-    if found is None:
-        if settings.rabbitmq_url:
-            return Result(False, "broker: HUB_RABBITMQ_URL is set here, the hub has no broker")
-        return Result(True, "broker: none (events stay in the journal)")
-    if float(found.group(1)) == 1:
-        return Result(True, "broker: connected (hub_broker_connected 1)")
-    return Result(
-        False, "broker: not connected (hub_broker_connected 0); events wait in the journal"
-    )
-
-
-_SHARED_INDEX = re.compile(rb"^hub_shared_index_connected (\S+)$", re.MULTILINE)
+    return _link(BROKER, bool(settings.rabbitmq_url), base, timeout)
 
 
 def _shared_index(settings: Settings, base: str, timeout: float) -> Result:
+    return _link(SHARED_INDEX, settings.index_url is not None, base, timeout)
+
+
+def _link(link: Link, configured_here: bool, base: str, timeout: float) -> Result:
+    """``link`` as the hub's gauge says it, against whether it is configured here."""
     try:
         answer = remote.fetch(base, "/metrics", timeout)
     except remote.Unreachable as exc:
-        return Result(False, f"shared index: {exc}")
+        return Result(False, f"{link.what}: {exc}")
     if answer.status != 200:
-        return Result(False, f"shared index: /metrics answered {answer.status}")
-    found = _SHARED_INDEX.search(answer.body)
+        return Result(False, f"{link.what}: /metrics answered {answer.status}")
+    found = re.search(rb"^" + link.gauge.encode() + rb" (\S+)$", answer.body, re.MULTILINE)
     if found is None:
-        if settings.index_url is not None:
-            return Result(False, "shared index: HUB_INDEX_URL is set here, the hub has none")
-        return Result(True, "shared index: none (this hub's own index alone)")
+        if configured_here:
+            return Result(False, f"{link.what}: {link.setting} is set here, the hub has none")
+        return Result(True, f"{link.what}: none ({link.none})")
     if float(found.group(1)) == 1:
-        return Result(True, "shared index: connected (hub_shared_index_connected 1)")
-    return Result(
-        False,
-        "shared index: not reachable (hub_shared_index_connected 0); events wait in the journal",
-    )
+        return Result(True, f"{link.what}: connected ({link.gauge} 1)")
+    return Result(False, f"{link.what}: {link.down} ({link.gauge} 0); events wait in the journal")

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sinks import lookups
 from sinks.index.schema import INDEX_FILE, VERSION, read_only, version
-from sinks.lookups import Filters, current
+from sinks.lookups import Filters
 
 TIMELINE_LIMIT = 1000
 """Events read of one message's timeline, and of its replies (the oldest ones)."""
@@ -57,24 +58,10 @@ class Step:
     message_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A message (provider and provider's message id) as the read model knows it."""
-
-    provider: str
-    message_id: str
-    timeline: list[Step]
-    """Its events in the provider's time (then arrival order)."""
-    replies: list[Step]
-    """Events answering it (their ``related_message_id`` is its id), in the provider's time."""
-    answers: str | None
-    """For a reply: the provider's id of the message it answers."""
-
-    @property
-    def current(self) -> Step | None:
-        """Its state now (``sinks.lookups.current``: a final state is never replaced by a
-        later one that is not)."""
-        return current(self.timeline)
+Message = lookups.Message[Step]
+"""A message as the read model knows it (``sinks.lookups.Message``; made by
+its class, not this alias: a frozen dataclass with slots refuses the alias's
+``__orig_class__``)."""
 
 
 _STEP = "SELECT seq, time, received_at, kind, state, final, failure, message_id FROM indexed"
@@ -217,7 +204,7 @@ class Reader:
             " AND duplicate = 0 AND related_message_id IS NOT NULL LIMIT 1",
             (message_id, provider),
         ).fetchone() or (None,)
-        return Message(provider, message_id, timeline, replies, answers)
+        return lookups.Message(provider, message_id, timeline, replies, answers)
 
     def _steps(self, condition: str, params: tuple[str, ...]) -> list[Step]:
         assert self._conn is not None

@@ -69,6 +69,8 @@ check``, the hub staying ready as during a broker outage (events wait in the jou
 - ``migrate``: the schema, brought to this version at start (alembic);
 - ``writer``: :class:`SharedIndex`, the worker's batches (a pool of psycopg connections);
 - ``reading``: :class:`SharedReading`, the lookups' own pool (the hub's serve process);
+- ``pool``: the two pools made alike (every wait bounded by ``HUB_INDEX_TIMEOUT``), a driver's
+  error in one line;
 - ``queries``: the read model's lookups of every replica's events (``search``, ``message``).
 """
 

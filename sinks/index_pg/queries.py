@@ -11,13 +11,13 @@ row carries its body (the other replicas cannot read its journal)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import psycopg
 
-from sinks.lookups import Filters, Party, current
+from sinks import lookups
+from sinks.lookups import Filters, Party
 
 __all__ = [
     "TIMELINE_LIMIT",
@@ -62,23 +62,10 @@ class Step(NamedTuple):
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A message (provider and provider's message id) as the shared index knows it."""
-
-    provider: str
-    message_id: str
-    timeline: list[Step]
-    """Its events in the provider's time (then ``n``)."""
-    replies: list[Step]
-    """Events answering it (their ``related_message_id`` is its id), in the provider's time."""
-    answers: str | None
-    """For a reply: the provider's id of the message it answers."""
-
-    @property
-    def current(self) -> Step | None:
-        """Its state now (``sinks.lookups.current``)."""
-        return current(self.timeline)
+Message = lookups.Message[Step]
+"""A message as the shared index knows it (``sinks.lookups.Message``; made by
+its class, not this alias: a frozen dataclass with slots refuses the alias's
+``__orig_class__``)."""
 
 
 _COLUMNS = "n, replica, seq, received_at, body"
@@ -140,7 +127,7 @@ def message(conn: psycopg.Connection[Any], provider: str, message_id: str) -> Me
         " AND NOT duplicate AND related_message_id IS NOT NULL LIMIT 1",
         key,
     )
-    return Message(provider, message_id, timeline, replies, rows[0][0] if rows else None)
+    return lookups.Message(provider, message_id, timeline, replies, rows[0][0] if rows else None)
 
 
 def by_message(

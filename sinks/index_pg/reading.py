@@ -10,10 +10,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
 
 from core.errors import IndexUnavailable
-from sinks.index_pg.writer import _short
+from sinks.index_pg.pool import pool, short
 
 __all__ = ["READERS", "SharedReading"]
 
@@ -27,24 +26,15 @@ class SharedReading:
     :meth:`close`."""
 
     def __init__(self, url: str, *, timeout: float = 10.0, size: int = READERS) -> None:
-        self._pool = ConnectionPool(
+        self._pool = pool(
             url,
+            name="shared-index-reads",
+            timeout=timeout,
             min_size=0,
             max_size=size,
-            open=False,
-            timeout=timeout,
-            max_idle=300,
-            check=ConnectionPool.check_connection,
-            name="shared-index-reads",
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": max(1, int(timeout)),
-                "application_name": "callback-hub (lookups)",
-                "options": (
-                    "-c default_transaction_read_only=on"
-                    f" -c statement_timeout={int(timeout * 1000)}"
-                ),
-            },
+            options="-c default_transaction_read_only=on",
+            autocommit=True,
+            application_name="callback-hub (lookups)",
         )
 
     def open(self) -> None:
@@ -63,4 +53,4 @@ class SharedReading:
             with self._pool.connection() as conn:
                 yield conn
         except (psycopg.Error, TimeoutError) as exc:
-            raise IndexUnavailable(_short(exc)) from None
+            raise IndexUnavailable(short(exc)) from None

@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import psycopg
-from psycopg_pool import ConnectionPool
 
 from core.errors import IndexUnavailable
 from sinks.index_pg.migrate import NewerSchema, upgrade
+from sinks.index_pg.pool import pool, short
 
 __all__ = ["IndexUnavailable", "Record", "SharedIndex"]
 
@@ -112,25 +112,15 @@ class SharedIndex:
         self._url = url
         self._timeout = timeout
         self._migrated = False
-        self._pool = ConnectionPool(
+        # a statement never holds the worker for long (a lock, a stalled server); a database
+        # back is reached again within ``timeout`` (``pool.pool``)
+        self._pool = pool(
             url,
+            name="shared-index",
+            timeout=timeout,
             min_size=1,
             max_size=2,
-            open=False,
-            timeout=timeout,
-            # The pool's own attempts to reconnect back off (1, 2, 4... s): for 5 minutes by
-            # default, the next attempt could come minutes after the database is back. Given up
-            # after ``timeout``, the next batch starts a fresh one at once (each batch waits
-            # ``timeout`` at most: the worker's retry loop is the one that lasts).
-            reconnect_timeout=timeout,
-            check=ConnectionPool.check_connection,
-            name="shared-index",
-            kwargs={
-                "connect_timeout": max(1, int(timeout)),
-                "application_name": "callback-hub",
-                # a statement never holds the worker for long (a lock, a stalled server)
-                "options": f"-c statement_timeout={int(timeout * 1000)}",
-            },
+            application_name="callback-hub",
         )
 
     def open(self) -> None:
@@ -147,11 +137,11 @@ class SharedIndex:
             with self._pool.connection() as conn:
                 yield conn
         except (psycopg.OperationalError, psycopg.errors.QueryCanceled) as exc:
-            raise IndexUnavailable(_short(exc)) from None
+            raise IndexUnavailable(short(exc)) from None
         except psycopg.errors.DeadlockDetected as exc:  # (claims are taken in order: a bug)
-            raise IndexUnavailable(_short(exc)) from None
+            raise IndexUnavailable(short(exc)) from None
         except TimeoutError as exc:  # the pool's: no connection within the timeout
-            raise IndexUnavailable(_short(exc)) from None
+            raise IndexUnavailable(short(exc)) from None
 
     def migrate(self) -> None:
         """The schema at this hub's version (done once; every batch waits for it). A schema
@@ -162,13 +152,13 @@ class SharedIndex:
         try:
             found = upgrade(self._url, connect_timeout=max(1, int(self._timeout)))
         except psycopg.OperationalError as exc:
-            raise IndexUnavailable(_short(exc)) from None
+            raise IndexUnavailable(short(exc)) from None
         except NewerSchema as exc:  # a rolling upgrade: this replica's turn comes
             raise IndexUnavailable(f"{exc}: waiting for this replica's upgrade") from None
         except Exception as exc:  # SQLAlchemy wraps the driver's errors
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, psycopg.OperationalError):
-                raise IndexUnavailable(_short(cause)) from None
+                raise IndexUnavailable(short(cause)) from None
             raise
         self._migrated = True
         if found is not None:
@@ -296,9 +286,3 @@ def _text(value: Any) -> str | None:
         return None
     text = str(value)
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
-
-
-def _short(exc: BaseException) -> str:
-    """The first line of a driver's error (never the URL: libpq's messages name the host and
-    port only)."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
