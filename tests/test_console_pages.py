@@ -5,7 +5,7 @@ filter applied, the bound, cells a spreadsheet would read as formulas made text)
 timeline, replies and documents, the overview's plot and status, and the quarantine's list
 filtered and replaying all that a filter matches as a background job.
 
-The events and message pages run on both read models (``index_backend``): this hub's own
+The events and message pages and the overview's plot run on both read models (``index_backend``): this hub's own
 index, and the shared index on a throwaway PostgreSQL (``HUB_INDEX_URL``)."""
 
 from __future__ import annotations
@@ -264,21 +264,24 @@ async def test_a_message_s_timeline_reply_and_documents(
     await page(client, "/console/messages/nobody/42", 404)
 
 
-async def test_the_overview_plots_the_last_hour(aiohttp_client, tmp_path) -> None:
+async def test_the_overview_plots_the_last_hour(aiohttp_client, tmp_path, index_backend) -> None:
     now = datetime.now(UTC)
     data_dir = tmp_path / "data"
     await asyncio.to_thread(
-        write_journal,
-        data_dir,
-        [
-            made(1, received=now - timedelta(minutes=10)),
-            made(2, received=now - timedelta(minutes=10), state=State.FAILED),
-            made(3, received=now - timedelta(minutes=2), provider=Provider.DMC),
-            made(4, received=now - timedelta(hours=3)),  # before the hour: not counted
-        ],
+        partial(
+            write_journal,
+            data_dir,
+            [
+                made(1, received=now - timedelta(minutes=10)),
+                made(2, received=now - timedelta(minutes=10), state=State.FAILED),
+                made(3, received=now - timedelta(minutes=2), provider=Provider.DMC),
+                made(4, received=now - timedelta(hours=3)),  # before the hour: not counted
+            ],
+            **index_backend,
+        )
     )
     await keep_refused(data_dir, query=SEED_DLR)
-    client = await aiohttp_client(hub(data_dir))
+    client = await aiohttp_client(hub(data_dir, index_backend))
     answer = await client.get("/console/", headers=OPERATOR, allow_redirects=False)
     assert answer.headers["Location"] == "/console/overview"
     text = await page(client, "/console/overview")

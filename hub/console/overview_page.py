@@ -1,26 +1,23 @@
 """The console's overview (``/console/overview``, where ``/console/`` leads): events per minute
 over the last hour by provider and state (a plot drawn on the server, inline SVG: no script,
-nothing external), from the worker's index; and the hub's status as ``GET /api/v1/status``
+nothing external), from the read model (the worker's counts by minute; with ``HUB_INDEX_URL``,
+every replica's events in the shared index); and the hub's status as ``GET /api/v1/status``
 computes it (``hub.api.status.current``): backlog and its age, the quarantine, the broker, the
 shared index (with ``HUB_INDEX_URL``: reached or not, the events waiting for it), the journal
 and the worker, the callbacks' rate."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from aiohttp import web
 
-from hub import offloop
 from hub.api import status
 from hub.console.render import render
+from hub.readmodel import READ_MODEL, Minute, Unavailable
 from hub.settings import Settings
-from sinks import index
-from sinks.index import NotReady
 
 MINUTES = 60
 """The plot's span: the last hour, the current minute included."""
@@ -59,10 +56,8 @@ def group_of(state: str) -> str:
     return "good" if state in GOOD else "bad" if state in BAD else "other"
 
 
-def per_minute(data_dir: Path, start: int, end: int) -> list[Provider]:
-    """Each provider's counts over [``start``, ``end``), from the index."""
-    with index.reading(data_dir) as reader:
-        rows = reader.per_minute(start, end)
+def per_provider(rows: list[Minute], start: int) -> list[Provider]:
+    """Each provider's counts by minute from ``start`` (the read model's rows)."""
     found: dict[str, Provider] = {}
     for minute, provider, state, count in rows:
         p = found.setdefault(provider, Provider(provider))
@@ -95,10 +90,9 @@ async def overview(request: web.Request) -> web.Response:
     error = ""
     providers: list[Provider] = []
     try:
-        data_dir = request.app[SETTINGS].data_dir
-        providers = await offloop.read(per_minute, data_dir, start, end)
-    except (NotReady, sqlite3.Error):
-        error = "The index is being upgraded, or cannot be read: no counts for now."
+        providers = per_provider(await request.app[READ_MODEL].per_minute(start, end), start)
+    except Unavailable as exc:
+        error = f"No counts for now. {exc}."
     top = max((sum(g.values()) for p in providers for g in p.minutes.values()), default=0)
     now = await status.current(request.app, request.app[SETTINGS])
     return render(

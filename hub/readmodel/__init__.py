@@ -36,6 +36,7 @@ from hub.readmodel.views import (
     Listing,
     MessageRef,
     MessageView,
+    Minute,
     TimelineEntry,
     Unavailable,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "Listing",
     "MessageRef",
     "MessageView",
+    "Minute",
     "ReadModel",
     "TimelineEntry",
     "Unavailable",
@@ -69,6 +71,10 @@ class ReadModel(Protocol):
 
     async def message(self, provider: str, message_id: str) -> MessageView[msgspec.Raw] | None:
         """One message (None: no event of it nor reply to it)."""
+
+    async def per_minute(self, since: int, until: int) -> list[Minute]:
+        """Events received in the minutes of [``since``, ``until``) (epoch seconds, whole
+        minutes) counted by minute, provider and state, oldest first (the overview's plot)."""
 
 
 READ_MODEL = web.AppKey("read_model", ReadModel)

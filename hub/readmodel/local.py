@@ -23,6 +23,7 @@ from hub.readmodel.views import (
     EventItem,
     Listing,
     MessageView,
+    Minute,
     Step,
     Unavailable,
     message_view,
@@ -51,6 +52,9 @@ class LocalReadModel:
     async def message(self, provider: str, message_id: str) -> MessageView[msgspec.Raw] | None:
         return await self._read(message, provider, message_id)
 
+    async def per_minute(self, since: int, until: int) -> list[Minute]:
+        return await self._read(per_minute, since, until)
+
     async def _read(
         self, read: Callable[Concatenate[Path, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
@@ -76,6 +80,12 @@ def events(data_dir: Path, query: Query) -> Listing:
     ]
     next_cursor = cursor_of(hits[-1].seq) if more else None
     return Listing(items, next_cursor, hits[0].seq if hits else None)
+
+
+def per_minute(data_dir: Path, since: int, until: int) -> list[Minute]:
+    """The worker's counts by minute (``sinks.index``'s ``minutes``)."""
+    with index.reading(data_dir) as reader:
+        return reader.per_minute(since, until)
 
 
 def message(data_dir: Path, provider: str, message_id: str) -> MessageView[msgspec.Raw] | None:

@@ -29,6 +29,7 @@ from hub.readmodel.views import (
     EventItem,
     Listing,
     MessageView,
+    Minute,
     Step,
     Unavailable,
     message_view,
@@ -65,6 +66,9 @@ class SharedReadModel:
 
     async def message(self, provider: str, message_id: str) -> MessageView[msgspec.Raw] | None:
         return await self._read(partial(_message, provider=provider, message_id=message_id))
+
+    async def per_minute(self, since: int, until: int) -> list[Minute]:
+        return await self._read(partial(queries.per_minute, since=since, until=until))
 
     async def _read(self, read: Callable[[psycopg.Connection[Any]], T]) -> T:
         def run() -> T:

@@ -78,6 +78,11 @@ class TimelineEntry(msgspec.Struct, Generic[E], frozen=True):
     event: E
 
 
+Minute = tuple[int, str, str, int]
+"""Events counted in a minute: ``(minute, provider, state, count)``, the minute's start in
+epoch seconds."""
+
+
 class MessageRef(msgspec.Struct, frozen=True):
     """Another message: the one a reply answers (its state, when the hub has its events)."""
 

@@ -217,3 +217,21 @@ def _rows(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> lis
 def _found(row: tuple[Any, ...]) -> Found:
     n, replica, seq, received_at, body = row
     return Found(int(n), str(replica), int(seq), received_at, bytes(body))
+
+
+def per_minute(
+    conn: psycopg.Connection[Any], *, since: int, until: int
+) -> list[tuple[int, str, str, int]]:
+    """Every replica's events received in the minutes of [``since``, ``until``) (epoch
+    seconds, whole minutes), duplicates left out, counted by minute, provider and state:
+    ``(minute, provider, state, count)``, oldest first. On the index of reception times: the
+    cost is the range's events (an hour's, for the overview), bounded by the statement's
+    timeout (``HUB_INDEX_TIMEOUT``)."""
+    rows = conn.execute(
+        "SELECT (floor(extract(epoch FROM received_at) / 60) * 60)::bigint AS minute,"
+        " provider, state, count(*) FROM events"
+        " WHERE received_at >= to_timestamp(%s) AND received_at < to_timestamp(%s)"
+        " AND NOT duplicate GROUP BY 1, 2, 3 ORDER BY 1",
+        (since // 60 * 60, until // 60 * 60),
+    ).fetchall()
+    return [(int(m), str(p), str(s), int(n)) for m, p, s, n in rows]
