@@ -348,7 +348,7 @@ class Journal:
     ) -> None:
         """On the loop, once the writer thread is through with a batch."""
         self._committing = None
-        if done.cancelled():  # the executor was shut down (closing)
+        if done.cancelled():  # (nobody cancels a commit today: its batch is settled anyway)
             settle(batch, failed(batch, "journal is closed", "journal_closed"))
             return
         if (exc := done.exception()) is not None:
