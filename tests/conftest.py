@@ -17,6 +17,7 @@ from hypothesis import settings as hypothesis_settings
 from playwright.async_api import Browser, Playwright, async_playwright
 
 from hub.settings import Settings
+from sinks.journal import Journal
 from tests.harness.browser import CHROMIUM, launch_options, required
 from tests.harness.postgres import PostgresError, PostgresServer, postgres_bin, postgres_required
 from tests.harness.rabbitmq import RabbitNode, broker_required
@@ -26,6 +27,16 @@ from tests.support import make_settings
 # loaded 2-core machine one example can take a second; speed is make bench's business).
 hypothesis_settings.register_profile("hub", deadline=None)
 hypothesis_settings.load_profile("hub")
+
+
+@pytest.fixture
+async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
+    """A journal open on the test's data directory (``tmp_path / "data"``), closed after."""
+    opened = Journal.open(tmp_path / "data")
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture

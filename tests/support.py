@@ -242,6 +242,15 @@ def clean_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
+async def append_events(data_dir: Path, events: list[Event]) -> None:
+    """Appends events to the journal of ``data_dir``, as callbacks do."""
+    opened = Journal.open(data_dir)
+    try:
+        await opened.append(events)
+    finally:
+        opened.close()
+
+
 def write_journal(data_dir: Path, events: list[Event], *, index_url: str | None = None) -> None:
     """A journal in ``data_dir`` holding ``events``, processed by the pipeline worker's index
     (with ``index_url``, the worker's local index and the shared one, as a replica's worker

@@ -15,32 +15,30 @@ import signal
 import urllib.request
 from pathlib import Path
 
-from core.models import Event
 from hub.forward_process import worker
 from hub.shared_index import REPLICA_FILE, ReplicatedIndex
 from sinks import index
 from sinks import journal as store
-from sinks.journal import Journal
 from tests.harness.hubproc import HubProcess
-from tests.support import DLR, dlr_query, event, eventually, make_settings, sql, wait_until
+from tests.support import (
+    DLR,
+    append_events,
+    dlr_query,
+    event,
+    eventually,
+    make_settings,
+    sql,
+    wait_until,
+)
 
 START = "shared index: recording the local index's events"
 END = "shared index: the local index's events recorded up to event"
 
 
-async def journal(data_dir: Path, events: list[Event]) -> None:
-    """Appends events to the journal of ``data_dir``, as callbacks do."""
-    opened = Journal.open(data_dir)
-    try:
-        await opened.append(events)
-    finally:
-        opened.close()
-
-
 async def _run_alone(data_dir: Path, count: int) -> None:
     """A hub without ``HUB_INDEX_URL``: ``count`` events indexed, the last a retry of the first."""
     events = [event(i) for i in range(1, count)]
-    await journal(data_dir, [*events, events[0]])
+    await append_events(data_dir, [*events, events[0]])
     with worker(make_settings(data_dir), data_dir / store.JOURNAL_FILE, None) as forwarder:
         while await forwarder.forward_batch():
             pass
@@ -65,10 +63,12 @@ async def test_a_hub_that_ran_alone_records_its_history_once(
     caplog.set_level(logging.INFO, logger="hub.forwarder")
     a, b = tmp_path / "a", tmp_path / "b"
     await _run_alone(a, 7)
-    await journal(b, [event(3)])  # replica B, on the shared index from the start, took 3 first
+    await append_events(
+        b, [event(3)]
+    )  # replica B, on the shared index from the start, took 3 first
     with worker(make_settings(b, index_url=database), b / store.JOURNAL_FILE, None) as other:
         await other.forward_batch()
-    await journal(a, [event(100)])  # arrives at A after the restart: recorded as usual
+    await append_events(a, [event(100)])  # arrives at A after the restart: recorded as usual
     settings = make_settings(a, index_url=database, forward_batch=2)
     with worker(settings, a / store.JOURNAL_FILE, None) as forwarder:
         assert isinstance(forwarder.index, ReplicatedIndex)
@@ -129,12 +129,12 @@ async def test_a_hub_that_ran_alone_for_a_while_records_only_the_gap(
     """On the shared index, then alone (``HUB_INDEX_URL`` unset), then on it again: what it
     indexed alone is recorded, what was there already is not asked again."""
     a = tmp_path / "a"
-    await journal(a, [event(1), event(2)])
+    await append_events(a, [event(1), event(2)])
     shared = make_settings(a, index_url=database)
     with worker(shared, a / store.JOURNAL_FILE, None) as forwarder:
         await forwarder.forward_batch()
         assert await forwarder.backfill_batch() is False  # a new replica with nothing: none
-    await journal(a, [event(3), event(4)])
+    await append_events(a, [event(3), event(4)])
     with worker(make_settings(a), a / store.JOURNAL_FILE, None) as forwarder:
         await forwarder.forward_batch()
     with worker(shared, a / store.JOURNAL_FILE, None) as forwarder:

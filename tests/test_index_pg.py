@@ -24,8 +24,7 @@ from sinks import index, progress
 from sinks import journal as store
 from sinks.index_pg import SharedIndex, by_message, by_phone, head, upgrade
 from sinks.index_pg.writer import Record
-from sinks.journal import Journal
-from tests.support import eventually, make_settings, run_hub, sql
+from tests.support import append_events, eventually, make_settings, run_hub, sql
 
 WINDOW = 7 * 86_400.0
 PHONE = "+33612345678"
@@ -46,15 +45,6 @@ def delivery(message_id: int, *, recipient: str | None = PHONE) -> Event:
         received_at=datetime.now(UTC),
     )
     return Event.of(data)
-
-
-async def journal(data_dir: Path, events: list[Event]) -> None:
-    """Appends events to the journal of ``data_dir``, as callbacks do."""
-    opened = Journal.open(data_dir)
-    try:
-        await opened.append(events)
-    finally:
-        opened.close()
 
 
 def test_migrations_apply_on_an_empty_database_and_a_second_start_changes_nothing(
@@ -119,8 +109,8 @@ async def test_the_same_event_taken_by_two_replicas_is_recorded_once(
     """A provider's retry sent to replica B after replica A took it: B's worker records it as a
     duplicate (in the shared index and in its own), in one statement for its batch."""
     a, b = tmp_path / "a", tmp_path / "b"
-    await journal(a, [delivery(1), delivery(2)])
-    await journal(b, [delivery(2), delivery(3)])  # 2: the retry, at the other replica
+    await append_events(a, [delivery(1), delivery(2)])
+    await append_events(b, [delivery(2), delivery(3)])  # 2: the retry, at the other replica
     for data_dir in (a, b):
         settings = make_settings(data_dir, index_url=database)
         with worker(settings, data_dir / store.JOURNAL_FILE, None) as forwarder:
@@ -154,7 +144,7 @@ async def test_the_same_event_taken_by_two_replicas_is_recorded_once(
 async def test_a_lookup_finds_an_event_the_other_replica_took(database, tmp_path) -> None:
     a = tmp_path / "a"
     events = [delivery(35986), delivery(35987, recipient="+33699999999")]
-    await journal(a, events)
+    await append_events(a, events)
     with worker(make_settings(a, index_url=database), a / store.JOURNAL_FILE, None) as forwarder:
         await forwarder.forward_batch()
     other = SharedIndex(database, "b")  # replica B's handle: it never saw these events
@@ -272,11 +262,11 @@ async def test_the_database_away_keeps_the_batch_in_the_journal_until_it_is_back
     move either (a decision made without the other replicas could publish a copy); back, the
     batch is recorded and the worker goes on."""
     a = tmp_path / "a"
-    await journal(a, [delivery(1)])
+    await append_events(a, [delivery(1)])
     settings = make_settings(a, index_url=database, index_timeout=1.0)
     with worker(settings, a / store.JOURNAL_FILE, None) as forwarder:
         assert not await forwarder.forward_batch()
-        await journal(a, [delivery(2)])
+        await append_events(a, [delivery(2)])
         try:
             postgres.stop()
             try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from core.models import Provider
 from hub import journaled
@@ -30,9 +30,9 @@ from parsers.pull import dmc as api
 from parsers.pull.base import Item, Outcome, Page
 from sinks import journal as store
 from sinks.journal import Journal
-from sinks.metrics import Metrics
 from tests.fakes.dmc import MINUTE, SERVICE_ID, SERVICE_PASSWORD, SPACE_ID, Fail, FakeDmc, Reply
 from tests.pull_http import send
+from tests.pull_poller import poller
 from tests.support import OPERATOR, eventually, make_settings, metric
 
 INTERVAL = 60.0
@@ -69,15 +69,6 @@ async def fake(clock: Clock) -> AsyncIterator[FakeDmc]:
         yield served
 
 
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    opened = Journal.open(tmp_path / "data")
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
 def _poller(
     journal: Journal,
     fake: FakeDmc,
@@ -88,16 +79,7 @@ def _poller(
 ) -> Poller:
     source = DmcSource(service_id=SERVICE_ID, service_password=password, space_id=SPACE_ID,
                        stop_only=stop_only, base_url=fake.url, interval=INTERVAL)  # fmt: skip
-    return Poller(
-        source,
-        journal=journal,
-        metrics=Metrics(CollectorRegistry()),
-        session=session,
-        data_dir=journal.path.parent,
-        jitter=lambda: 1.0,  # the back-off's longest: each delay known
-        clock=clock.time,
-        sleep=clock.sleep,
-    )
+    return poller(source, journal, session, clock=clock.time, sleep=clock.sleep)
 
 
 def _reply(clock: Clock, n: int, minutes_ago: float = 2, text: str = "", stop: bool = False):

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from core.errors import SinkUnavailable
 from hub import journaled
@@ -24,8 +24,8 @@ from hub.pull.poller import REFUSED_FACTOR, Poller
 from hub.settings import Settings
 from sinks import journal as store
 from sinks.journal import Journal
-from sinks.metrics import Metrics
 from tests.fakes.ecall import PASSWORD, USERNAME, BufferedSms, Fail, FakeEcall
+from tests.pull_poller import poller
 from tests.support import OPERATOR, event, eventually, make_settings, metric
 
 INTERVAL = 0.1
@@ -71,14 +71,7 @@ def _poller(
     journal: Journal, fake: FakeEcall, session: aiohttp.ClientSession, password: str = PASSWORD
 ) -> Poller:
     source = EcallSource(username=USERNAME, password=password, base_url=fake.url, interval=INTERVAL)
-    return Poller(
-        source,
-        journal=journal,
-        metrics=Metrics(CollectorRegistry()),
-        session=session,
-        data_dir=journal.path.parent,
-        jitter=lambda: 1.0,  # the back-off's longest: each delay known
-    )
+    return poller(source, journal, session)
 
 
 def _journaled(data_dir: Path) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from core.models import Channel, Event, EventData, Kind, Provider, State
 from hub import journaled
@@ -27,8 +27,8 @@ from parsers.pull.base import Item, Outcome, Page
 from parsers.times import PARIS
 from sinks import journal as store
 from sinks.journal import Journal
-from sinks.metrics import Metrics
 from tests.fakes.ecampaign import PASSWORD, USER, Entry, Fail, FakeEcampaign
+from tests.pull_poller import poller
 from tests.support import OPERATOR, clean_env, eventually, make_settings, metric, run_hub
 
 INTERVAL = 0.1
@@ -52,27 +52,11 @@ async def fake() -> AsyncIterator[FakeEcampaign]:
         yield served
 
 
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    opened = Journal.open(tmp_path / "data")
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
 def _poller(
     journal: Journal, url: str, session: aiohttp.ClientSession, password: str = PASSWORD
 ) -> Poller:
     source = EcampaignSource(user=USER, password=password, base_url=url, interval=INTERVAL)
-    return Poller(
-        source,
-        journal=journal,
-        metrics=Metrics(CollectorRegistry()),
-        session=session,
-        data_dir=journal.path.parent,
-        jitter=lambda: 1.0,  # the back-off's longest: each delay known
-    )
+    return poller(source, journal, session)
 
 
 async def _round(poller: Poller) -> list[Polled]:
@@ -133,9 +117,7 @@ async def test_only_the_configured_channels_are_polled(fake, journal):
     async with aiohttp.ClientSession() as session:
         source = EcampaignSource(user=USER, password=PASSWORD, channels=[Channel.SMS],
                                  base_url=fake.url, interval=INTERVAL)  # fmt: skip
-        poller = Poller(source, journal=journal, metrics=Metrics(CollectorRegistry()),
-                        session=session, data_dir=journal.path.parent)  # fmt: skip
-        polls = await _round(poller)
+        polls = await _round(poller(source, journal, session))
     assert source.round == 2 and [p.events for p in polls] == [[], []]
     assert {c.path for c in fake.calls} == {
         "/manageFeedback/sms/getResponses",

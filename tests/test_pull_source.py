@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from core.models import Provider, RawRequest
 from hub import journaled
@@ -28,8 +28,8 @@ from hub.settings import Settings
 from parsers.pull.smsmode import read_response_list
 from sinks import journal as store
 from sinks.journal import Journal, QuarantineEntry
-from sinks.metrics import Metrics
 from tests.fakes.smsmode import TOKEN, FakeSmsmode, Reply
+from tests.pull_poller import poller
 from tests.support import OPERATOR, eventually, make_settings, metric
 
 INTERVAL = 0.1
@@ -47,28 +47,10 @@ async def fake() -> AsyncIterator[tuple[FakeSmsmode, str]]:
         yield fake, fake.url
 
 
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    opened = Journal.open(tmp_path / "data")
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
 def _poller(
     journal: Journal, api_url: str, session: aiohttp.ClientSession, token: str = TOKEN
 ) -> Poller:
-    source = SmsmodeSource(token=token, base_url=api_url, interval=INTERVAL)
-    metrics = Metrics(CollectorRegistry())
-    return Poller(
-        source,
-        journal=journal,
-        metrics=metrics,
-        session=session,
-        data_dir=journal.path.parent,
-        jitter=lambda: 1.0,  # the back-off's longest: each delay known
-    )
+    return poller(SmsmodeSource(token=token, base_url=api_url, interval=INTERVAL), journal, session)
 
 
 def _journaled_ids(data_dir: Path) -> list[str]:

@@ -36,7 +36,10 @@ AWAY = 600
 some 10 s at the streams' pace."""
 INDEX_TIMEOUT = 10.0
 """HUB_INDEX_TIMEOUT's default: a batch waits that long at most for a connection, and the next
-one tries a fresh one; the database back, both replicas reach it again within that time."""
+one tries a fresh one. The database back, both replicas reach it again within twice that: the
+pool's attempt after a back-off step (its steps end within the timeout), then the batch, the
+worker's progress file and the scrape that reads the gauge (seen: 5.4 to 10.2 s; before the
+pool's reconnection was bounded, 23 s after a 19 s outage, and minutes after longer ones)."""
 
 
 async def forwarded_by(hub: HubProcess) -> float:
@@ -118,7 +121,7 @@ async def test_shared_index_stopped_under_load_and_restarted(replicas: Replicas)
         len(retried.acked),
         backlogs,
     )
-    assert back - stopped - outage < INDEX_TIMEOUT, "reached again long after the restart"
+    assert back - stopped - outage < 2 * INDEX_TIMEOUT, "reached again long after the restart"
     assert not any(r.refused or r.failed for r in results), [r.refused for r in results]
     sent = set(A_IDS) | set(B_IDS)
     check_once(replicas, merged(a, b, retried), copies, sent)
