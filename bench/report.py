@@ -276,6 +276,16 @@ def write(results: Results, directory: Path, now: Callable[[], datetime] | None 
     return path
 
 
+def buckets(exposition: str, name: str) -> dict[str, float]:
+    """A histogram's cumulative counts by upper bound (``le``), summed over its other labels,
+    from a Prometheus exposition."""
+    counts: dict[str, float] = {}
+    pattern = rf'^{re.escape(name)}_bucket\{{(?:[^}}]*,)?le="([^"]+)"[^}}]*\}} (\S+)$'
+    for match in re.finditer(pattern, exposition, re.M):
+        counts[match.group(1)] = counts.get(match.group(1), 0.0) + float(match.group(2))
+    return counts
+
+
 def outcomes(exposition: str) -> dict[str, float]:
     """``hub_callbacks_total`` summed by outcome, from a Prometheus exposition."""
     totals: dict[str, float] = {}

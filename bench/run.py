@@ -210,34 +210,55 @@ class Run:
         for key, runs in measured.items():
             self.results["http"][key] = report.median_run(runs)
 
-    def half_rate(self, hub: Server) -> None:
-        """The hub at half its measured maximum: acknowledgement latency under normal load.
+    def half_rate(self, servers: list[Server]) -> None:
+        """Each server at half its measured maximum: the acknowledgement's latency under normal
+        load, and what a request costs then. The references (bare aiohttp, parse and answer)
+        show what this machine makes of a paced load without a journal: their CPU per request
+        rises at half rate too (the core idles between requests).
 
-        wrk paces each connection (one request, then a 15 ms delay); a 2 s calibration run
-        corrects the number of connections for the latency actually added to each cycle."""
-        for style in STYLES:
-            target = self.results["http"][f"hub_{style}"]["rps"] / 2
-            connections, pace = paced(target)
-            self.settle([hub])
-            trial = self.load(hub, style, 2, connections=connections, pace_ms=pace)
-            connections = min(max(round(connections * target / max(trial["rps"], 1)), 1), 1024)
-            self.settle([hub])
-            figures = self.load(
-                hub, style, self.config.seconds * 2, connections=connections, pace_ms=pace
-            )
-            self.results["http"][f"hub_{style}_half"] = {
-                **figures,
-                "target_rps": target,
-                "connections": connections,
-                "delay_ms": pace,
-            }
-            log.info(
-                "%s half rate: %.0f req/s (target %.0f), p99 %.2f ms",
-                style,
-                figures["rps"],
-                target,
-                figures["p99_ms"],
-            )
+        wrk paces each connection (one request, then a random delay of 15 ms on average); a 2 s
+        calibration run corrects the number of connections for the latency actually added to
+        each cycle. For a hub, its own histograms over the measured run say how many callbacks
+        it answered within 10 ms and how many of its commits took longer than 25 and 50 ms
+        (each one holds every callback that comes meanwhile)."""
+        for server in servers:
+            for style in STYLES:
+                target = self.results["http"][f"{server.name}_{style}"]["rps"] / 2
+                connections, pace = paced(target)
+                self.settle([server])
+                trial = self.load(server, style, 2, connections=connections, pace_ms=pace)
+                connections = min(max(round(connections * target / max(trial["rps"], 1)), 1), 1024)
+                self.settle([server])
+                before = self._histograms(server)
+                figures = self.load(
+                    server, style, self.config.seconds * 2, connections=connections, pace_ms=pace
+                )
+                after = self._histograms(server)
+                self.results["http"][f"{server.name}_{style}_half"] = {
+                    **figures,
+                    **_tails(before, after),
+                    "target_rps": target,
+                    "connections": connections,
+                    "delay_ms": pace,
+                }
+                log.info(
+                    "%s %s half rate: %.0f req/s (target %.0f), p99 %.2f ms",
+                    server.name,
+                    style,
+                    figures["rps"],
+                    target,
+                    figures["p99_ms"],
+                )
+
+    def _histograms(self, server: Server) -> dict[str, dict[str, float]]:
+        """A hub's callback latency and commit duration histograms (none for a reference)."""
+        if server.data_dir is None:
+            return {}
+        exposition = procs.fetch(server.url + "/metrics")
+        return {
+            name: report.buckets(exposition, name)
+            for name in ("hub_callback_duration_seconds", "hub_journal_commit_duration_seconds")
+        }
 
     def raw(self, url: str) -> dict[str, float]:
         """The raw aio-pika publisher's events/s and CPU µs per event (pinned like the hub)."""
@@ -450,12 +471,36 @@ class Run:
                     hub,
                 ]
                 self.rounds(servers)
-            self.disk("before half rate")
-            self.half_rate(hub)
-            self.disk("after half rate")
+                self.disk("before half rate")
+                self.half_rate([servers[0], servers[1], hub])
+                self.disk("after half rate")
             self.forwarder(node, filled)
             self.settle([hub])
             self.sustained(hub, "sustained", cfg.sustained)
             log.info("broker outage: stopping RabbitMQ")
             node.stop()
             self.sustained(hub, "outage", cfg.outage)
+
+
+def _tails(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    """What a hub's histograms counted between two readings: the share of callbacks answered
+    within 10 ms (by its own clock: from the handler's start to the answer), its commits, and
+    those over 25 and 50 ms."""
+    if not after:
+        return {}
+
+    def counted(name: str, le: str) -> float:
+        return after[name].get(le, 0.0) - before[name].get(le, 0.0)
+
+    answered = counted("hub_callback_duration_seconds", "+Inf")
+    commits = counted("hub_journal_commit_duration_seconds", "+Inf")
+    return {
+        "answered_within_10ms": round(
+            counted("hub_callback_duration_seconds", "0.01") / max(answered, 1.0), 4
+        ),
+        "commits": int(commits),
+        "commits_over_25ms": int(commits - counted("hub_journal_commit_duration_seconds", "0.025")),
+        "commits_over_50ms": int(commits - counted("hub_journal_commit_duration_seconds", "0.05")),
+    }

@@ -99,7 +99,8 @@ def refs_argv(kind: str, broker: str = "") -> list[str]:
 
 def paced(rate: float, delay_ms: int = 15, latency_ms: float = 1.0) -> tuple[int, int]:
     """Connections and per-connection delay (ms) for about ``rate`` requests/s with wrk's delay
-    hook: each connection sends one request every ``delay`` ms plus the answer's latency."""
+    hook: each connection sends one request every ``delay`` ms on average (``bench.wrk.PACED``)
+    plus the answer's latency."""
     connections = max(1, round(rate * (delay_ms + latency_ms) / 1000))
     return connections, delay_ms
 

@@ -19,6 +19,10 @@ HTTP_ROWS = (
     ("journal_post", "hub, no broker, POST (DMC XML)"),
     ("hub_get", "hub + forwarder, GET (iSendPro)"),
     ("hub_post", "hub + forwarder, POST (DMC XML)"),
+    ("bare_get_half", "bare aiohttp, GET, at half max"),
+    ("bare_post_half", "bare aiohttp, POST, at half max"),
+    ("parse_get_half", "parse and answer, GET, at half max"),
+    ("parse_post_half", "parse and answer, POST, at half max"),
     ("hub_get_half", "hub + forwarder, GET, at half max"),
     ("hub_post_half", "hub + forwarder, POST, at half max"),
 )
@@ -55,6 +59,7 @@ def table(results: Results) -> str:
             f" {_fmt(r.get('foreign_cores'), '.2f'):>5} {_fmt(bare, '.0%'):>7}"
             f" {_fmt(cpu, '.0%'):>6} {_fmt(naive, '.1f'):>8}"
         )
+    lines += _half_lines(results)
     fwd = results.get("forwarder")
     if fwd:
         lines.append("Forwarder (journal → RabbitMQ, confirms)")
@@ -202,3 +207,29 @@ def _shared_index_lines(found: dict[str, Any] | None) -> list[str]:
         else "  shared ÷ local  -"
     )
     return out
+
+
+def _half_lines(results: Results) -> list[str]:
+    """At half rate: each server's CPU per request against its own at full rate (the
+    machine's share of that ratio: the references'), and what the hub's histograms saw."""
+    lines = []
+    for style in ("get", "post"):
+        hub = get(results, "http", f"hub_{style}_half")
+        if hub is None:
+            continue
+        cpu = {
+            name: ratio(
+                get(results, "http", f"{name}_{style}_half", "server_cpu_us_per_req"),
+                get(results, "http", f"{name}_{style}", "server_cpu_us_per_req"),
+            )
+            for name in ("bare", "parse", "hub")
+        }
+        lines.append(
+            f"Half rate, {style.upper()}: CPU µs/request at half ÷ at max: bare"
+            f" {_fmt(cpu['bare'], '.2f')}, parse {_fmt(cpu['parse'], '.2f')}, hub"
+            f" {_fmt(cpu['hub'], '.2f')}; the hub answered"
+            f" {_fmt(hub.get('answered_within_10ms'), '.1%')} within 10 ms by its own clock;"
+            f" commits over 25 / 50 ms: {_fmt(hub.get('commits_over_25ms'))} /"
+            f" {_fmt(hub.get('commits_over_50ms'))} of {_fmt(hub.get('commits'))}"
+        )
+    return lines

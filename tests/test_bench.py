@@ -4,7 +4,9 @@ Lua script's requests distinct. No timing is asserted: speed is what the benchma
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -86,7 +88,8 @@ def test_wrk_command_is_one_pinned_thread_with_the_script_arguments(tmp_path):
 
 def test_only_a_paced_script_has_a_delay_hook():
     assert "\nfunction delay()" not in wrk.script(paced=False)
-    assert wrk.script(paced=True).endswith("\nfunction delay()\n  return pace_ms\nend\n")
+    paced_script = wrk.script(paced=True)
+    assert paced_script.endswith("\nfunction delay()\n  return math.random(0, 2 * pace_ms)\nend\n")
 
 
 def test_templates_vary_the_message_id():
@@ -113,7 +116,15 @@ def results() -> dict:
             "parse_post": http(12000),
             "hub_get": http(16000, cpu=60),
             "hub_post": http(5000),
-            "hub_get_half": http(8000, p99=4.0),
+            "bare_get_half": http(15000, cpu=36.0),
+            "parse_get_half": http(10000, cpu=50.0),
+            "hub_get_half": {
+                **http(8000, p99=4.0),
+                "answered_within_10ms": 0.9931,
+                "commits": 4000,
+                "commits_over_25ms": 7,
+                "commits_over_50ms": 2,
+            },
             "hub_post_half": http(2500, p99=12.0, cpu=45.0),
         },
         "forwarder": {
@@ -251,13 +262,19 @@ def test_table_shows_figures_ratios_and_verdicts():
     text = table.table(results())
     hub_get = next(line for line in text.splitlines() if "hub + forwarder, GET (iSendPro)" in line)
     assert "16,000" in hub_get and "53%" in hub_get and "50%" in hub_get and "5.3" in hub_get
-    half = next(line for line in text.splitlines() if "GET, at half max" in line)
+    half = next(line for line in text.splitlines() if "forwarder, GET, at half max" in line)
     assert half.split()[-3:] == ["-", "100%", "-"]  # a chosen rate: only the CPU ratio
     assert "PASS  ingest_get" in text and "MISS  ingest_post" in text
     assert "forwarder 9,000 events/s" in text and "90% of the best" in text
     assert "RSS 97.7 → 109.4 MiB" in text
     assert "fsync of a 4 KiB append (before half rate): p50 0.28 ms, p99 0.61" in text
     assert "max 251.0 (9000 syncs)" in text
+    assert (
+        "Half rate, GET: CPU µs/request at half ÷ at max: bare 1.20, parse 1.25, hub 0.50;"
+        " the hub answered 99.3% within 10 ms by its own clock; commits over 25 / 50 ms: 7 / 2"
+        " of 4,000" in text
+    )
+    assert "Half rate, POST: CPU µs/request at half ÷ at max: bare -, parse -, hub 1.50" in text
     parse = next(line for line in text.splitlines() if "parse and answer, GET" in line)
     assert "20,000" in parse and "67%" in parse  # vs bare: 20,000 / 30,000
     ingest = text.splitlines().index(
@@ -314,6 +331,38 @@ def test_outcomes_are_summed_across_labels():
     assert report.outcomes(exposition) == {"accepted": 15.0, "rejected": 1.0}
 
 
+def test_histograms_are_read_by_bound_across_labels():
+    exposition = "\n".join(
+        [
+            'hub_x_seconds_bucket{endpoint="delivery",le="0.01",provider="isendpro"} 3.0',
+            'hub_x_seconds_bucket{endpoint="cra",le="0.01",provider="dmc"} 2.0',
+            'hub_x_seconds_bucket{endpoint="cra",le="+Inf",provider="dmc"} 4.0',
+            'hub_x_seconds_bucket{le="0.01"} 1.0',
+            'hub_x_seconds_count{endpoint="cra",provider="dmc"} 4.0',
+            'hub_x_seconds_other_bucket{le="0.01"} 9.0',
+        ]
+    )
+    assert report.buckets(exposition, "hub_x_seconds") == {"0.01": 6.0, "+Inf": 4.0}
+
+
+def test_half_rate_tails_count_what_came_between_two_readings():
+    from bench.run import _tails
+
+    latency, commits = "hub_callback_duration_seconds", "hub_journal_commit_duration_seconds"
+    before = {latency: {"0.01": 90.0, "+Inf": 100.0}, commits: {"0.025": 9, "0.05": 10, "+Inf": 10}}
+    after = {
+        latency: {"0.01": 1070.0, "+Inf": 1100.0},
+        commits: {"0.025": 300.0, "0.05": 308.0, "+Inf": 310.0},
+    }
+    assert _tails(before, after) == {
+        "answered_within_10ms": 0.98,
+        "commits": 300,
+        "commits_over_25ms": 9,
+        "commits_over_50ms": 2,
+    }
+    assert _tails({}, {}) == {}  # a reference: no histograms
+
+
 # -- the Lua script against a real server, for one second ---------------------------------------
 
 
@@ -356,6 +405,35 @@ async def test_every_request_of_a_wrk_run_is_distinct(aiohttp_server, tmp_path: 
     head, _, tail = load.template.partition("{id}")
     counters = [s.decode().removeprefix(head).removesuffix(tail) for s in seen]
     assert all(c.startswith("btestt1n") and c[len("btestt1n") :].isdigit() for c in counters)
+
+
+@pytest.mark.usefixtures("wrk_installed")
+async def test_a_paced_connection_waits_a_random_delay(aiohttp_server, tmp_path: Path):
+    """One connection, 10 ms on average between an answer and the next request: the gaps
+    spread over 0 to 20 ms (a fixed delay would keep them within the answer's jitter)."""
+    arrivals: list[float] = []
+
+    async def record(request: web.Request) -> web.Response:
+        arrivals.append(time.monotonic())
+        return web.Response(text="validation")
+
+    app = web.Application()
+    app.router.add_route("GET", GET.path, record)
+    server = await aiohttp_server(app)
+    result = await asyncio.to_thread(
+        wrk.run,
+        f"http://127.0.0.1:{server.port}",
+        GET,
+        tmp_path,
+        prefix="bpace",
+        seconds=2,
+        connections=1,
+        pace_ms=10,
+    )
+    assert result.errors == 0 and len(arrivals) > 40
+    gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
+    quartile = len(gaps) // 4
+    assert gaps[3 * quartile] - gaps[quartile] > 0.004  # a uniform 0-20 ms: about 0.010
 
 
 async def test_parse_and_answer_gives_the_providers_answers(aiohttp_client):
