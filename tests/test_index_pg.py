@@ -24,7 +24,7 @@ from sinks import index, progress
 from sinks import journal as store
 from sinks.index_pg import SharedIndex, by_message, by_phone, head, upgrade
 from sinks.index_pg.writer import Record
-from tests.support import append_events, eventually, make_settings, run_hub, sql
+from tests.support import append_events, eventually, make_settings, run_hub, sql, wait_until
 
 WINDOW = 7 * 86_400.0
 PHONE = "+33612345678"
@@ -253,6 +253,38 @@ def test_replicas_recording_the_same_events_at_once_publish_each_once(database) 
     assert not errors
     published = [id_ for mine in kept.values() for id_ in mine]
     assert sorted(published) == ids  # every id once, by one replica or another
+
+
+def test_batches_are_numbered_in_the_order_they_commit(postgres, database) -> None:
+    """The console's live view polls on ``n``: a batch numbered first and committed second
+    would never be shown by a view that saw the other one. While a replica's recording
+    transaction is open, another replica's waits for it, and is numbered after it."""
+    a, b = SharedIndex(database, "a"), SharedIndex(database, "b")
+    a.open()
+    b.open()
+    recorded = threading.Event()
+
+    def record_b() -> None:
+        b.record([_record(1, "e2", 1000.0)], WINDOW)
+        recorded.set()
+
+    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    thread = threading.Thread(target=record_b)
+    try:
+        a.migrate()
+        with a.connection() as held:  # a's batch numbered, not committed yet
+            a._record(held, [_record(1, "e1", 1000.0)], WINDOW)
+            thread.start()
+            wait_until(lambda: sql(postgres, database, waiting) == [["1"]], timeout=20)
+            assert not recorded.is_set()
+        thread.join(20)
+        assert recorded.is_set()
+        rows = sql(postgres, database, "SELECT replica, seq FROM events ORDER BY n")
+        assert rows == [["a", "1"], ["b", "1"]]
+    finally:
+        thread.join(20)
+        a.close()
+        b.close()
 
 
 async def test_the_database_away_keeps_the_batch_in_the_journal_until_it_is_back(

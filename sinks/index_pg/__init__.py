@@ -16,7 +16,8 @@ migrate once):
   local index's columns (provider, message id, related message, reference, sender, recipient,
   channel, kind, state, failure, final, the provider's and the reception time, the duplicate
   mark), the replica that took it and the CloudEvents body as journaled (the other replicas
-  cannot read its journal). ``n``, an identity, orders them all (newest first, keyset pages);
+  cannot read its journal). ``n``, an identity, orders them all (newest first, keyset pages),
+  in the order batches commit (``writer.ORDER_LOCK``: one recording transaction at a time);
   partial indexes on ``NOT duplicate`` serve the console's lookups (provider and message id,
   replies, reference, sender, recipient, state: each ending in ``n``; time; reception time
   for retention).

@@ -77,6 +77,13 @@ RETURNING e.seq, e.duplicate
 """A batch (its candidates' ids all different): the claims, the replica's progress and the
 events in one statement; which events are duplicates."""
 
+ORDER_LOCK = 0x6875626E  # "hubn"
+"""The transaction-level advisory lock every recording transaction takes before its first
+insert, held to its commit: replicas' batches are numbered (``n``) in the order they commit,
+so a reader that has seen ``n`` up to some value has seen every row below it (the console's
+live view polls on ``n``). Without it, a batch numbered first and committed second was never
+shown by a live view that had seen the other's rows."""
+
 _BEGIN_BACKFILL = """
 INSERT INTO replicas AS r (replica, recorded_up_to, recorded_at, backfill_after, backfill_up_to)
 VALUES (%(replica)s, 0, now(), 0, %(cursor)s)
@@ -223,6 +230,7 @@ class SharedIndex:
         self, conn: psycopg.Connection[Any], batch: Sequence[Record], window: float
     ) -> frozenset[int]:
         duplicates: set[int] = set()
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (ORDER_LOCK,))
         for chunk in _chunks(batch):
             rows = conn.execute(_RECORD, self._params(chunk, window)).fetchall()
             duplicates.update(
