@@ -16,8 +16,12 @@ path and for the parser alone, events per request, and this path's figure before
 
 from __future__ import annotations
 
+import io
+import shutil
 import statistics
+import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,10 +45,15 @@ BEFORE: dict[str, float] = {
     "smsmode": 70.4,
 }
 """µs per request of the whole path before issue 16 (pydantic models built through their private
-attributes, commit 72205e4), measured with this script on the benchmark's 2-core machine: the
-median of 3 runs of ``python -m bench.parse_speed 4`` pinned to one core, in two sessions
-interleaved with runs of the new code, averaged. The target is half. A figure of this machine:
-on another one, measure the old code the same way before reading the ratio."""
+attributes, commit 72205e4), measured with this script on the benchmark's 2-core machine on
+2026-12-01: the median of 3 runs of ``python -m bench.parse_speed 4`` pinned to one core, in two
+sessions interleaved with runs of the new code, averaged. The target is half. Only the fallback
+of a checkout without git history: the benchmark measures the old code beside the new one in
+the same run (:func:`before_tree`, :func:`combine`), since this VM's speed moves from one day
+to the next (the parse path 20 to 30 % slower on 2026-12-02 than the day before)."""
+BEFORE_COMMIT = "72205e4"
+"""The code before issue 16, which the benchmark extracts from the repository's history."""
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def samples() -> dict[str, list[Case]]:
@@ -133,6 +142,56 @@ def run(seconds: float) -> dict[str, Any]:
         figures["before_us_per_request"] = before
         figures["target_us_per_request"] = round(before / 2, 2) if before else None
         out[provider] = figures
+    return out
+
+
+def before_tree(into: Path, repository: Path = REPOSITORY) -> Path | None:
+    """The code of :data:`BEFORE_COMMIT` (``core``, ``parsers``, ``tests``) extracted from the
+    repository's history into ``into``, with this script beside it as ``bench/parse_speed.py``:
+    ``python -m bench.parse_speed`` run there (the tree first on ``sys.path``) measures the old
+    code with today's script. None without that history (an archive, a shallow clone)."""
+    try:
+        done = subprocess.run(  # noqa: S603 - git, arguments of our own
+            ["git", "-C", str(repository), "archive", BEFORE_COMMIT, "core", "parsers", "tests"],  # noqa: S607
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
+        archive.extractall(into, filter="data")
+    (into / "bench").mkdir(exist_ok=True)
+    (into / "bench" / "__init__.py").write_text("")
+    shutil.copyfile(Path(__file__), into / "bench" / "parse_speed.py")
+    return into
+
+
+def combine(runs: list[dict[str, Any]], before: list[dict[str, Any]]) -> dict[str, Any]:
+    """Alternated runs of :func:`run` on this code (``runs``) and on the code before
+    (``before``, none without the history) as one result: per provider, the median of the
+    runs' figures, every run's beside it, the code before's median as
+    ``before_us_per_request`` (else :data:`BEFORE`, the recorded figure) and the target, half
+    of it."""
+    out: dict[str, Any] = {}
+    for provider, first in runs[0].items():
+        mine = [r[provider]["us_per_request"] for r in runs]
+        old = [r[provider]["us_per_request"] for r in before if provider in r]
+        measured = statistics.median(old) if old else None
+        recorded = measured if measured is not None else BEFORE.get(provider)
+        out[provider] = {
+            **first,
+            "us_per_request": round(statistics.median(mine), 2),
+            "parse_us_per_request": round(
+                statistics.median(r[provider]["parse_us_per_request"] for r in runs), 2
+            ),
+            "runs_us_per_request": mine,
+            "before_runs_us_per_request": old,
+            "before_us_per_request": None if recorded is None else round(recorded, 2),
+            "before": f"measured, the code of {BEFORE_COMMIT}" if old else "recorded (BEFORE)",
+            "target_us_per_request": None if recorded is None else round(recorded / 2, 2),
+        }
     return out
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import contention, forward, machine, procs, report, shared, wrk
+from bench import contention, forward, machine, parse_speed, procs, report, shared, wrk
 from bench.servers import (
     FORWARD,
     STYLES,
@@ -132,7 +132,29 @@ class Run:
     # -- steps -------------------------------------------------------------------------------
 
     def parsers(self) -> None:
-        log.info("parsers: %.1f s per provider", self.config.parser_seconds)
+        """The parse path (``bench/parse_speed.py``): this code and the code before issue 16
+        (extracted from the repository's history), alternated, a run each a round."""
+        cfg = self.config
+        old = parse_speed.before_tree(cfg.workdir / "before")
+        log.info(
+            "parsers: %.1f s per provider, %d runs %s",
+            cfg.parser_seconds,
+            cfg.rounds,
+            "alternated with the code before issue 16"
+            if old
+            else "(no git history: the recorded figures before)",
+        )
+        mine: list[dict[str, Any]] = []
+        before: list[dict[str, Any]] = []
+        for _ in range(cfg.rounds):
+            mine.append(self._parse_run(None))
+            if old is not None:
+                before.append(self._parse_run(old))
+        self.results["parsers"] = parse_speed.combine(mine, before)
+
+    def _parse_run(self, tree: Path | None) -> dict[str, Any]:
+        """One run of ``python -m bench.parse_speed``, pinned, in ``tree`` (the code before) or
+        here."""
         done = subprocess.run(  # noqa: S603 - our own module
             [
                 *pinned(self.config.server_cpu),
@@ -142,8 +164,10 @@ class Run:
             text=True,
             check=True,
             timeout=600,
+            cwd=tree,
         )
-        self.results["parsers"] = json.loads(done.stdout)
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
 
     def lookup(self) -> None:
         """The read model's lookups and pages, then callbacks under lookups on the same data

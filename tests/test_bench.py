@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +19,7 @@ from aiohttp import web
 
 from bench import lookup as lookup_bench
 from bench import pages as pages_bench
-from bench import report, table, wrk
+from bench import parse_speed, report, table, wrk
 from bench.servers import GET, POST, paced
 from tests.harness.rabbitmq import broker_required
 
@@ -479,3 +481,58 @@ def test_the_lookup_step_loads_the_console_s_pages(tmp_path):
     assert found["slowest_p99_ms"] == max(found[name]["p99_ms"] for name in addresses) > 0
     with pytest.raises(RuntimeError, match="HTTP 404"):
         pages_bench.timed_pages(tmp_path, {"message": ["/console/messages/dmc/nothing"]})
+
+
+# -- the parse path before issue 16, measured beside this code ----------------------------------
+
+
+def test_runs_combine_into_medians_with_the_code_before_measured_beside():
+    def run(dmc: float, parse: float) -> dict:
+        return {
+            "dmc": {"samples": ["seed-x"], "us_per_request": dmc, "parse_us_per_request": parse}
+        }
+
+    mine = [run(90.0, 60.0), run(70.0, 50.0), run(80.0, 55.0)]
+    before = [run(150.0, 0), run(170.0, 0), run(160.0, 0)]
+    found = parse_speed.combine(mine, before)["dmc"]
+    assert found["us_per_request"] == 80.0 and found["parse_us_per_request"] == 55.0
+    assert found["runs_us_per_request"] == [90.0, 70.0, 80.0]
+    assert found["before_us_per_request"] == 160.0 and found["target_us_per_request"] == 80.0
+    assert found["before"] == "measured, the code of 72205e4"
+    recorded = parse_speed.combine(mine, [])["dmc"]  # no history: the recorded figure
+    assert recorded["before_us_per_request"] == parse_speed.BEFORE["dmc"]
+    assert recorded["before"] == "recorded (BEFORE)"
+
+
+def test_the_code_before_comes_from_the_history_and_runs_with_this_script(tmp_path):
+    if not (parse_speed.REPOSITORY / ".git").exists():
+        pytest.skip("not a git checkout: the benchmark falls back on the recorded figures")
+    tree = parse_speed.before_tree(tmp_path / "before")
+    assert tree is not None
+    assert (tree / "bench" / "parse_speed.py").read_bytes() == Path(
+        parse_speed.__file__
+    ).read_bytes()
+    imported = subprocess.run(
+        [sys.executable, "-c", "import core.models, parsers; print(core.models.__file__)"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(imported).is_relative_to(tree)  # the old code, not this checkout's
+    assert "class Event(BaseModel):" in Path(imported).read_text()  # pydantic: before issue 16
+    measured = subprocess.run(
+        [sys.executable, "-m", "bench.parse_speed", "0.05"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    figures = orjson.loads(measured.stdout)
+    assert set(figures) == {"dmc", "ecall", "ecampaign", "isendpro", "smsmode"}
+    assert all(f["us_per_request"] > 0 for f in figures.values())
+
+
+def test_without_the_history_there_is_no_code_before(tmp_path):
+    assert parse_speed.before_tree(tmp_path / "before", repository=tmp_path) is None
