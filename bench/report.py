@@ -5,7 +5,6 @@ and the JSON file (the machine's description: ``bench.machine``; the printed tab
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 Results = dict[str, Any]
 """What a run measured (the JSON document, less ``targets``)."""
@@ -279,18 +279,21 @@ def write(results: Results, directory: Path, now: Callable[[], datetime] | None 
 def buckets(exposition: str, name: str) -> dict[str, float]:
     """A histogram's cumulative counts by upper bound (``le``), summed over its other labels,
     from a Prometheus exposition."""
-    counts: dict[str, float] = {}
-    pattern = rf'^{re.escape(name)}_bucket\{{(?:[^}}]*,)?le="([^"]+)"[^}}]*\}} (\S+)$'
-    for match in re.finditer(pattern, exposition, re.M):
-        counts[match.group(1)] = counts.get(match.group(1), 0.0) + float(match.group(2))
-    return counts
+    return _summed(exposition, f"{name}_bucket", "le")
 
 
 def outcomes(exposition: str) -> dict[str, float]:
     """``hub_callbacks_total`` summed by outcome, from a Prometheus exposition."""
+    return _summed(exposition, "hub_callbacks_total", "outcome")
+
+
+def _summed(exposition: str, sample: str, label: str) -> dict[str, float]:
+    """The values of the samples named ``sample``, summed by their ``label`` (read by
+    prometheus_client's own parser)."""
     totals: dict[str, float] = {}
-    for match in re.finditer(
-        r'^hub_callbacks_total\{[^}]*outcome="(\w+)"[^}]*\} (\S+)$', exposition, re.M
-    ):
-        totals[match.group(1)] = totals.get(match.group(1), 0.0) + float(match.group(2))
+    for family in text_string_to_metric_families(exposition):
+        for found in family.samples:
+            if found.name == sample and label in found.labels:
+                key = found.labels[label]
+                totals[key] = totals.get(key, 0.0) + found.value
     return totals

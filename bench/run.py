@@ -42,6 +42,10 @@ __all__ = ["Config", "Run"]
 
 log = logging.getLogger("bench")
 
+_LATENCY = "hub_callback_duration_seconds"
+_COMMITS = "hub_journal_commit_duration_seconds"
+"""The hub's histograms the half-rate step reads (``sinks.metrics``)."""
+
 
 @dataclass
 class Run:
@@ -279,10 +283,7 @@ class Run:
         if server.data_dir is None:
             return {}
         exposition = procs.fetch(server.url + "/metrics")
-        return {
-            name: report.buckets(exposition, name)
-            for name in ("hub_callback_duration_seconds", "hub_journal_commit_duration_seconds")
-        }
+        return {name: report.buckets(exposition, name) for name in (_LATENCY, _COMMITS)}
 
     def raw(self, url: str) -> dict[str, float]:
         """The raw aio-pika publisher's events/s and CPU µs per event (pinned like the hub)."""
@@ -518,13 +519,10 @@ def _tails(
     def counted(name: str, le: str) -> float:
         return after[name].get(le, 0.0) - before[name].get(le, 0.0)
 
-    answered = counted("hub_callback_duration_seconds", "+Inf")
-    commits = counted("hub_journal_commit_duration_seconds", "+Inf")
+    answered, commits = counted(_LATENCY, "+Inf"), counted(_COMMITS, "+Inf")
     return {
-        "answered_within_10ms": round(
-            counted("hub_callback_duration_seconds", "0.01") / max(answered, 1.0), 4
-        ),
+        "answered_within_10ms": round(counted(_LATENCY, "0.01") / max(answered, 1.0), 4),
         "commits": int(commits),
-        "commits_over_25ms": int(commits - counted("hub_journal_commit_duration_seconds", "0.025")),
-        "commits_over_50ms": int(commits - counted("hub_journal_commit_duration_seconds", "0.05")),
+        "commits_over_25ms": int(commits - counted(_COMMITS, "0.025")),
+        "commits_over_50ms": int(commits - counted(_COMMITS, "0.05")),
     }
