@@ -252,8 +252,13 @@ def _event_id(key: bytes) -> str:
     """``str(uuid.uuid5(_ID_NAMESPACE, key.decode()))``, without building the ``UUID``: the sha1
     of the namespace and the name, in hex, the version (5) and variant (``10``) bits written in
     (RFC 4122, 4.3): the version is the 13th digit, the variant the two top bits of the 17th."""
-    h = hashlib.sha1(_ID_NAMESPACE_BYTES + key, usedforsecurity=False).hexdigest()
+    sha = _NAMESPACE_SHA1.copy()  # the namespace hashed once: no concatenation per event
+    sha.update(key)
+    h = sha.hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+_NAMESPACE_SHA1: Final = hashlib.sha1(_ID_NAMESPACE_BYTES, usedforsecurity=False)
 
 
 _VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}

@@ -161,9 +161,14 @@ def _current(history: Sequence[Mapping[str, str]], status: str) -> Mapping[str, 
 
 
 def _status_entry(tag: str, status: str) -> TableEntry | None:
+    return _status_table(tag).get(status)
+
+
+@cache
+def _status_table(tag: str) -> Mapping[str, TableEntry]:
+    """The statuses of a ``tag``: the table of all media, with the medium's own over it."""
     tables = load_tables(PROVIDER)
-    override = tables.get(f"status_{tag}", {}).get(status)
-    return override or tables["status"].get(status)
+    return {**tables["status"], **tables.get(f"status_{tag}", {})}
 
 
 def _code_entry(tag: str, code: str | None) -> TableEntry | None:

@@ -71,15 +71,21 @@ def _step(
 def _facts(status: Mapping[str, str]) -> dict[str, JsonValue]:
     """``time`` (call/fax duration, s), ``amd``, ``size`` (bytes), ``page`` and ``info``."""
     facts: dict[str, JsonValue] = {}
-    for name, key in (("time", "duration"), ("size", "size"), ("page", "pages")):
-        value = optional(status, name)
-        if value is not None:
+    for name, key in _COUNTS:
+        if name not in status:  # usually: what optional() says, without a call
+            continue
+        value = status[name].strip()
+        if value:
             number = count(value)
             facts[key] = value if number is None else number
     for name in ("amd", "info"):
         if name in status:
             facts[name] = status[name]
     return facts
+
+
+_COUNTS = (("time", "duration"), ("size", "size"), ("page", "pages"))
+"""A status's counts, by attribute name and name in ``details``."""
 
 
 def _vxml(vxml: Mapping[str, str]) -> dict[str, JsonValue]:

@@ -98,7 +98,9 @@ def parse(request: RawRequest) -> list[Event]:
     if function == "notification":
         return [_notification(fields, request)]
     if function == "answer":
-        return [_answer(_fields(sources, decoded, answer=True), request)]
+        if not _ascii(fields):  # a Message may read otherwise in Windows-1252
+            fields = _fields(sources, decoded, answer=True)
+        return [_answer(fields, request)]
     raise PayloadError(f"unknown Function {function!r}", reason="unknown_function")
 
 
@@ -128,6 +130,12 @@ def _fields(sources: list[bytes], decoded: list[dict[str, str]], *, answer: bool
         raw |= fields
         named |= _by_lower_name(fields)
     return _Fields(raw, named)
+
+
+def _ascii(fields: _Fields) -> bool:
+    """Every value is ASCII text: read in Windows-1252, the Answer's Message is the same text
+    (bytes above 127 read as other characters, or not at all, in UTF-8 and in Windows-1252)."""
+    return "".join(fields.raw.values()).isascii() and fields.named.get("message", "").isascii()
 
 
 def message_parts(source: bytes) -> bytes:
@@ -179,6 +187,8 @@ def _job_id(fields: _Fields) -> str | None:
     if job_id is not None:
         return job_id
     for name, value in fields.raw.items():
+        if ":" not in name:  # as the pattern requires; a test is cheaper than a match
+            continue
         quirk = _JOB_ID_QUIRK.fullmatch(name.strip())
         if quirk and not value.strip() and quirk.group(1).strip():
             return quirk.group(1).strip()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from core.errors import PayloadError
@@ -58,6 +59,8 @@ def local_time(value: str, formats: Sequence[str], zone: ZoneInfo) -> datetime:
         if when is not None:
             return when
         break  # 31 February and the like: strptime below says why
+    if not any(_may_read(fmt, text) for fmt in formats):  # strptime would refuse it, slowly
+        raise PayloadError(f"unreadable time {value!r}", reason="bad_timestamp")
     for fmt in formats:
         try:
             naive = datetime.strptime(text, fmt)  # naive: the zone is attached below
@@ -65,6 +68,27 @@ def local_time(value: str, formats: Sequence[str], zone: ZoneInfo) -> datetime:
             continue
         return to_utc(naive.replace(tzinfo=zone))
     raise PayloadError(f"unreadable time {value!r}", reason="bad_timestamp")
+
+
+_NUMERIC_DIRECTIVE = re.compile(r"%[dmyYHMS]")
+
+
+@cache
+def _characters(fmt: str) -> re.Pattern[str] | None:
+    """For a format of numeric directives only (``%d.%m.%Y %H:%M:%S``): the pattern of the texts
+    made only of characters ``strptime`` may read with it (digits, white space, its literals,
+    in any case as ``strptime`` matches them); ``None`` for other formats."""
+    literals = _NUMERIC_DIRECTIVE.sub("", fmt)
+    if "%" in literals:
+        return None
+    return re.compile(r"[\d\s" + re.escape("".join(sorted(set(literals)))) + "]*", re.IGNORECASE)
+
+
+def _may_read(fmt: str, text: str) -> bool:
+    """``strptime(text, fmt)`` may succeed: ``False`` only for a text with a character none of
+    ``fmt``'s parts reads (the notification of eCall's section 3.8: ``1Z.07.2014``)."""
+    characters = _characters(fmt)
+    return characters is None or characters.fullmatch(text) is not None
 
 
 def _fast(match: re.Match[str], zone: ZoneInfo) -> datetime | None:

@@ -89,6 +89,9 @@ _CHARSETS = st.sampled_from(
 @example(b" Name = 1 & name=2&+a=%e9&%20b=\xe9", DEFAULT_CHARSETS, True)
 @example(b"a=+&b=%2B&c=%zz+&\x1cd\x1c=1", ("utf-8",), False)
 @example(b"a=ab&b=c+d", ("utf-16",), False)
+@example(b"a=%C3%A9&b=caf%C3%A9+x&c=%A4&d=%e9%80&e=%C3%A9%a&f=%C3=%A9", DEFAULT_CHARSETS, False)
+@example(b"a=%C3%A9&c=%A4&d=%81", ("cp1252", "iso-8859-1"), False)
+@example(b"a=%C3%A9&c=%A4&d=%FF", ["iso-8859-15"], False)
 def test_decode_query_is_its_definition(
     raw: bytes, charsets: Sequence[str], lower_keys: bool
 ) -> None:
@@ -290,3 +293,21 @@ def test_dmc_iso_text_is_isoformat(moment: datetime) -> None:
             iso(moment)
         return
     assert iso(moment) == expected
+
+
+_TIME_TEXTS = st.text(alphabet="0123456789٣.:- T tZz/x%", max_size=22)
+
+
+@settings(max_examples=1000)
+@given(_TIME_TEXTS, st.sampled_from([*sorted(_FAST_FORMATS), "%Y-%m-%dT%H:%M:%S", "%d %b %Y"]))
+@example("1Z.07.2014 12:55:15", "%d.%m.%Y %H:%M:%S")
+@example("1.7.2014  2:5:1", "%d.%m.%Y %H:%M:%S")
+@example("2014-07-11t09:52:12", "%Y-%m-%dT%H:%M:%S")
+def test_texts_refused_before_strptime_are_those_it_refuses(text: str, fmt: str) -> None:
+    """A text with a character no part of a numeric format reads is refused without strptime:
+    only those strptime refuses too."""
+    try:
+        ours: datetime | str = local_time(text, (fmt,), ZoneInfo("Europe/Zurich"))
+    except PayloadError as exc:
+        ours = exc.reason
+    assert ours == _slow_local_time(text, ZoneInfo("Europe/Zurich"), fmt)
