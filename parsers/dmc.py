@@ -91,22 +91,23 @@ ack, nack, retry = ok, bad_request, unavailable
 
 
 def _event(username: str | None, medium: Medium, request: RawRequest, times: ReportTimes) -> Event:
-    status = optional(medium.fields, "status") or _last_type(medium.history)
+    fields = medium.fields
+    status = optional(fields, "status") or _last_type(medium.history)
     if status is None:
         raise PayloadError(f"{medium.tag}: no status", reason="missing_field")
     current = _current(medium.history, status)
     status_entry = _status_entry(medium.tag, status)
-    code = optional(current, "code")
-    code_entry = _code_entry(medium.tag, code)
+    code = optional(current, "code") if "code" in current else None
+    code_entry = None if code is None else _code_entry(medium.tag, code)
     entry = _outcome(status_entry, code_entry)
     known = entry or UNKNOWN
     state = known.state
     kind = known.kind or Kind.DELIVERY
     inbound = kind is Kind.INBOUND
     details = details_of(username, medium, current, times, inbound=inbound)
-    error = _error(code, code_entry, state, details)
-    address = _address(medium.tag, medium.fields.get("to"))
-    call_id = optional(medium.fields, "call_id")
+    error = None if code is None else _error(code, code_entry, state, details)
+    address = _address(medium.tag, fields.get("to"))
+    call_id = optional(fields, "call_id")
     text = current.get("info", "") if inbound else None
     data = EventData(
         provider=PROVIDER,
@@ -116,7 +117,7 @@ def _event(username: str | None, medium: Medium, request: RawRequest, times: Rep
         final=known.final,
         failure=_failure(state, entry, code_entry),
         message_id=None if inbound else call_id,
-        reference=optional(medium.fields, "ref_externe"),
+        reference=optional(fields, "ref_externe"),
         related_message_id=call_id if inbound else None,
         recipient=None if inbound else address,
         sender=address if inbound else None,
@@ -130,9 +131,9 @@ def _event(username: str | None, medium: Medium, request: RawRequest, times: Rep
     identity = None
     if text is not None:
         identity = reply_identity(
-            optional(medium.fields, "broadcast_id"), optional(medium.fields, "contact_id"), text
+            optional(fields, "broadcast_id"), optional(fields, "contact_id"), text
         )
-    return Event.of(data, _when(medium.fields, current, times), identity=identity)
+    return Event.of(data, _when(fields, current, times), identity=identity)
 
 
 def reply_identity(broadcast_id: str | None, contact_id: str | None, text: str) -> str | None:

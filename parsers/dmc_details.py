@@ -30,14 +30,14 @@ def details_of(
     details: dict[str, JsonValue] = {}
     if username is not None:
         details["username"] = username
-    for name in ("broadcast_id", "contact_id", "space_id"):
-        value = optional(medium.fields, name)
-        if value is not None:
+    fields = medium.fields
+    for name in _IDS:
+        if name in fields and (value := fields[name].strip()):  # optional(), without a call
             details[name] = value
     history: list[JsonValue] = []
     current_facts: dict[str, JsonValue] = {}
     for status in medium.history:
-        facts = _facts(status)
+        facts = _facts(status) if _FACTS & status.keys() else {}
         history.append(_step(status, facts, times))
         if status is current:
             current_facts = facts
@@ -59,10 +59,10 @@ def _step(
     step: dict[str, JsonValue] = {}
     if "type" in status:
         step["type"] = status["type"]
-    date = optional(status, "date")
-    if date is not None:
+    if "date" in status and (date := status["date"].strip()):  # optional(), without a call
         step["date"] = iso(times[date])
-    step.update(facts)
+    if facts:
+        step.update(facts)
     if "code" in status:
         step["code"] = status["code"]
     return step
@@ -86,6 +86,9 @@ def _facts(status: Mapping[str, str]) -> dict[str, JsonValue]:
 
 _COUNTS = (("time", "duration"), ("size", "size"), ("page", "pages"))
 """A status's counts, by attribute name and name in ``details``."""
+_FACTS = frozenset({"time", "size", "page", "amd", "info"})
+"""The attributes :func:`_facts` reads: a status with none of them has none."""
+_IDS = ("broadcast_id", "contact_id", "space_id")
 
 
 def _vxml(vxml: Mapping[str, str]) -> dict[str, JsonValue]:

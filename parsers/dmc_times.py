@@ -23,11 +23,15 @@ _ZONES: Mapping[str, ZoneInfo] = {
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_MS = re.compile(r"[0-9]{1,15}")
+_PLAIN_LOCAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
+"""``2014-07-11 09:52:12``: no epoch, no zone name after its space, no ``T``."""
 
 
 def read_time(value: str) -> datetime:
     """A DMC date: local (Paris), with a zone abbreviation, ISO-8601, or epoch milliseconds."""
     text = value.strip()
+    if _PLAIN_LOCAL.fullmatch(text):  # the usual one: none of the tests below takes it
+        return local_time(text, _LOCAL_FORMATS, PARIS)
     if _EPOCH_MS.fullmatch(text):
         return from_epoch_ms(text)
     stamp, _, zone_name = text.rpartition(" ")
@@ -55,7 +59,7 @@ def from_epoch_ms(value: str) -> datetime:
     if not _EPOCH_MS.fullmatch(value.strip()):
         raise PayloadError(f"unreadable timestamp {value!r}", reason="bad_timestamp")
     try:
-        return _EPOCH + timedelta(milliseconds=int(value))
+        return _EPOCH + timedelta(0, 0, 0, int(value))  # milliseconds, given by position
     except OverflowError as exc:
         raise PayloadError(f"timestamp out of range {value!r}", reason="bad_timestamp") from exc
 
@@ -63,4 +67,6 @@ def from_epoch_ms(value: str) -> datetime:
 def iso(when: datetime) -> str:
     """``when`` in UTC as ISO-8601 text, ``Z`` for UTC: ``2014-07-11T07:55:55Z``, microseconds
     when there are some (``isoformat()``'s text, written by orjson in a quarter of the time)."""
-    return orjson.dumps(when.astimezone(UTC), option=orjson.OPT_UTC_Z)[1:-1].decode()
+    if when.tzinfo is not UTC:  # the report's times are in UTC already
+        when = when.astimezone(UTC)
+    return orjson.dumps(when, option=orjson.OPT_UTC_Z)[1:-1].decode()

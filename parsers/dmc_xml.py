@@ -94,37 +94,44 @@ class _Reading:
         if self.namespaced:  # rare: names as ElementTree gives them
             name = universal(name)
             attributes = {universal(k): v for k, v in attributes.items()}
-        node: dict[str, JsonValue] = {"@" + k: v for k, v in attributes.items()}
-        if depth == _ROOT:
-            if name != "status_report":
-                self.error = PayloadError(f"root element {name!r}", reason="unknown_document")
-            self.username = attributes.get("username")
-            self.header = node
-            return
-        if depth > MAX_DEPTH + 1:  # the medium is at depth 1 of MAX_DEPTH
-            self.error = PayloadError("XML nested too deeply", reason="invalid_xml")
-            return
-        if depth == _MEDIUM:
+        at = _AT
+        node: dict[str, JsonValue] = {at.get(k) or _at(k): v for k, v in attributes.items()}
+        if depth > _MEDIUM:  # the usual element: inside a medium
+            if depth > MAX_DEPTH + 1:  # the medium is at depth 1 of MAX_DEPTH
+                self.error = PayloadError("XML nested too deeply", reason="invalid_xml")
+                return
+            if name == "status":
+                if depth == _MEDIUM + 1:
+                    self.history.append(attributes)
+            elif name == "vxml_info":
+                if self.vxml is None:
+                    self.vxml = attributes
+            elif name == "transfer" and self.transfer is None:
+                self.transfer = attributes
+            if self.fresh:  # the parent's first child: the parent's text is complete
+                self.texts[-1] = self.chars
+            parent = self.nodes[-1]
+            if name in parent:  # a list: names have no "@", and "#text" comes at the end
+                parent[name].append(node)  # type: ignore[union-attr]
+            else:
+                parent[name] = [node]
+        elif depth == _MEDIUM:
             channel = medium_channel(name)
             if channel is None:
                 self.error = PayloadError(f"unknown medium {name[:40]!r}", reason="unknown_medium")
                 return
             self.tag, self.channel, self.fields, self.history = name, channel, attributes, []
             self.vxml = self.transfer = None
-        else:
-            if depth == _MEDIUM + 1 and name == "status":
-                self.history.append(attributes)
-            elif name == "vxml_info" and self.vxml is None:
-                self.vxml = attributes
-            elif name == "transfer" and self.transfer is None:
-                self.transfer = attributes
-            if self.fresh:  # the parent's first child: the parent's text is complete
-                self.texts[-1] = self.chars
-            siblings = self.nodes[-1].setdefault(name, [])
-            siblings.append(node)  # type: ignore[union-attr]  # a list: names have no "@"
+        else:  # the root
+            if name != "status_report":
+                self.error = PayloadError(f"root element {name!r}", reason="unknown_document")
+            self.username = attributes.get("username")
+            self.header = node
+            return
         self.nodes.append(node)
         self.texts.append("")
-        self.chars, self.fresh = "", True
+        self.chars = ""
+        self.fresh = True
 
     def characters(self, text: str) -> None:
         if self.fresh:
@@ -135,14 +142,19 @@ class _Reading:
         self.depth = depth - 1
         if self.error is not None or depth == _ROOT:
             return
-        text = self.chars if self.fresh else self.texts[-1]
+        if self.fresh:  # no child: its text is what came since its start
+            text = self.chars
+            self.texts.pop()
+            self.fresh = False  # what follows is the parent's, after a child: not its text
+        else:
+            text = self.texts.pop()
         node = self.nodes.pop()
-        self.texts.pop()
-        self.fresh = False  # what follows is the parent's, after a child: not its text
         if text and not text.isspace():
             node["#text"] = text
         if depth == _MEDIUM:
             tag = self.tag
+            raw = self.header.copy()
+            raw[tag] = node
             self.media.append(
                 Medium(
                     tag=tag,
@@ -151,6 +163,19 @@ class _Reading:
                     history=self.history,
                     vxml=self.vxml,
                     transfer=self.transfer,
-                    raw={**self.header, tag: node},
+                    raw=raw,
                 )
             )
+
+
+_AT: dict[str, str] = {}
+"""Attribute names as JSON keys (``@name``), made once for the names DMC sends: a lookup costs
+less than making the key (and hashing it) for every attribute of every element."""
+_AT_KEPT = 256
+
+
+def _at(name: str) -> str:
+    key = "@" + name
+    if len(_AT) < _AT_KEPT:  # bounded: names are the sender's choice
+        _AT[name] = key
+    return key
