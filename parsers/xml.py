@@ -45,13 +45,21 @@ def expat_parser() -> XMLParserType:
     an entity declaration or an external entity refused the moment expat meets it, by the
     handlers defusedxml sets (``forbid_dtd=True``). Text comes in one call per run
     (``buffer_text``). Set the handlers of the reading, then :func:`feed` it the document."""
-    parser = ParserCreate(None, "}")
+    if len(_NAMES) > _NAMES_KEPT:  # bounded: names are the sender's choice
+        _NAMES.clear()
+    parser = ParserCreate(None, "}", intern=_NAMES)
     parser.buffer_text = True
     parser.StartDoctypeDeclHandler = _refuse_dtd
     parser.EntityDeclHandler = _refuse_entity
     parser.UnparsedEntityDeclHandler = _refuse_unparsed_entity
     parser.ExternalEntityRefHandler = _refuse_external_entity
     return parser
+
+
+_NAMES: dict[str, str] = {}
+"""The names expat has met, shared by every parser: a document's element and attribute names
+are the strings of the documents before it (made once, their hashes known), not new ones."""
+_NAMES_KEPT = 4096
 
 
 def feed(parser: XMLParserType, document: bytes | str) -> None:
