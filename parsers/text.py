@@ -69,10 +69,11 @@ def decode_query(
     next charset (ISO-8859-15 by default).
 
     A name is ``decode_text(unquote_lenient(name.strip()))``, a value
-    ``decode_text(unquote_lenient(value))``. This runs on every GET callback, so it takes two
+    ``decode_text(unquote_lenient(value))``. This runs on every GET callback, so it takes
     shortcuts to the same text (a test holds it to that definition): names, the same few on every
     callback of a provider, are remembered; and in an ASCII query (text outside ASCII travels
-    percent-encoded) a value with nothing to unquote is its own text.
+    percent-encoded) a value with nothing to unquote is its own text, and one with escapes is
+    unquoted in line (:func:`_unquoted_text`).
     """
     charsets = tuple(charsets)
     plain_is_text = raw.isascii() and _reads_ascii(charsets[0])
