@@ -97,15 +97,15 @@ def _event(username: str | None, medium: Medium, request: RawRequest, times: Rep
         raise PayloadError(f"{medium.tag}: no status", reason="missing_field")
     current = _current(medium.history, status)
     status_entry = _status_entry(medium.tag, status)
-    code = optional(current, "code") if "code" in current else None
-    code_entry = None if code is None else _code_entry(medium.tag, code)
+    code = optional(current, "code")
+    code_entry = _code_entry(medium.tag, code)
     entry = _outcome(status_entry, code_entry)
     known = entry or UNKNOWN
     state = known.state
     kind = known.kind or Kind.DELIVERY
     inbound = kind is Kind.INBOUND
     details = details_of(username, medium, current, times, inbound=inbound)
-    error = None if code is None else _error(code, code_entry, state, details)
+    error = _error(code, code_entry, state, details)
     address = _address(medium.tag, fields.get("to"))
     call_id = optional(fields, "call_id")
     text = current.get("info", "") if inbound else None

@@ -30,14 +30,14 @@ def details_of(
     details: dict[str, JsonValue] = {}
     if username is not None:
         details["username"] = username
-    fields = medium.fields
-    for name in _IDS:
-        if name in fields and (value := fields[name].strip()):  # optional(), without a call
+    for name in ("broadcast_id", "contact_id", "space_id"):
+        value = optional(medium.fields, name)
+        if value is not None:
             details[name] = value
     history: list[JsonValue] = []
     current_facts: dict[str, JsonValue] = {}
     for status in medium.history:
-        facts = _facts(status) if _FACTS & status.keys() else {}
+        facts = _facts(status)
         history.append(_step(status, facts, times))
         if status is current:
             current_facts = facts
@@ -59,10 +59,10 @@ def _step(
     step: dict[str, JsonValue] = {}
     if "type" in status:
         step["type"] = status["type"]
-    if "date" in status and (date := status["date"].strip()):  # optional(), without a call
+    date = optional(status, "date")
+    if date is not None:
         step["date"] = iso(times[date])
-    if facts:
-        step.update(facts)
+    step.update(facts)
     if "code" in status:
         step["code"] = status["code"]
     return step
@@ -71,24 +71,15 @@ def _step(
 def _facts(status: Mapping[str, str]) -> dict[str, JsonValue]:
     """``time`` (call/fax duration, s), ``amd``, ``size`` (bytes), ``page`` and ``info``."""
     facts: dict[str, JsonValue] = {}
-    for name, key in _COUNTS:
-        if name not in status:  # usually: what optional() says, without a call
-            continue
-        value = status[name].strip()
-        if value:
+    for name, key in (("time", "duration"), ("size", "size"), ("page", "pages")):
+        value = optional(status, name)
+        if value is not None:
             number = count(value)
             facts[key] = value if number is None else number
     for name in ("amd", "info"):
         if name in status:
             facts[name] = status[name]
     return facts
-
-
-_COUNTS = (("time", "duration"), ("size", "size"), ("page", "pages"))
-"""A status's counts, by attribute name and name in ``details``."""
-_FACTS = frozenset({"time", "size", "page", "amd", "info"})
-"""The attributes :func:`_facts` reads: a status with none of them has none."""
-_IDS = ("broadcast_id", "contact_id", "space_id")
 
 
 def _vxml(vxml: Mapping[str, str]) -> dict[str, JsonValue]:

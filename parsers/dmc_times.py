@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from core.errors import PayloadError
-from parsers.times import PARIS, iso_time, local_time, paris_seconds
+from parsers.times import PARIS, iso_time, local_time
 
 _LOCAL_FORMATS = ("%Y-%m-%d %H:%M:%S",)
 _ZONES: Mapping[str, ZoneInfo] = {
@@ -31,7 +31,7 @@ def read_time(value: str) -> datetime:
     """A DMC date: local (Paris), with a zone abbreviation, ISO-8601, or epoch milliseconds."""
     text = value.strip()
     if _PLAIN_LOCAL.fullmatch(text):  # the usual one: none of the tests below takes it
-        return paris_seconds(text)
+        return local_time(text, _LOCAL_FORMATS, PARIS)
     if _EPOCH_MS.fullmatch(text):
         return from_epoch_ms(text)
     stamp, _, zone_name = text.rpartition(" ")

@@ -133,9 +133,10 @@ def _fields(sources: list[bytes], decoded: list[dict[str, str]], *, answer: bool
 
 
 def _ascii(fields: _Fields) -> bool:
-    """Every value is ASCII text: read in Windows-1252, the Answer's Message is the same text
-    (bytes above 127 read as other characters, or not at all, in UTF-8 and in Windows-1252)."""
-    return "".join(fields.raw.values()).isascii() and fields.named.get("message", "").isascii()
+    """Every value is ASCII text, the Message among them (``named`` holds values of ``raw``):
+    read in Windows-1252, the Answer's Message is the same text (bytes above 127 read as other
+    characters, or not at all, in UTF-8 and in Windows-1252)."""
+    return "".join(fields.raw.values()).isascii()
 
 
 def message_parts(source: bytes) -> bytes:

@@ -91,13 +91,6 @@ def _may_read(fmt: str, text: str) -> bool:
     return characters is None or characters.fullmatch(text) is not None
 
 
-def paris_seconds(text: str) -> datetime:
-    """``local_time(text, ("%Y-%m-%d %H:%M:%S",), PARIS)`` for a text known to be that
-    format's digits: the shortcut, without the tests of the formats."""
-    when = _iso_seconds(text, PARIS) if text.isascii() else None
-    return when if when is not None else local_time(text, (_ISO_SECONDS,), PARIS)
-
-
 def _fast(match: re.Match[str], zone: ZoneInfo) -> datetime | None:
     """The time of a fast format's ``match`` in UTC, or ``None`` (see :func:`_iso_seconds`)."""
     year, month, day, hour, minute, second = match.group("Y", "m", "d", "H", "M", "S")

@@ -20,7 +20,7 @@ from core.errors import PayloadError
 from core.models import Provider
 from parsers.dmc_times import iso
 from parsers.text import DEFAULT_CHARSETS, decode_query, decode_text, unquote_lenient
-from parsers.times import _FAST_FORMATS, PARIS, local_time, paris_seconds, to_utc
+from parsers.times import _FAST_FORMATS, local_time, to_utc
 from parsers.xml import _without_dtd, parse_xml
 from tests.golden import all_cases
 
@@ -311,20 +311,3 @@ def test_texts_refused_before_strptime_are_those_it_refuses(text: str, fmt: str)
     except PayloadError as exc:
         ours = exc.reason
     assert ours == _slow_local_time(text, ZoneInfo("Europe/Zurich"), fmt)
-
-
-@settings(max_examples=300)
-@given(st.datetimes())
-@example(datetime(2026, 10, 25, 2, 30))  # twice in Paris: the first one
-@example(datetime(2026, 3, 29, 2, 30))  # the spring gap
-@example(datetime(1, 1, 1))  # before year 1 in UTC
-def test_paris_seconds_is_local_time(moment: datetime) -> None:
-    """DMC's shortcut for its plain dates gives what local_time gives, 31 February included."""
-    for text in (moment.replace(microsecond=0).isoformat(sep=" "), "2026-02-31 10:00:00"):
-        outcomes = []
-        for read in (paris_seconds, lambda t: local_time(t, ("%Y-%m-%d %H:%M:%S",), PARIS)):
-            try:
-                outcomes.append(read(text))
-            except PayloadError as exc:
-                outcomes.append(exc.reason)
-        assert outcomes[0] == outcomes[1], text
