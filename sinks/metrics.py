@@ -19,12 +19,23 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.core import Metric
 
-M = TypeVar("M", bound=MetricWrapperBase)
+from sinks.tallies import TallyCounter, TallyHistogram
+
+M = TypeVar("M", covariant=True)
+
+
+class _WithLabels(Protocol[M]):
+    """A metric with labels: prometheus_client's, or ``sinks.tallies``'."""
+
+    def labels(self, *values: str) -> M: ...
+
+    def collect(self) -> Iterable[Metric]: ...
+
 
 OUTCOMES = ("accepted", "rejected", "unavailable", "unauthorized", "disconnected")
 """accepted: events journaled, provider acknowledged (a provider's retry too: the pipeline worker
@@ -48,7 +59,7 @@ class Labelled(Generic[M]):
     """A metric's labelled children, each looked up once: ``labels()`` validates and locks on
     every call, and costs more than the increment it precedes. Bounded as the labels are."""
 
-    def __init__(self, metric: M) -> None:
+    def __init__(self, metric: _WithLabels[M]) -> None:
         self.metric = metric
         self._children: dict[tuple[str, ...], M] = {}
 
@@ -66,7 +77,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.callbacks = Labelled(
-            Counter(
+            TallyCounter(
                 "hub_callbacks",
                 "Provider callbacks received, by outcome.",
                 ("provider", "endpoint", "outcome", "reason"),
@@ -74,7 +85,7 @@ class Metrics:
             )
         )
         self.latency = Labelled(
-            Histogram(
+            TallyHistogram(
                 "hub_callback_duration_seconds",
                 "Time from a callback's arrival to the provider's answer.",
                 ("provider", "endpoint"),
@@ -101,7 +112,7 @@ class Metrics:
             registry=registry,
         )
         self.http_requests = Labelled(
-            Counter(
+            TallyCounter(
                 "hub_http_requests",
                 "HTTP requests, by route (the URL pattern, not the URL), method and status.",
                 ("route", "method", "status"),
@@ -109,7 +120,7 @@ class Metrics:
             )
         )
         self.http_latency = Labelled(
-            Histogram(
+            TallyHistogram(
                 "hub_http_request_duration_seconds",
                 "HTTP request handling time, by route.",
                 ("route",),

@@ -35,6 +35,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from sinks.tallies import INF, cumulative
+
 PROGRESS_FILE = "forwarder.sqlite3"
 CONFIRM_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -198,15 +200,10 @@ class ProgressCollector(Collector):
         for provider in sorted({*self.providers, *progress.forwarded}):
             forwarded.add_metric((provider,), progress.forwarded.get(provider, 0))
         yield forwarded
-        bounds = [repr(float(b)) for b in CONFIRM_BUCKETS] + ["+Inf"]
-        cumulative, buckets = 0, []
-        for bound, count in zip(bounds, progress.confirm_counts, strict=True):
-            cumulative += count
-            buckets.append((bound, cumulative))
         yield HistogramMetricFamily(
             "hub_forward_confirm_duration_seconds",
             "Time from publishing a batch of events to the broker's last confirm.",
-            buckets=buckets,
+            buckets=cumulative((*CONFIRM_BUCKETS, INF), progress.confirm_counts),
             sum_value=progress.confirm_sum,
         )
         if self.shared:
