@@ -12,7 +12,7 @@ the same names, help and labels.
 
 Only for metrics changed from one thread (the hub's loop): two threads adding to one child at
 once could lose a count. A scrape reads them from another thread (``hub.handlers.metrics``) and
-may see a histogram's count one observation ahead of its sum, as prometheus_client's may.
+may see a histogram's sum one observation ahead of its count, as prometheus_client's may.
 """
 
 from __future__ import annotations
