@@ -34,7 +34,7 @@ Totals = Counter[tuple[str, str]]
 
 def totals(metrics: Metrics) -> Totals:
     counted: Totals = Counter()
-    for family in metrics.callbacks.metric.collect():
+    for family in metrics.callbacks.collect():
         for sample in family.samples:
             if sample.name.endswith("_total"):
                 labels = sample.labels

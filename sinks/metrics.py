@@ -19,23 +19,14 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.core import Metric
+from prometheus_client.metrics import MetricWrapperBase
 
 from sinks.tallies import TallyCounter, TallyHistogram
 
-M = TypeVar("M", covariant=True)
-
-
-class _WithLabels(Protocol[M]):
-    """A metric with labels: prometheus_client's, or ``sinks.tallies``'."""
-
-    def labels(self, *values: str) -> M: ...
-
-    def collect(self) -> Iterable[Metric]: ...
-
+M = TypeVar("M", bound=MetricWrapperBase)
 
 OUTCOMES = ("accepted", "rejected", "unavailable", "unauthorized", "disconnected")
 """accepted: events journaled, provider acknowledged (a provider's retry too: the pipeline worker
@@ -56,10 +47,11 @@ PULL_OUTCOMES = (
 
 
 class Labelled(Generic[M]):
-    """A metric's labelled children, each looked up once: ``labels()`` validates and locks on
-    every call, and costs more than the increment it precedes. Bounded as the labels are."""
+    """A prometheus_client metric's labelled children, each looked up once: ``labels()``
+    validates and locks on every call, and costs more than the increment it precedes. Bounded as
+    the labels are. (``sinks.tallies``' metrics are called the same way and keep their own.)"""
 
-    def __init__(self, metric: _WithLabels[M]) -> None:
+    def __init__(self, metric: M) -> None:
         self.metric = metric
         self._children: dict[tuple[str, ...], M] = {}
 
@@ -76,22 +68,18 @@ _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.callbacks = Labelled(
-            TallyCounter(
-                "hub_callbacks",
-                "Provider callbacks received, by outcome.",
-                ("provider", "endpoint", "outcome", "reason"),
-                registry=registry,
-            )
+        self.callbacks = TallyCounter(
+            "hub_callbacks",
+            "Provider callbacks received, by outcome.",
+            ("provider", "endpoint", "outcome", "reason"),
+            registry=registry,
         )
-        self.latency = Labelled(
-            TallyHistogram(
-                "hub_callback_duration_seconds",
-                "Time from a callback's arrival to the provider's answer.",
-                ("provider", "endpoint"),
-                registry=registry,
-                buckets=_FAST,
-            )
+        self.latency = TallyHistogram(
+            "hub_callback_duration_seconds",
+            "Time from a callback's arrival to the provider's answer.",
+            ("provider", "endpoint"),
+            registry=registry,
+            buckets=_FAST,
         )
         self.journal_commit = Histogram(
             "hub_journal_commit_duration_seconds",
@@ -111,22 +99,18 @@ class Metrics:
             " or drop).",
             registry=registry,
         )
-        self.http_requests = Labelled(
-            TallyCounter(
-                "hub_http_requests",
-                "HTTP requests, by route (the URL pattern, not the URL), method and status.",
-                ("route", "method", "status"),
-                registry=registry,
-            )
+        self.http_requests = TallyCounter(
+            "hub_http_requests",
+            "HTTP requests, by route (the URL pattern, not the URL), method and status.",
+            ("route", "method", "status"),
+            registry=registry,
         )
-        self.http_latency = Labelled(
-            TallyHistogram(
-                "hub_http_request_duration_seconds",
-                "HTTP request handling time, by route.",
-                ("route",),
-                registry=registry,
-                buckets=_FAST,
-            )
+        self.http_latency = TallyHistogram(
+            "hub_http_request_duration_seconds",
+            "HTTP request handling time, by route.",
+            ("route",),
+            registry=registry,
+            buckets=_FAST,
         )
         self.pull_polls = Labelled(
             Counter(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -57,8 +57,14 @@ class HistogramChild:
         self.counts[bisect_left(self.bounds, amount)] += 1  # the first bound >= amount
 
 
-class _Tallies(Collector):
-    """A metric's children by label values; registered in ``registry`` as a collector."""
+C = TypeVar("C", CounterChild, HistogramChild)
+
+
+class _Tallies(Collector, Generic[C]):
+    """A metric's children by label values; registered in ``registry`` as a collector.
+
+    ``metric(*values)`` is ``metric.labels(*values)``: the child of those label values, made on
+    first use."""
 
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
@@ -66,8 +72,20 @@ class _Tallies(Collector):
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
-        self._children: dict[tuple[str, ...], Any] = {}
+        self._children: dict[tuple[str, ...], C] = {}
         registry.register(self)
+
+    def labels(self, *values: str) -> C:
+        child = self._children.get(values)
+        if child is None:
+            self._labels(values)
+            child = self._children[values] = self._child()
+        return child
+
+    __call__ = labels
+
+    def _child(self) -> C:
+        raise NotImplementedError
 
     def _labels(self, values: tuple[str, ...]) -> dict[str, str]:
         if len(values) != len(self.labelnames):
@@ -80,19 +98,15 @@ class _Tallies(Collector):
     def describe(self) -> Iterator[Metric]:
         yield from self._families({})
 
-    def _families(self, children: dict[tuple[str, ...], Any]) -> Iterator[Metric]:
+    def _families(self, children: dict[tuple[str, ...], C]) -> Iterator[Metric]:
         raise NotImplementedError
 
 
-class TallyCounter(_Tallies):
+class TallyCounter(_Tallies[CounterChild]):
     """A counter (``<name>_total``) with labels: ``labels(*values).inc()``."""
 
-    def labels(self, *values: str) -> CounterChild:
-        child = self._children.get(values)
-        if child is None:
-            self._labels(values)
-            child = self._children[values] = CounterChild()
-        return child
+    def _child(self) -> CounterChild:
+        return CounterChild()
 
     def _families(self, children: dict[tuple[str, ...], CounterChild]) -> Iterator[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -101,7 +115,7 @@ class TallyCounter(_Tallies):
         yield family
 
 
-class TallyHistogram(_Tallies):
+class TallyHistogram(_Tallies[HistogramChild]):
     """A histogram with labels and fixed buckets: ``labels(*values).observe(seconds)``."""
 
     def __init__(
@@ -115,12 +129,8 @@ class TallyHistogram(_Tallies):
         super().__init__(name, documentation, labelnames, registry)
         self.bounds = (*sorted(float(b) for b in buckets if b != INF), INF)
 
-    def labels(self, *values: str) -> HistogramChild:
-        child = self._children.get(values)
-        if child is None:
-            self._labels(values)
-            child = self._children[values] = HistogramChild(self.bounds)
-        return child
+    def _child(self) -> HistogramChild:
+        return HistogramChild(self.bounds)
 
     def _families(self, children: dict[tuple[str, ...], HistogramChild]) -> Iterator[Metric]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
