@@ -37,8 +37,14 @@ _UNSAFE = re.compile(rb"[^\x21-\x7e]")
 _START = re.compile(rb"[A-Z]{1,7}(?: /|$| $)")
 """What the start of a request line can be (the method may not be all here either)."""
 
+_IN_ORDER = re.compile(rb"[A-Z]{3,7} [\x21-\x7e]+ HTTP/1\.[01]\r\n")
+"""A request line with nothing to mend, CRLF-ended, at the start of the data."""
+_LENGTH = b"\r\nContent-Length: "
+"""The header as nearly every client writes it (any other spelling takes the general path)."""
+
 _Parser: Any = web_protocol.HttpRequestParser  # type: ignore[attr-defined]
 """aiohttp's request parser (the C one unless aiohttp runs without its extensions)."""
+_feed = _Parser.feed_data
 
 
 _PRINTABLE = bytes(range(0x21, 0x7F))
@@ -72,6 +78,11 @@ class MendingRequestParser(_Parser):  # type: ignore[misc]
     are all here, mends the line, feeds them, then feeds exactly the ``Content-Length`` of its
     body, and so on. A message it cannot frame so (a chunked body, an upgrade, headers over
     :data:`MAX_HEAD`) ends the mending for the connection: the rest goes to llhttp as it comes.
+
+    Nearly every read is one whole message whose line is in order (a provider's GET, or a POST
+    sent in one write): it goes to llhttp in one call after a regular-expression match and a
+    search for the head's end (a callgrind of the parser alone: 8,000 instructions over
+    llhttp's own 24,800 a GET, 12,200 before; a POST 13,800, 21,300 before).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -86,8 +97,45 @@ class MendingRequestParser(_Parser):  # type: ignore[misc]
         """The target of the line just mended, as sent, for the message it starts."""
 
     def feed_data(self, data: bytes) -> Any:
+        """The common read first: one whole message, its line in order (a GET; a POST's head,
+        or its head and exactly its ``Content-Length`` of body), fed to llhttp as it is."""
         if self._mend_off:
-            return super().feed_data(data)
+            return _feed(self, data)
+        if self._mend_body_left or self._mend_held or type(data) is not bytes:
+            return self._mend_feed(data)
+        if _IN_ORDER.match(data) is None:
+            return self._mend_feed(data)
+        head = data.find(b"\r\n\r\n") + 4
+        if head == len(data):  # the head alone: its body, if any, comes next
+            found = _feed(self, data)
+            messages, upgraded, _ = found
+            if len(messages) == 1 and not upgraded and messages[0][1].is_eof():
+                return found
+            return self._mend_body(found)
+        at = data.find(_LENGTH, 0, head) + len(_LENGTH)
+        if at < len(_LENGTH) or len(data) - head != _digits(data, at):
+            return self._mend_feed(data)
+        found = _feed(self, data)  # the head and its whole body
+        messages, upgraded, _ = found
+        if len(messages) != 1 or upgraded or not messages[0][1].is_eof():
+            self._mend_off = True  # llhttp framed it otherwise (chunked, say): it frames the rest
+        return found
+
+    def _mend_body(self, found: Any) -> Any:
+        """After a whole head fed alone, whose message is not all here: its body is fed as it
+        comes, never mended; a body not framed by its ``Content-Length`` ends the mending."""
+        messages, upgraded, _ = found
+        if len(messages) == 1 and not upgraded:
+            message, _ = messages[0]
+            length = message.headers.get("Content-Length", "")
+            if not message.chunked and length.isdigit():
+                self._mend_body_left = int(length)
+                return found
+        self._mend_off = True
+        return found
+
+    def _mend_feed(self, data: bytes) -> Any:
+        """Any read: a body's rest, a start not all here, lines to mend, several messages."""
         found: list[Any] = []
         if self._mend_body_left:  # a body: fed as it comes, never mended
             if len(data) <= self._mend_body_left:
@@ -128,7 +176,7 @@ class MendingRequestParser(_Parser):  # type: ignore[misc]
                 self._mend_body_left = int(length)
                 if not data:
                     break
-                more, upgraded, tail = self.feed_data(data)  # its body, then what follows
+                more, upgraded, tail = self._mend_feed(data)  # its body, then what follows
                 return [*found, *more], upgraded, tail
         return found, False, b""
 
@@ -143,6 +191,12 @@ class MendingRequestParser(_Parser):  # type: ignore[misc]
             messages, upgraded, tail = super().feed_data(data)
             found = [*found, *messages]
         return found, upgraded, tail
+
+
+def _digits(data: bytes, at: int) -> int:
+    """The decimal number at ``data[at:]`` up to its CR, or -1."""
+    value = data[at : data.find(b"\r", at)]
+    return int(value) if value.isdigit() else -1
 
 
 def install() -> None:

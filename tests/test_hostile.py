@@ -499,3 +499,95 @@ def test_any_query_bytes_in_any_reads_give_the_requests_as_sent(messages, cuts) 
     assert [m.path.encode("utf-8", "surrogateescape") for m, _ in found] == sent
     assert all(m.url.path == "/callbacks/isendpro/s/reply" for m, _ in found)
     assert bodies == [b for _, b in messages]
+
+
+_UNPRINTABLE = bytes(range(0x21)) + bytes(range(0x7F, 0x100))
+_FRAMED_MESSAGE = st.tuples(
+    st.sampled_from(["GET", "POST", "PUT"]),
+    _NO_EOL | _NO_EOL.map(lambda b: b.translate(None, _UNPRINTABLE)),  # to mend, or in order
+    st.sampled_from(["Content-Length", "content-length", "CONTENT-LENGTH", "chunked", "none"]),
+    st.binary(max_size=60) | st.just(b"GET /x\xe9 y HTTP/1.1\r\n\r\n"),
+)
+
+
+def _framed_request(method: str, query: bytes, framing: str, body: bytes) -> bytes:
+    head = method.encode() + b" /callbacks/x?" + query + b" HTTP/1.1\r\nHost: h\r\n"
+    if framing == "none":
+        return head + b"\r\n"
+    if framing == "chunked":
+        pieces = [body[i : i + 7] for i in range(0, len(body), 7)]
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+        return head + b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+    return head + f"{framing}: {len(body)}\r\n\r\n".encode() + body
+
+
+_MESSAGE_FIELDS = ("method", "version", "raw_headers", "should_close", "compression", "upgrade")
+_MESSAGE_FIELDS += ("chunked",)
+
+
+def _parsed(parser_class: type, reads: list[bytes]) -> list[tuple[object, ...]]:
+    loop = asyncio.new_event_loop()
+    try:
+        parser = parser_class(_Protocol(), loop, 2**16, max_line_size=8190)
+        found = []
+        for read in reads:
+            found += parser.feed_data(read)[0]
+        return [
+            (
+                m.path,
+                *(getattr(m, a) for a in _MESSAGE_FIELDS),
+                [*m.headers.items()],
+                str(m.url),
+                p.read_nowait(-1) if p.is_eof() else b"<open>",
+            )
+            for m, p in found
+        ]
+    finally:
+        loop.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    messages=st.lists(_FRAMED_MESSAGE, min_size=1, max_size=4),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=4),
+    heads_alone=st.booleans(),
+    one_a_read=st.booleans(),
+)
+def test_framed_any_way_the_mended_messages_are_llhttps_on_the_lines_mended(
+    messages, cuts, heads_alone, one_a_read
+) -> None:
+    """300 examples: requests on one connection, Content-Length in any spelling, a chunked
+    body, no body, a body that looks like a request line to mend, any query bytes but CR and LF
+    up to the first chunked body (which ends the mending: a clean query after it), cut into
+    reads anywhere, or one whole message a read (the common case), or heads read alone. The messages and bodies are what aiohttp's own parser gives for the
+    same stream with each such line mended beforehand, each carrying its target as sent."""
+    from aiohttp import web_protocol
+
+    from hub.requestline import MendingRequestParser, mend
+
+    chunked_before = itertools.accumulate((m[2] == "chunked" for m in messages), initial=False)
+    messages = [
+        (method, query.translate(None, _UNPRINTABLE), *rest) if after else (method, query, *rest)
+        for (method, query, *rest), after in zip(messages, chunked_before, strict=False)
+    ]
+    requests = [_framed_request(*m) for m in messages]
+    stream = b"".join(requests)
+    ends = list(itertools.accumulate(len(r) for r in requests))
+    starts = [0, *ends][:-1]
+    heads = {s + r.find(b"\r\n\r\n") + 4 for s, r in zip(starts, requests, strict=True)}
+    bounds = {0, len(stream), *(c % (len(stream) + 1) for c in cuts)}
+    bounds |= (set(ends) if one_a_read else set()) | (heads if heads_alone else set())
+    bounds = sorted(bounds)
+    reads = [stream[start:end] for start, end in itertools.pairwise(bounds)]
+
+    def mended(request: bytes) -> bytes:
+        line, rest = request.split(b"\n", 1)
+        return (mend(line) or (line, b""))[0] + b"\n" + rest
+
+    plain = web_protocol.HttpRequestParser  # type: ignore[attr-defined]
+    if plain is MendingRequestParser:  # install() ran in this process
+        plain = MendingRequestParser.__mro__[1]
+    expected = _parsed(plain, [b"".join(mended(r) for r in requests)])
+    sent = [("/callbacks/x?" + q.decode("utf-8", "surrogateescape")) for _, q, *_ in messages]
+    expected = [(path, *rest) for path, (_, *rest) in zip(sent, expected, strict=True)]
+    assert _parsed(MendingRequestParser, reads) == expected
