@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 from core.errors import HubError, PayloadError
@@ -44,11 +44,12 @@ def parse(module: ParserModule, raw: RawRequest) -> list[Event]:
         raise _refusal(raw, "parser", exc) from exc
 
 
-async def append(journal: Journal, raw: RawRequest, events: Sequence[Event]) -> None:
-    """``journal.append(events)``; an event it cannot serialize is a refusal, the journal's own
-    failures stay :class:`SinkUnavailable` (retry)."""
+def append(journal: Journal, raw: RawRequest, events: Sequence[Event]) -> Awaitable[None]:
+    """``journal.append(events)``, to await; an event it cannot serialize is a refusal (raised
+    here: the journal serializes before it waits), the journal's own failures stay
+    :class:`SinkUnavailable` (retry)."""
     try:
-        await journal.append(events)
+        return journal.append(events)
     except (TypeError, ValueError, OverflowError) as exc:  # orjson's, datetime's: the events'
         raise _refusal(raw, "journal", exc) from exc
 

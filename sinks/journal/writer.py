@@ -141,14 +141,16 @@ class Journal:
 
     # -- writing (the loop hands batches to the writer thread) ----------------------------------
 
-    async def append(self, events: Sequence[Event]) -> None:
+    def append(self, events: Sequence[Event]) -> asyncio.Future[None]:
         """Commits the events (a provider's retry too: the pipeline worker recognizes it).
 
-        Returns once they are on disk; raises :class:`SinkUnavailable` if they are not.
+        The future is done once they are on disk; it raises :class:`SinkUnavailable` if they
+        are not (or this call does, when the journal cannot take them at all). A future, not a
+        coroutine: the callbacks' path awaits it without a frame of its own in between.
         """
         rows = [events_table.row_of(e) for e in events]
         size = sum(len(row[7]) for row in rows)
-        await self._submit(None, rows, self._pages(size) + len(rows))
+        return self._submit(None, rows, self._pages(size) + len(rows))
 
     async def quarantine(self, entry: QuarantineEntry) -> int:
         """Keeps a request that could not be parsed; returns its quarantine number."""
@@ -221,9 +223,10 @@ class Journal:
         """Pages that ``size`` bytes of rows may take, twice over (B-tree pages split)."""
         return 2 * (size // self._page_size + 1)
 
-    async def _submit(
+    def _submit(
         self, write: Writer | None, rows: list[Row] | None = None, frames: int = 2
-    ) -> Any:
+    ) -> asyncio.Future[Any]:
+        """The job's future, once it waits for a commit (raises at once when none can take it)."""
         if self._conn is None:
             raise SinkUnavailable("journal is closed", reason="journal_closed")
         if self.trouble == GONE:
@@ -237,7 +240,7 @@ class Journal:
         self._timed.append(job)
         if self._timer is None:
             self._timer = loop.call_at(job.deadline, self._expire)
-        return await self._enqueue(job)
+        return self._enqueue(job)
 
     def _expire(self) -> None:
         """On the loop, at the oldest deadline: the requests whose commit has not come within
