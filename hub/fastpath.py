@@ -51,26 +51,16 @@ class Front:
                 self._table[key] = (endpoint.route, handler)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        target = request.raw_path
-        if target.startswith(PREFIX):
-            path = target.partition("?")[0]
-            parts = path.split("/")
-            if len(parts) == 5 and parts[3] not in _NOT_A_SECRET and "%" not in path:
-                found = self._table.get((parts[2], parts[4], request.method))
-                if found is not None and hdrs.EXPECT not in request.headers:
-                    assert isinstance(request, web.Request)  # the app's request factory's
-                    return await self._direct(request, parts[3], *found)
-        return await self._fallback(request)
-
-    async def _direct(
-        self, request: web.Request, secret: str, route: str, handler: DirectHandler
-    ) -> web.StreamResponse:
-        """``handler``, counted as ``hub.handlers.observe_http`` counts a routed request (with its
-        ``raised_status`` and ``count_http``)."""
+        found = self._callback(request)
+        if found is None:
+            return await self._fallback(request)
+        # counted as hub.handlers.observe_http counts a routed request, in this frame: a
+        # coroutine of its own would cost more than the counting
+        route, handler, secret = found
         started = time.perf_counter()
         status = 500
         try:
-            response = await handler(self._app, request, secret)
+            response = await handler(self._app, request, secret)  # type: ignore[arg-type]
             status = response.status
             return response
         except BaseException as exc:
@@ -78,3 +68,18 @@ class Front:
             raise
         finally:
             count_http(self._metrics, route, request.method, status, started)
+
+    def _callback(self, request: web.BaseRequest) -> tuple[str, DirectHandler, str] | None:
+        """A callback's route, handler and secret, if the request is one this takes."""
+        target = request.raw_path
+        if not target.startswith(PREFIX):
+            return None
+        path = target.partition("?")[0]
+        parts = path.split("/")
+        if len(parts) != 5 or parts[3] in _NOT_A_SECRET or "%" in path:
+            return None
+        found = self._table.get((parts[2], parts[4], request.method))
+        if found is None or hdrs.EXPECT in request.headers:
+            return None
+        assert isinstance(request, web.Request)  # the app's request factory's
+        return (*found, parts[3])

@@ -97,8 +97,8 @@ def direct_handler(module: ParserModule, callback: Callback) -> DirectHandler:
         started = time.perf_counter()
         runtime = app[RUNTIME]
         _admit(runtime, request, module, endpoint, secret)
-        try:
-            body = await request.read()
+        try:  # a request without a body (a GET, nearly always) has nothing to read
+            body = await request.read() if request.body_exists else b""
         except (ConnectionError, asyncio.CancelledError) as exc:
             # The client closed the connection mid-body (aiohttp cancels the handler instead
             # when run with handler_cancellation, as its test server is): nothing to keep.
