@@ -57,10 +57,11 @@ class Front:
         # counted as hub.handlers.observe_http counts a routed request, in this frame: a
         # coroutine of its own would cost more than the counting
         route, handler, secret = found
+        assert isinstance(request, web.Request)  # the app's request factory's
         started = time.perf_counter()
         status = 500
         try:
-            response = await handler(self._app, request, secret)  # type: ignore[arg-type]
+            response = await handler(self._app, request, secret)
             status = response.status
             return response
         except BaseException as exc:
@@ -81,5 +82,4 @@ class Front:
         found = self._table.get((parts[2], parts[4], request.method))
         if found is None or hdrs.EXPECT in request.headers:
             return None
-        assert isinstance(request, web.Request)  # the app's request factory's
         return (*found, parts[3])
