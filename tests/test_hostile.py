@@ -521,8 +521,16 @@ def _framed_request(method: str, query: bytes, framing: str, body: bytes) -> byt
     return head + f"{framing}: {len(body)}\r\n\r\n".encode() + body
 
 
-_MESSAGE_FIELDS = ("method", "version", "raw_headers", "should_close", "compression", "upgrade")
-_MESSAGE_FIELDS += ("chunked",)
+_MESSAGE_FIELDS = (
+    "method",
+    "version",
+    "raw_headers",
+    "should_close",
+    "compression",
+    "upgrade",
+    "chunked",
+)
+"""What a parsed message says besides its path, headers and URL (compared as they are)."""
 
 
 def _parsed(parser_class: type, reads: list[bytes]) -> list[tuple[object, ...]]:
@@ -559,8 +567,9 @@ def test_framed_any_way_the_mended_messages_are_llhttps_on_the_lines_mended(
     """300 examples: requests on one connection, Content-Length in any spelling, a chunked
     body, no body, a body that looks like a request line to mend, any query bytes but CR and LF
     up to the first chunked body (which ends the mending: a clean query after it), cut into
-    reads anywhere, or one whole message a read (the common case), or heads read alone. The messages and bodies are what aiohttp's own parser gives for the
-    same stream with each such line mended beforehand, each carrying its target as sent."""
+    reads anywhere, or one whole message a read (the common case), or heads read alone. The
+    messages and bodies are what aiohttp's own parser gives for the same stream with each such
+    line mended beforehand, each carrying its target as sent."""
     from aiohttp import web_protocol
 
     from hub.requestline import MendingRequestParser, mend

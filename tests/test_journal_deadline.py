@@ -26,10 +26,10 @@ async def test_a_commit_that_does_not_come_tells_each_waiting_request_to_retry(t
     try:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        first = asyncio.ensure_future(journal.append([event(1)]))
-        second = asyncio.ensure_future(journal.append([event(2)]))
+        first = journal.append([event(1)])
+        second = journal.append([event(2)])
         await asyncio.sleep(0.1)  # paces a third request: it comes while the commit is blocked
-        third = asyncio.ensure_future(journal.append([event(4)]))  # waits behind that commit
+        third = journal.append([event(4)])  # waits behind that commit
         for waiting in (first, second, third):
             with pytest.raises(SinkUnavailable) as refused:
                 await waiting
