@@ -118,32 +118,32 @@ class MendingRequestParser(_Parser):  # type: ignore[misc]
         found = _feed(self, data)  # the head and its whole body
         messages, upgraded, _ = found
         if len(messages) != 1 or upgraded or not messages[0][1].is_eof():
-            self._mend_off = True  # llhttp framed it otherwise (chunked, say): it frames the rest
+            self._mend_off = True  # an upgrade (with a body), say: what follows is not ours
         return found
 
     def _mend_body(self, found: Any) -> Any:
         """After a whole head fed alone, whose message is not all here: its body is fed as it
         comes, never mended; a body not framed by its ``Content-Length`` ends the mending."""
         messages, upgraded, _ = found
-        if len(messages) == 1 and not upgraded:
-            message, _ = messages[0]
-            length = message.headers.get("Content-Length", "")
-            if not message.chunked and length.isdigit():
-                self._mend_body_left = int(length)
-                return found
-        self._mend_off = True
+        length = None if len(messages) != 1 or upgraded else _body_length(messages[0][0])
+        if length is None:
+            self._mend_off = True
+        else:
+            self._mend_body_left = length
         return found
 
     def _mend_feed(self, data: bytes) -> Any:
         """Any read: a body's rest, a start not all here, lines to mend, several messages."""
         found: list[Any] = []
         if self._mend_body_left:  # a body: fed as it comes, never mended
-            if len(data) <= self._mend_body_left:
-                self._mend_body_left -= len(data)
-                return super().feed_data(data)
             body, data = data[: self._mend_body_left], data[self._mend_body_left :]
-            self._mend_body_left = 0
-            found += super().feed_data(body)[0]
+            self._mend_body_left -= len(body)
+            found, upgraded, tail = super().feed_data(body)
+            if upgraded:  # the body of a request asking for an upgrade: what follows is not ours
+                return self._mend_stop([*found], data, upgraded, tail)
+            if not data:
+                return found, upgraded, tail
+            found = [*found]
         if self._mend_held or type(data) is not bytes:
             data, self._mend_held = self._mend_held + bytes(data), b""
         while data:  # at the start of a message
@@ -170,10 +170,10 @@ class MendingRequestParser(_Parser):  # type: ignore[misc]
                 return self._mend_stop(found, data, upgraded, tail)
             message, payload = messages[0]
             if not payload.is_eof():
-                length = message.headers.get("Content-Length", "")
-                if message.chunked or not length.isdigit():
+                length = _body_length(message)
+                if length is None:
                     return self._mend_stop(found, data)
-                self._mend_body_left = int(length)
+                self._mend_body_left = length
                 if not data:
                     break
                 more, upgraded, tail = self._mend_feed(data)  # its body, then what follows
@@ -191,6 +191,12 @@ class MendingRequestParser(_Parser):  # type: ignore[misc]
             messages, upgraded, tail = super().feed_data(data)
             found = [*found, *messages]
         return found, upgraded, tail
+
+
+def _body_length(message: Any) -> int | None:
+    """The body's length by its ``Content-Length``, or ``None`` for a body not so framed."""
+    length = message.headers.get("Content-Length", "")
+    return None if message.chunked or not length.isdigit() else int(length)
 
 
 def _digits(data: bytes, at: int) -> int:

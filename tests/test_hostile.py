@@ -600,3 +600,37 @@ def test_framed_any_way_the_mended_messages_are_llhttps_on_the_lines_mended(
     sent = [("/callbacks/x?" + q.decode("utf-8", "surrogateescape")) for _, q, *_ in messages]
     expected = [(path, *rest) for path, (_, *rest) in zip(sent, expected, strict=True)]
     assert _parsed(MendingRequestParser, reads) == expected
+
+
+@pytest.mark.parametrize("reads", ["one", "head then body"])
+def test_after_an_upgrade_with_a_body_nothing_more_is_mended(reads) -> None:
+    """A request asking for an upgrade, with a ``Content-Length`` body, read whole or its head
+    first: what follows it on the connection is not HTTP the hub mends; a line with a raw byte
+    there gets llhttp's own refusal, as from aiohttp's parser."""
+    from aiohttp import web_protocol
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    from hub.requestline import MendingRequestParser
+
+    request = (
+        b"GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Content-Length: 3\r\n\r\nabc"
+    )
+    head = request.find(b"\r\n\r\n") + 4
+    first = [request] if reads == "one" else [request[:head], request[head:]]
+    plain = web_protocol.HttpRequestParser  # type: ignore[attr-defined]
+    if plain is MendingRequestParser:  # install() ran in this process
+        plain = MendingRequestParser.__mro__[1]
+    loop = asyncio.new_event_loop()
+    try:
+        refusals = []
+        for parser_class in (plain, MendingRequestParser):
+            parser = parser_class(_Protocol(), loop, 2**16, max_line_size=8190)
+            for read in first:
+                parser.feed_data(read)
+            with pytest.raises(BadHttpMessage) as refused:
+                parser.feed_data(b"GET /y\xe9 HTTP/1.1\r\nHost: h\r\n\r\n")
+            refusals.append(str(refused.value))
+    finally:
+        loop.close()
+    assert refusals[0] == refusals[1]
