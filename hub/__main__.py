@@ -40,14 +40,14 @@ def _imported_between_interrupts() -> Callable[[], int]:
     """``hub.cli.main``, imported with Ctrl-C noted rather than raised (where Python's own
     handler is installed); ``KeyboardInterrupt`` once the import is over if one came."""
     noted: list[int] = []
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is signal.default_int_handler:
+    shielded = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if shielded:
         signal.signal(signal.SIGINT, lambda number, frame: noted.append(number))
     try:
         from hub.cli import main as command_line
     finally:
-        if previous is signal.default_int_handler:
-            signal.signal(signal.SIGINT, previous)
+        if shielded:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     if noted:
         raise KeyboardInterrupt
     return command_line

@@ -138,12 +138,12 @@ class MendingRequestParser(_Parser):  # type: ignore[misc]
         if self._mend_body_left:  # a body: fed as it comes, never mended
             body, data = data[: self._mend_body_left], data[self._mend_body_left :]
             self._mend_body_left -= len(body)
-            found, upgraded, tail = super().feed_data(body)
+            messages, upgraded, tail = super().feed_data(body)
+            if not data and not upgraded:
+                return messages, upgraded, tail
+            found = [*messages]
             if upgraded:  # the body of a request asking for an upgrade: what follows is not ours
-                return self._mend_stop([*found], data, upgraded, tail)
-            if not data:
-                return found, upgraded, tail
-            found = [*found]
+                return self._mend_stop(found, data, upgraded, tail)
         if self._mend_held or type(data) is not bytes:
             data, self._mend_held = self._mend_held + bytes(data), b""
         while data:  # at the start of a message
