@@ -143,9 +143,14 @@ async def respond(
     metrics = app[RUNTIME].metrics
     reason, number = "", None
     events: list[Event] = []
-    try:
-        reply, events = await _accept(app, module, raw)
-        outcome = "accepted"
+    try:  # parsed and journaled (a provider's retry too: the worker recognizes it later)
+        parsed = intake.parse(module, raw)  # whatever goes wrong in there is the input's fault
+        if parsed:  # awaited here, not in a coroutine of its own: this runs on every callback
+            await intake.append(app[JOURNAL], raw, parsed)
+            forwarder = app.get(FORWARDER)
+            if forwarder is not None:
+                forwarder.notify()
+        reply, outcome, events = module.ack(parsed), "accepted", parsed
     except PayloadError as exc:  # their input, parser bugs included (``hub.intake``)
         outcome, reason = "rejected", exc.reason
         reply, number = await _refuse(app, headers, module, raw, exc)
@@ -185,15 +190,15 @@ def _admit(
     runtime: Runtime, request: web.Request, module: ParserModule, endpoint: str, secret: str
 ) -> None:
     """The secret (a stranger gets a 404), then the source address (403 if not allowed)."""
-    provider = module.PROVIDER.value
     if not secrets.matches(secret, runtime.secrets[module.PROVIDER]):
-        runtime.metrics.callbacks(provider, endpoint, "unauthorized", "secret").inc()
+        runtime.metrics.callbacks(module.PROVIDER.value, endpoint, "unauthorized", "secret").inc()
         raise web.HTTPNotFound()
     if runtime.access.restricts(module.PROVIDER):
         client = runtime.access.client(
             request.remote, request.headers.getall("X-Forwarded-For", ())
         )
         if not runtime.access.allows(module.PROVIDER, client):
+            provider = module.PROVIDER.value
             runtime.metrics.callbacks(provider, endpoint, "unauthorized", "source").inc()
             allow = f"HUB_ALLOW_{provider.upper()}"
             # only a caller who knows the secret hears it: the provider, or an operator trying
@@ -205,20 +210,6 @@ def _admit(
                 allow,
             )
             raise web.HTTPForbidden(text=f"403: Forbidden: this source address is not in {allow}")
-
-
-async def _accept(
-    app: web.Application, module: ParserModule, raw: RawRequest
-) -> tuple[Reply, list[Event]]:
-    """Parses and journals; the reply and the events (accepted: a provider's retry too, which
-    the pipeline worker recognizes after the answer)."""
-    events = intake.parse(module, raw)  # whatever goes wrong in there is the input's fault
-    if events:
-        await intake.append(app[JOURNAL], raw, events)
-        forwarder = app.get(FORWARDER)
-        if forwarder is not None:
-            forwarder.notify()
-    return module.ack(events), events
 
 
 async def _refuse(

@@ -229,9 +229,9 @@ class Journal:
         """The job's future, once it waits for a commit (raises at once when none can take it)."""
         if self._conn is None:
             raise SinkUnavailable("journal is closed", reason="journal_closed")
-        if self.trouble == GONE:
+        if self._commits.trouble == GONE:  # (the properties, read without their frames)
             raise SinkUnavailable("the journal's file is gone or replaced", reason=GONE)
-        if self.stalled:  # the disk stalls: waiting would only pile requests up
+        if self._committing is not None and self.stalled:  # waiting would only pile requests up
             raise SinkUnavailable("a commit outlasts its timeout", reason=STALLED)
         loop = asyncio.get_running_loop()
         job = Job(
