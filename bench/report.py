@@ -253,6 +253,31 @@ def versus_parse(results: Results) -> dict[str, dict[str, float | None]]:
     return out
 
 
+REFERENCES = ("bare", "naive", "parse")
+"""The references the hub's rate is read against round by round (:func:`by_round`)."""
+
+
+def by_round(results: Results) -> dict[str, dict[str, list[float]]]:
+    """The hub's rate (with its worker and the broker) against each reference's, round by round:
+    the rounds interleave every server (``Run.rounds``), so a round's two runs are a minute
+    apart at most, while the VM's speed moves between rounds (one server's rounds have differed
+    by up to 2 times). The targets read the medians of each server's rounds; these ratios show
+    how much of a verdict is that drift. ``{style: {reference: [ratio of round 1, ...]}}``,
+    for the rounds both measured."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for style in ("get", "post"):
+        hub = get(results, "http", f"hub_{style}", "rounds_rps") or []
+        found = {}
+        for reference in REFERENCES:
+            theirs = get(results, "http", f"{reference}_{style}", "rounds_rps") or []
+            pairs = [ours / their for ours, their in zip(hub, theirs, strict=False) if their]
+            if pairs:
+                found[reference] = pairs
+        if found:
+            out[style] = found
+    return out
+
+
 def _growth(memory: dict[str, Any] | None) -> float | None:
     if not memory or not memory.get("before_kib"):
         return None
@@ -270,6 +295,7 @@ def write(results: Results, directory: Path, now: Callable[[], datetime] | None 
     doc = {
         **results,
         "versus_parse": versus_parse(results),
+        "by_round": by_round(results),
         "targets": [t.as_dict() for t in targets(results)],
     }
     path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))

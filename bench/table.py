@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.report import Results, get, ratio, rps, targets, versus_parse
+from bench.report import Results, by_round, get, ratio, rps, targets, versus_parse
 
 HTTP_ROWS = (
     ("bare_get", "bare aiohttp, GET"),
@@ -59,6 +59,7 @@ def table(results: Results) -> str:
             f" {_fmt(r.get('foreign_cores'), '.2f'):>5} {_fmt(bare, '.0%'):>7}"
             f" {_fmt(cpu, '.0%'):>6} {_fmt(naive, '.1f'):>8}"
         )
+    lines += _round_lines(results)
     lines += _half_lines(results)
     fwd = results.get("forwarder")
     if fwd:
@@ -232,4 +233,22 @@ def _half_lines(results: Results) -> list[str]:
             f" commits over 25 / 50 ms: {_fmt(hub.get('commits_over_25ms'))} /"
             f" {_fmt(hub.get('commits_over_50ms'))} of {_fmt(hub.get('commits'))}"
         )
+    return lines
+
+
+def _round_lines(results: Results) -> list[str]:
+    """The hub's rate against each reference's, round by round (``report.by_round``)."""
+    found = by_round(results)
+    if not found:
+        return []
+    lines = [
+        "Round by round: hub + forwarder ÷ a reference, each round's two runs a minute apart at"
+        " most (the table's ratios are of each server's median round)"
+    ]
+    for style, references in found.items():
+        each = "; ".join(
+            f"vs {reference} " + " / ".join(_fmt(r, ".2f") for r in pairs)
+            for reference, pairs in references.items()
+        )
+        lines.append(f"  {style.upper():4} {each}")
     return lines

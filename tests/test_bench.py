@@ -253,6 +253,25 @@ def test_ingest_is_compared_with_parse_and_answer():
     assert "journal_get" not in found  # that step did not run
 
 
+def test_the_hub_is_read_against_each_reference_round_by_round():
+    found = results()
+    found["http"]["hub_get"]["rounds_rps"] = [16000, 8000, 12000]
+    found["http"]["bare_get"]["rounds_rps"] = [32000, 20000, 30000]
+    found["http"]["naive_get"]["rounds_rps"] = [4000, 2000]  # a round it did not finish
+    found["http"]["parse_get"]["rounds_rps"] = [20000, 0, 15000]  # nor here: no ratio of 0
+    paired = report.by_round(found)
+    assert paired == {
+        "get": {
+            "bare": pytest.approx([0.5, 0.4, 0.4]),
+            "naive": pytest.approx([4.0, 4.0]),
+            "parse": pytest.approx([0.8, 0.8]),
+        }
+    }
+    text = table.table(found)
+    assert "  GET  vs bare 0.50 / 0.40 / 0.40; vs naive 4.00 / 4.00; vs parse 0.80 / 0.80" in text
+    assert "Round by round" not in table.table(results())  # no rounds recorded: no such lines
+
+
 def test_a_step_that_did_not_run_is_not_a_verdict():
     partial = results()
     del partial["http"]["naive_get"], partial["forwarder"]
@@ -312,6 +331,7 @@ def test_results_file_carries_the_verdicts(tmp_path):
     doc = orjson.loads(path.read_bytes())
     assert {t["name"]: t["verdict"] for t in doc["targets"]}["ingest_get"] == "PASS"
     assert doc["http"]["bare_get"]["rps"] == 30000
+    assert doc["by_round"] == {}  # no rounds recorded in these results
 
 
 def test_median_run_keeps_every_rate():
