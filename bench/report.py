@@ -262,15 +262,18 @@ def by_round(results: Results) -> dict[str, dict[str, list[float]]]:
     the rounds interleave every server (``Run.rounds``), so a round's two runs are a minute
     apart at most, while the VM's speed moves between rounds (one server's rounds have differed
     by up to 2 times). The targets read the medians of each server's rounds; these ratios show
-    how much of a verdict is that drift. ``{style: {reference: [ratio of round 1, ...]}}``,
-    for the rounds both measured."""
+    how much of a verdict is that drift. ``{style: {reference: [ratio of round 1, ...]}}``;
+    a reference whose rounds do not match the hub's one for one (a partial results file) is
+    left out, and so is a round where it served nothing."""
     out: dict[str, dict[str, list[float]]] = {}
     for style in ("get", "post"):
         hub = get(results, "http", f"hub_{style}", "rounds_rps") or []
         found = {}
         for reference in REFERENCES:
             theirs = get(results, "http", f"{reference}_{style}", "rounds_rps") or []
-            pairs = [ours / their for ours, their in zip(hub, theirs, strict=False) if their]
+            if len(theirs) != len(hub):
+                continue
+            pairs = [ours / their for ours, their in zip(hub, theirs, strict=True) if their]
             if pairs:
                 found[reference] = pairs
         if found:
