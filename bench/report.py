@@ -257,15 +257,15 @@ REFERENCES = ("bare", "naive", "parse")
 """The references the hub's rate is read against round by round (:func:`by_round`)."""
 
 
-def by_round(results: Results) -> dict[str, dict[str, list[float]]]:
+def by_round(results: Results) -> dict[str, dict[str, list[float | None]]]:
     """The hub's rate (with its worker and the broker) against each reference's, round by round:
     the rounds interleave every server (``Run.rounds``), so a round's two runs are a minute
     apart at most, while the VM's speed moves between rounds (one server's rounds have differed
     by up to 2 times). The targets read the medians of each server's rounds; these ratios show
-    how much of a verdict is that drift. ``{style: {reference: [ratio of round 1, ...]}}``;
-    a reference whose rounds do not match the hub's one for one (a partial results file) is
-    left out, and so is a round where it served nothing."""
-    out: dict[str, dict[str, list[float]]] = {}
+    how much of a verdict is that drift. ``{style: {reference: [ratio of round 1, ...]}}``,
+    None for a round where the reference served nothing; a reference whose rounds do not match
+    the hub's one for one (a partial results file) is left out."""
+    out: dict[str, dict[str, list[float | None]]] = {}
     for style in ("get", "post"):
         hub = get(results, "http", f"hub_{style}", "rounds_rps") or []
         found = {}
@@ -273,8 +273,8 @@ def by_round(results: Results) -> dict[str, dict[str, list[float]]]:
             theirs = get(results, "http", f"{reference}_{style}", "rounds_rps") or []
             if len(theirs) != len(hub):
                 continue
-            pairs = [ours / their for ours, their in zip(hub, theirs, strict=True) if their]
-            if pairs:
+            pairs = [ratio(ours, their) for ours, their in zip(hub, theirs, strict=True)]
+            if any(pair is not None for pair in pairs):
                 found[reference] = pairs
         if found:
             out[style] = found

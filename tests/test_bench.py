@@ -258,13 +258,13 @@ def test_the_hub_is_read_against_each_reference_round_by_round():
     found["http"]["hub_get"]["rounds_rps"] = [16000, 8000, 12000]
     found["http"]["bare_get"]["rounds_rps"] = [32000, 20000, 30000]
     found["http"]["naive_get"]["rounds_rps"] = [4000, 2000]  # not one for one: which rounds?
-    found["http"]["parse_get"]["rounds_rps"] = [20000, 0, 15000]  # a round of nothing: no ratio
+    found["http"]["parse_get"]["rounds_rps"] = [20000, 0, 15000]  # a round of nothing: None
     paired = report.by_round(found)
     assert paired == {
-        "get": {"bare": pytest.approx([0.5, 0.4, 0.4]), "parse": pytest.approx([0.8, 0.8])}
+        "get": {"bare": pytest.approx([0.5, 0.4, 0.4]), "parse": [pytest.approx(0.8), None, 0.8]}
     }
     text = table.table(found)
-    assert "  GET  vs bare 0.50 / 0.40 / 0.40; vs parse 0.80 / 0.80" in text
+    assert "  GET  vs bare 0.50 / 0.40 / 0.40; vs parse 0.80 / - / 0.80" in text
     assert "Round by round" not in table.table(results())  # no rounds recorded: no such lines
 
 
